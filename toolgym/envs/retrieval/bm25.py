@@ -1,0 +1,146 @@
+"""bm25s in-process: the embedded default backend."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from toolgym.envs.retrieval.base import Hit, Passage
+
+logger = logging.getLogger(__name__)
+
+# Bump when the tokenisation or the on-disk layout changes, so old caches are not trusted.
+_CACHE_VERSION = "1"
+
+
+def default_cache_dir() -> Path:
+    """Where indexes are cached: ``$TOOLGYM_CACHE`` or ``~/.cache/toolgym``."""
+    return Path(os.environ.get("TOOLGYM_CACHE", Path.home() / ".cache" / "toolgym"))
+
+
+def corpus_fingerprint(passages: Sequence[Passage]) -> str:
+    """A content hash of the corpus: the cache key of any index built over it."""
+    digest = hashlib.sha256(_CACHE_VERSION.encode())
+    for p in passages:
+        for field in (p.id, p.title, p.text):
+            digest.update(field.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x00")
+    return digest.hexdigest()[:24]
+
+
+class BM25Retriever:
+    """BM25 (Lucene variant, English stopwords, Snowball stemming) over a list of passages.
+
+    The index is built once per corpus. With ``cache=True`` it is stored under
+    ``default_cache_dir()/bm25/<content hash>`` and the next process loads it instead of
+    rebuilding; a cache that fails to load or does not match the corpus is rebuilt.
+
+    >>> r = BM25Retriever([Passage("1", "Paris", "Paris is the capital of France."),
+    ...                    Passage("2", "Rome", "Rome is the capital of Italy.")], cache=False)
+    >>> [h.passage.title for h in r.search(["capital of Italy"], k=1)[0]]
+    ['Rome']
+    """
+
+    def __init__(
+        self,
+        passages: Sequence[Passage],
+        *,
+        cache: bool = True,
+        cache_dir: str | Path | None = None,
+        k1: float = 0.9,
+        b: float = 0.4,
+    ):
+        import bm25s
+        import Stemmer
+
+        if len(passages) == 0:
+            raise ValueError("BM25Retriever needs at least one passage, got an empty corpus.")
+        self.passages = list(passages)
+        self._stemmer = Stemmer.Stemmer("english")
+        self._bm25s = bm25s
+        self.params = {"k1": k1, "b": b}
+        self.fingerprint = corpus_fingerprint(self.passages)
+        key = f"{self.fingerprint}-k1{k1}-b{b}"
+        self.cache_path = Path(cache_dir or default_cache_dir()) / "bm25" / key if cache else None
+        self._index = self._load() if self.cache_path is not None else None
+        if self._index is None:
+            self._index = self._build()
+            if self.cache_path is not None:
+                self._save()
+        self._vocab = self._index.vocab_dict
+
+    # -- building and caching -------------------------------------------------------------
+    def _tokenize(self, texts: Sequence[str], *, return_ids: bool):
+        return self._bm25s.tokenize(
+            list(texts), stopwords="en", stemmer=self._stemmer, return_ids=return_ids,
+            show_progress=False,
+        )
+
+    def _build(self):
+        index = self._bm25s.BM25(**self.params)
+        index.index(self._tokenize([p.contents for p in self.passages], return_ids=True), show_progress=False)
+        return index
+
+    def _save(self) -> None:
+        assert self.cache_path is not None
+        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        # Write to a temporary directory and rename: a crash mid-write never leaves a half cache.
+        tmp = Path(tempfile.mkdtemp(dir=self.cache_path.parent, prefix=".tmp-"))
+        try:
+            self._index.save(str(tmp), show_progress=False)
+            (tmp / "toolgym.json").write_text(json.dumps({"n_passages": len(self.passages)}))
+            if self.cache_path.exists():
+                shutil.rmtree(self.cache_path, ignore_errors=True)
+            os.replace(tmp, self.cache_path)
+        except OSError as err:  # a read-only or full disk must not stop the env
+            logger.warning("could not cache the BM25 index at %s: %s", self.cache_path, err)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _load(self):
+        path = self.cache_path
+        if path is None or not path.is_dir():
+            return None
+        try:
+            meta = json.loads((path / "toolgym.json").read_text())
+            index = self._bm25s.BM25.load(str(path), show_progress=False, verbosity=0)
+            if meta["n_passages"] != len(self.passages) or index.scores["num_docs"] != len(self.passages):
+                raise ValueError("passage count differs from the corpus")
+            return index
+        except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt, not trusted
+            logger.warning("rebuilding the BM25 index: the cache at %s is unusable (%s)", path, err)
+            shutil.rmtree(path, ignore_errors=True)
+            return None
+
+    # -- searching ------------------------------------------------------------------------
+    def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        if not queries:
+            return []
+        k = max(1, min(int(k), len(self.passages)))
+        tokens = self._tokenize(queries, return_ids=False)
+        # Map to the index's ids, dropping words the corpus never saw; an empty query gets no hits.
+        query_ids = [[self._vocab[t] for t in q if t in self._vocab] for q in tokens]
+        results: list[list[Hit]] = [[] for _ in queries]
+        nonempty = [i for i, q in enumerate(query_ids) if q]
+        if not nonempty:
+            return results
+        docs, scores = self._index.retrieve(
+            [query_ids[i] for i in nonempty], k=k, show_progress=False, n_threads=0,
+        )
+        for row, i in enumerate(nonempty):
+            results[i] = [
+                Hit(self.passages[int(d)], float(s))
+                for d, s in zip(docs[row], scores[row])
+                if s > 0
+            ]
+        return results
+
+    def __len__(self) -> int:
+        return len(self.passages)
