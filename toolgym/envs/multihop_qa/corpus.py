@@ -1,0 +1,196 @@
+"""What the search tool searches over, and which of its passages count as gold evidence.
+
+Corpus modes (``MultiHopQAEnv(corpus=...)``):
+
+* ``example_corpus(example)``: the example's own paragraphs (the distractor setting: 10 for
+  HotpotQA and 2Wiki, 20 for MuSiQue);
+* ``pooled_corpus(examples)``: every paragraph of the loaded split, de-duplicated by
+  (title, text): retrieval over thousands of passages;
+* ``load_corpus_jsonl(path)``: an external corpus, rows ``{id, title, text}`` or Search-R1's
+  ``{id, contents}`` (title on the first line of ``contents``, quoted in Search-R1's wiki dump).
+
+``is_supporting(passage, example)`` decides whether a retrieved passage is gold evidence, for the
+evidence process reward and for retrieval recall.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+from collections.abc import Iterable, Sequence
+from os import PathLike
+from pathlib import Path
+from typing import Literal
+
+from toolgym.envs.multihop_qa.datasets import DatasetFormatError, open_text
+from toolgym.envs.multihop_qa.example import QAExample
+from toolgym.envs.retrieval.base import Passage
+
+__all__ = [
+    "example_corpus",
+    "is_supporting",
+    "load_corpus_jsonl",
+    "normalize_title",
+    "pooled_corpus",
+    "pooled_id",
+    "recall_at_k",
+    "supporting_passages",
+]
+
+MatchMode = Literal["auto", "title", "exact"]
+
+
+def example_corpus(example: QAExample) -> list[Passage]:
+    """The example's own paragraphs, gold and distractors, in the dataset's order."""
+    if not example.context:
+        raise ValueError(
+            f"example {example.id!r} has no context paragraphs, so corpus='example' has nothing to search; "
+            "use an external corpus (a JSONL file or a Lucene index) for this data."
+        )
+    return list(example.context)
+
+
+def _passage_key(title: str, text: str) -> tuple[str, str]:
+    return " ".join(title.split()), " ".join(text.split())
+
+
+def pooled_id(title: str, text: str) -> str:
+    """A content id, so a passage keeps its id whatever subset or order of examples pooled it."""
+    title, text = _passage_key(title, text)
+    return "p" + hashlib.sha1(f"{title}\n{text}".encode()).hexdigest()[:16]
+
+
+def pooled_corpus(examples: Iterable[QAExample]) -> list[Passage]:
+    """Every paragraph of ``examples``, once per distinct (title, text), in first-seen order.
+
+    Ids are content hashes (``"p" + 16 hex digits``) of the white-space-normalised title and
+    text: stable across runs, subsets and orderings, and unique in the pool.
+    """
+    pool: dict[tuple[str, str], Passage] = {}
+    for example in examples:
+        for p in example.context:
+            key = _passage_key(p.title, p.text)
+            if key not in pool:
+                pool[key] = Passage(id=pooled_id(p.title, p.text), title=p.title, text=p.text)
+    if not pool:
+        raise ValueError("pooled_corpus got no paragraphs: the examples have no context (or the list is empty).")
+    return list(pool.values())
+
+
+def _split_contents(contents: str) -> tuple[str, str]:
+    """Search-R1 ``contents`` -> (title, text): the first line is the title, maybe in quotes."""
+    title, sep, text = contents.partition("\n")
+    if not sep:
+        return "", contents.strip()
+    title = title.strip()
+    if len(title) >= 2 and title[0] == title[-1] == '"':
+        title = title[1:-1]
+    return title, text.strip()
+
+
+def load_corpus_jsonl(path: str | PathLike[str]) -> list[Passage]:
+    """Read a JSONL corpus: rows ``{"id", "title", "text"}`` or ``{"id", "contents"}``.
+
+    ``contents`` rows follow Search-R1 / FlashRAG: ``'"Title"\\ntext'`` (the quotes are removed).
+    ``.gz`` and ``.bz2`` files are read transparently. Blank lines are skipped. Raises
+    ``DatasetFormatError`` naming the file and line for invalid JSON, a missing field or a
+    duplicate id, and ``FileNotFoundError`` for a missing file.
+
+    This holds every passage in memory (about 1 KB each): fine up to a few million passages.
+    For a full Wikipedia dump build a Lucene index and pass its directory instead.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file not found: {str(path)!r} (resolved to {path.resolve()}).")
+    passages: list[Passage] = []
+    first_line: dict[str, int] = {}
+    with open_text(path) as fh:
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}: line {line_no}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DatasetFormatError(
+                    f"{where} is not valid JSON ({err.msg} at column {err.colno}); each line must be one "
+                    'object like {"id": "1", "title": "...", "text": "..."} or {"id": "1", "contents": "..."}.'
+                ) from None
+            if not isinstance(row, dict):
+                raise DatasetFormatError(f"{where}: expected a JSON object, got {type(row).__name__}.")
+            pid = row.get("id", row.get("_id", row.get("docid")))
+            if not isinstance(pid, str | int) or isinstance(pid, bool):
+                raise DatasetFormatError(
+                    f"{where}: missing field 'id' (or it is not a string/integer: {pid!r}); fields present: "
+                    f"{', '.join(sorted(row)) or 'none'}."
+                )
+            pid = str(pid)
+            if "text" in row:
+                title, text = row.get("title", ""), row["text"]
+                if not isinstance(title, str) or not isinstance(text, str):
+                    raise DatasetFormatError(f"{where}: fields 'title' and 'text' must be strings.")
+            elif "contents" in row:
+                if not isinstance(row["contents"], str):
+                    raise DatasetFormatError(f"{where}: field 'contents' must be a string, got {row['contents']!r:.60}.")
+                title, text = _split_contents(row["contents"])
+            else:
+                raise DatasetFormatError(
+                    f"{where}: missing field 'text' (or Search-R1's 'contents'); fields present: "
+                    f"{', '.join(sorted(row)) or 'none'}."
+                )
+            if pid in first_line:
+                raise DatasetFormatError(f"{where}: duplicate id {pid!r} (first on line {first_line[pid]}).")
+            first_line[pid] = line_no
+            passages.append(Passage(id=pid, title=title, text=text))
+    if not passages:
+        raise DatasetFormatError(f"{path}: the corpus file has no passages.")
+    return passages
+
+
+def normalize_title(title: str) -> str:
+    """Unicode-normalised, case-folded, underscores as spaces, single-spaced: for matching titles."""
+    title = unicodedata.normalize("NFKC", title).replace("_", " ").casefold()
+    return " ".join(title.split())
+
+
+def supporting_passages(example: QAExample) -> tuple[Passage, ...]:
+    """The gold paragraphs of the example's own context, in hop order (MuSiQue: one per hop)."""
+    if example.supporting_idxs:
+        by_id = {p.id: p for p in example.context}
+        return tuple(by_id[f"{example.id}-{i}"] for i in example.supporting_idxs if f"{example.id}-{i}" in by_id)
+    gold = {normalize_title(t) for t in example.supporting_titles}
+    return tuple(p for p in example.context if normalize_title(p.title) in gold)
+
+
+def is_supporting(passage: Passage, example: QAExample, *, match: MatchMode = "auto") -> bool:
+    """True when ``passage`` is gold evidence for ``example``.
+
+    ``match="title"`` compares normalised titles with ``example.supporting_titles`` (HotpotQA and
+    2Wiki mark evidence by page title). ``match="exact"`` compares (title, text), white space
+    normalised, with the gold paragraphs of the example's context. ``"auto"`` (the default) is
+    exact for MuSiQue (its examples carry ``supporting_idxs``: a page can give a gold and a
+    distractor paragraph, so the title is not enough) and title otherwise. With an external
+    corpus whose text differs from the dataset's paragraphs, pass ``match="title"``.
+    """
+    if match not in ("auto", "title", "exact"):
+        raise ValueError(f"match must be 'auto', 'title' or 'exact', got {match!r}.")
+    if match == "auto":
+        match = "exact" if example.supporting_idxs else "title"
+    if match == "title":
+        title = normalize_title(passage.title)
+        return any(title == normalize_title(t) for t in example.supporting_titles)
+    key = _passage_key(normalize_title(passage.title), passage.text)
+    return any(key == _passage_key(normalize_title(p.title), p.text) for p in supporting_passages(example))
+
+
+def recall_at_k(hits: Sequence[Passage], example: QAExample, *, match: MatchMode = "auto") -> float:
+    """Fraction of the example's gold passages (titles for HotpotQA/2Wiki) found among ``hits``."""
+    gold = supporting_passages(example) if (match == "exact" or (match == "auto" and example.supporting_idxs)) else None
+    if gold is not None:
+        keys = {_passage_key(normalize_title(p.title), p.text) for p in gold}
+        found = {_passage_key(normalize_title(p.title), p.text) for p in hits} & keys
+        return len(found) / len(keys) if keys else 0.0
+    titles = {normalize_title(t) for t in example.supporting_titles}
+    found_titles = {normalize_title(p.title) for p in hits} & titles
+    return len(found_titles) / len(titles) if titles else 0.0

@@ -1,0 +1,585 @@
+"""Real multi-hop QA data: HotpotQA, 2WikiMultihopQA and MuSiQue, normalised to ``QAExample``.
+
+Two routes, one result:
+
+* from the Hugging Face hub (the default): ``load_examples("hotpotqa", "validation")`` calls
+  ``datasets.load_dataset`` with the ids named below (needs ``pip install datasets`` and network);
+* from local files in each dataset's official format: ``load_examples("musique",
+  data_files="musique_ans_v1.0_dev.jsonl")``. These are read with plain ``json``, streaming record
+  by record, so ``limit=`` stops early even on the 500 MB training files and the env layer never
+  imports ``datasets``.
+
+Both hub layouts (``context`` as ``{"title": [...], "sentences": [[...]]}``) and official layouts
+(``context`` as ``[[title, [sentences]]]``) are accepted for every dataset. A malformed file raises
+``DatasetFormatError`` naming the file, the record (index and id) and the field.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from toolgym.envs.errors import suggest, unknown_name_error
+from toolgym.envs.multihop_qa.example import QAExample
+from toolgym.envs.retrieval.base import Passage
+
+__all__ = [
+    "DATASETS",
+    "HOTPOTQA_HUB_CONFIG",
+    "HOTPOTQA_HUB_ID",
+    "MUSIQUE_HUB_ID",
+    "SPLITS",
+    "TWOWIKI_HUB_ID",
+    "DatasetFormatError",
+    "canonical_dataset",
+    "canonical_split",
+    "load_examples",
+]
+
+# Hub ids. HotpotQA is the official repository; 2WikiMultihopQA and MuSiQue have no official hub
+# copy, so these are the widely used public mirrors of the official files (parquet in the
+# HotpotQA layout for 2Wiki, the official JSON lines for MuSiQue). Neither needs remote code.
+HOTPOTQA_HUB_ID = "hotpotqa/hotpot_qa"
+HOTPOTQA_HUB_CONFIG = "distractor"
+TWOWIKI_HUB_ID = "framolfese/2WikiMultihopQA"
+MUSIQUE_HUB_ID = "dgslibisey/MuSiQue"
+
+SPLITS = ("train", "validation", "test")
+_SPLIT_ALIASES = {"dev": "validation", "val": "validation", "valid": "validation"}
+
+PathArg = str | PathLike[str]
+_CHUNK = 1 << 20  # characters read at a time from data files
+
+
+class DatasetFormatError(ValueError):
+    """A data file or record does not have the layout its dataset's official format promises."""
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where a record came from, for error messages: file, position in it, the record's id."""
+
+    source: str
+    index: int
+    id: str | None = None
+
+    def __str__(self) -> str:
+        rid = f" (id {self.id!r})" if self.id is not None else ""
+        return f"{self.source}: record {self.index}{rid}"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to fetch one dataset from the hub and how to turn its records into ``QAExample``."""
+
+    name: str
+    display: str
+    hub_id: str
+    hub_config: str | None
+    hub_splits: tuple[str, ...]
+    required: tuple[str, ...]
+    parse: Callable[[Mapping[str, Any], _Where], QAExample | None]
+
+
+# --------------------------------------------------------------------------- field access
+
+
+def _fail(where: _Where, field: str, problem: str, spec_name: str | None = None) -> DatasetFormatError:
+    hint = f" Is this really a {spec_name} file?" if spec_name else ""
+    return DatasetFormatError(f"{where}: field {field!r} {problem}.{hint}")
+
+
+def _get(record: Mapping[str, Any], field: str, where: _Where, kind: type | tuple[type, ...]) -> Any:
+    if field not in record:
+        raise DatasetFormatError(
+            f"{where}: missing field {field!r} (fields present: {', '.join(sorted(record)) or 'none'})."
+        )
+    value = record[field]
+    if not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise _fail(where, field, f"should be {names}, got {type(value).__name__} {_preview(value)}")
+    return value
+
+
+def _preview(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _record_id(record: Mapping[str, Any], *fields: str) -> str | None:
+    for field in fields:
+        value = record.get(field)
+        if isinstance(value, str | int):
+            return str(value)
+    return None
+
+
+def _pairs(value: Any, where: _Where, field: str, keys: tuple[str, str]) -> list[tuple[Any, Any]]:
+    """Official ``[[a, b], ...]`` or the hub's column form ``{keys[0]: [...], keys[1]: [...]}``."""
+    if isinstance(value, Mapping):
+        missing = [k for k in keys if k not in value]
+        if missing:
+            raise _fail(where, field, f"is a mapping without {missing[0]!r} (expected keys {list(keys)})")
+        first, second = value[keys[0]], value[keys[1]]
+        if not isinstance(first, list) or not isinstance(second, list) or len(first) != len(second):
+            raise _fail(where, field, f"should hold two lists of equal length under {list(keys)}")
+        return list(zip(first, second, strict=True))
+    if not isinstance(value, list):
+        raise _fail(where, field, f"should be a list of [{keys[0]}, {keys[1]}] pairs, got {type(value).__name__}")
+    pairs = []
+    for i, item in enumerate(value):
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise _fail(where, f"{field}[{i}]", f"should be a [{keys[0]}, {keys[1]}] pair, got {_preview(item)}")
+        pairs.append((item[0], item[1]))
+    return pairs
+
+
+def _paragraphs_from_sentences(ex_id: str, context: Any, where: _Where) -> tuple[Passage, ...]:
+    passages = []
+    for i, (title, sentences) in enumerate(_pairs(context, where, "context", ("title", "sentences"))):
+        if not isinstance(title, str):
+            raise _fail(where, f"context[{i}]", f"title should be a string, got {_preview(title)}")
+        if not isinstance(sentences, list) or not all(isinstance(s, str) for s in sentences):
+            raise _fail(where, f"context[{i}]", f"sentences should be a list of strings, got {_preview(sentences)}")
+        # HotpotQA sentences keep their leading space, 2Wiki's do not: strip, then join with one.
+        text = " ".join(s.strip() for s in sentences if s.strip())
+        passages.append(Passage(id=f"{ex_id}-{i}", title=title, text=text))
+    return tuple(passages)
+
+
+def _supporting_facts(record: Mapping[str, Any], where: _Where) -> tuple[tuple[str, int], ...]:
+    facts = []
+    raw = _get(record, "supporting_facts", where, (list, dict))
+    for i, (title, sent_id) in enumerate(_pairs(raw, where, "supporting_facts", ("title", "sent_id"))):
+        if not isinstance(title, str) or isinstance(sent_id, bool) or not isinstance(sent_id, int):
+            raise _fail(where, f"supporting_facts[{i}]", f"should be [title, sentence index], got {_preview([title, sent_id])}")
+        facts.append((title, sent_id))
+    if not facts:
+        raise _fail(where, "supporting_facts", "is empty: no gold evidence for this question")
+    return tuple(facts)
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _aliases(record: Mapping[str, Any], answer: str, where: _Where, *fields: str) -> tuple[str, ...]:
+    found: list[str] = []
+    for field in fields:
+        value = record.get(field)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+            raise _fail(where, field, f"should be a list of strings, got {_preview(value)}")
+        found.extend(value)
+    return tuple(a for a in _unique(found) if a != answer)
+
+
+# --------------------------------------------------------------------------- the three parsers
+
+
+def _parse_hotpot_like(record: Mapping[str, Any], where: _Where, *, with_evidences: bool) -> QAExample:
+    ex_id = str(_get(record, "_id" if "_id" in record else "id", where, (str, int)))
+    question = _get(record, "question", where, str)
+    answer = _get(record, "answer", where, str)
+    facts = _supporting_facts(record, where)
+    context = _paragraphs_from_sentences(ex_id, _get(record, "context", where, (list, dict)), where)
+    supporting = _unique(title for title, _ in facts)  # hop order: order of first appearance
+    meta: dict[str, Any] = {}
+    if isinstance(record.get("level"), str):
+        meta["level"] = record["level"]
+    if with_evidences:
+        evidences = record.get("evidences")
+        if isinstance(evidences, list):
+            meta["evidences"] = [list(e) if isinstance(e, list | tuple) else e for e in evidences]
+        elif isinstance(evidences, Mapping):  # a hub column form {fact: [...], relation: [...], entity: [...]}
+            meta["evidences"] = [list(t) for t in zip(*evidences.values(), strict=False)]
+        for key in ("entity_ids", "answer_id"):
+            if isinstance(record.get(key), str):
+                meta[key] = record[key]
+    return QAExample(
+        id=ex_id,
+        question=question,
+        answer=answer,
+        aliases=_aliases(record, answer, where, "answer_aliases", "aliases"),
+        supporting_titles=supporting,
+        context=context,
+        type=str(record.get("type") or "bridge"),
+        hops=len(supporting),
+        supporting_facts=facts,
+        meta=meta,
+    )
+
+
+def _parse_hotpotqa(record: Mapping[str, Any], where: _Where) -> QAExample:
+    return _parse_hotpot_like(record, where, with_evidences=False)
+
+
+def _parse_2wiki(record: Mapping[str, Any], where: _Where) -> QAExample:
+    return _parse_hotpot_like(record, where, with_evidences=True)
+
+
+_HOPS = re.compile(r"^(\d+)hop")
+
+
+def _parse_musique(record: Mapping[str, Any], where: _Where) -> QAExample | None:
+    ex_id = str(_get(record, "id", where, (str, int)))
+    if record.get("answerable") is False:  # MuSiQue-Full's unanswerable half: no gold evidence
+        return None
+    question = _get(record, "question", where, str)
+    answer = _get(record, "answer", where, str)
+    paragraphs = _get(record, "paragraphs", where, list)
+    context, by_idx, flagged = [], {}, []
+    for i, para in enumerate(paragraphs):
+        if not isinstance(para, Mapping):
+            raise _fail(where, f"paragraphs[{i}]", f"should be an object, got {_preview(para)}")
+        for field, kind in (("title", str), ("paragraph_text", str)):
+            if not isinstance(para.get(field), kind):
+                raise _fail(where, f"paragraphs[{i}].{field}", "is missing or not a string")
+        idx = para.get("idx", i)
+        if isinstance(idx, bool) or not isinstance(idx, int):
+            raise _fail(where, f"paragraphs[{i}].idx", f"should be an integer, got {_preview(idx)}")
+        passage = Passage(id=f"{ex_id}-{idx}", title=para["title"], text=para["paragraph_text"].strip())
+        context.append(passage)
+        by_idx[idx] = passage
+        if para.get("is_supporting"):
+            flagged.append(idx)
+    decomposition = record.get("question_decomposition") or []
+    if not isinstance(decomposition, list):
+        raise _fail(where, "question_decomposition", f"should be a list, got {_preview(decomposition)}")
+    # Hop order comes from the decomposition; fall back to the paragraphs' is_supporting flags.
+    ordered = [d.get("paragraph_support_idx") for d in decomposition if isinstance(d, Mapping)]
+    ordered = [i for i in ordered if isinstance(i, int) and i in by_idx]
+    supporting_idxs = _unique_ints(ordered + flagged)
+    if not supporting_idxs:
+        raise _fail(where, "paragraphs", "has no paragraph with is_supporting true: no gold evidence")
+    match = _HOPS.match(ex_id)
+    hops = int(match.group(1)) if match else (len(decomposition) or len(supporting_idxs))
+    meta: dict[str, Any] = {}
+    if decomposition:
+        meta["decomposition"] = [
+            {k: d.get(k) for k in ("question", "answer", "paragraph_support_idx")}
+            for d in decomposition
+            if isinstance(d, Mapping)
+        ]
+    return QAExample(
+        id=ex_id,
+        question=question,
+        answer=answer,
+        aliases=_aliases(record, answer, where, "answer_aliases"),
+        supporting_titles=tuple(by_idx[i].title for i in supporting_idxs),
+        context=tuple(context),
+        type=ex_id.split("__", 1)[0] if "__" in ex_id else f"{hops}hop",
+        hops=hops,
+        supporting_idxs=supporting_idxs,
+        meta=meta,
+    )
+
+
+def _unique_ints(items: Iterable[int]) -> tuple[int, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "hotpotqa": DatasetSpec(
+        name="hotpotqa",
+        display="HotpotQA",
+        hub_id=HOTPOTQA_HUB_ID,
+        hub_config=HOTPOTQA_HUB_CONFIG,
+        hub_splits=("train", "validation"),
+        required=("question", "answer", "supporting_facts", "context"),
+        parse=_parse_hotpotqa,
+    ),
+    "2wikimultihopqa": DatasetSpec(
+        name="2wikimultihopqa",
+        display="2WikiMultihopQA",
+        hub_id=TWOWIKI_HUB_ID,
+        hub_config=None,
+        hub_splits=("train", "validation"),
+        required=("question", "answer", "supporting_facts", "context"),
+        parse=_parse_2wiki,
+    ),
+    "musique": DatasetSpec(
+        name="musique",
+        display="MuSiQue",
+        hub_id=MUSIQUE_HUB_ID,
+        hub_config=None,
+        hub_splits=("train", "validation"),
+        required=("question", "answer", "paragraphs"),
+        parse=_parse_musique,
+    ),
+}
+
+_DATASET_ALIASES = {
+    "hotpot": "hotpotqa",
+    "hotpot_qa": "hotpotqa",
+    "hotpotqa/hotpot_qa": "hotpotqa",
+    "2wiki": "2wikimultihopqa",
+    "2wikimqa": "2wikimultihopqa",
+    "2wikimultihop": "2wikimultihopqa",
+    "twowiki": "2wikimultihopqa",
+    "twowikimultihopqa": "2wikimultihopqa",
+    "musique_ans": "musique",
+    "musique-ans": "musique",
+}
+
+
+def canonical_dataset(name: str) -> str:
+    """``"HotpotQA"``, ``"hotpot_qa"`` -> ``"hotpotqa"``; ``"2Wiki"`` -> ``"2wikimultihopqa"``; else raise."""
+    key = str(name).strip().lower().replace(" ", "")
+    key = _DATASET_ALIASES.get(key, key)
+    if key not in DATASETS:
+        raise unknown_name_error("dataset", name, DATASETS)
+    return key
+
+
+def canonical_split(split: str) -> str:
+    """``"dev"`` -> ``"validation"``; ``"train"``, ``"validation"``, ``"test"`` pass; anything else raises."""
+    key = str(split).strip().lower()
+    key = _SPLIT_ALIASES.get(key, key)
+    if key not in SPLITS:
+        hint = suggest(str(split), [*SPLITS, *_SPLIT_ALIASES])
+        did_you_mean = f" Did you mean {_SPLIT_ALIASES.get(hint, hint)!r}?" if hint else ""
+        raise ValueError(
+            f"Unknown split {split!r}.{did_you_mean} Valid splits: {', '.join(SPLITS)} ('dev' means validation)."
+        )
+    return key
+
+
+# --------------------------------------------------------------------------- reading files
+
+
+def open_text(path: Path):
+    """Open a text data file, decompressing ``.gz`` and ``.bz2``."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    if path.suffix == ".bz2":
+        return bz2.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
+    """Records of a JSON list *or* a JSON-lines file, whichever the file is, one at a time."""
+    with open_text(path) as fh:
+        head = fh.read(_CHUNK)
+        stripped = head.lstrip()
+        if not stripped:
+            raise DatasetFormatError(f"{path}: the file is empty; expected a JSON list or JSON lines of records.")
+        if stripped[0] == "[":
+            yield from _iter_json_array(path, fh, head)
+        else:
+            yield from _iter_json_lines(path, fh, head)
+
+
+def _line_col(consumed_lines: int, buffer: str, pos: int) -> tuple[int, int]:
+    line = consumed_lines + buffer.count("\n", 0, pos) + 1
+    col = pos - buffer.rfind("\n", 0, pos)
+    return line, col
+
+
+def _iter_json_array(path: Path, fh, buffer: str) -> Iterator[tuple[int, Any]]:
+    """Stream the items of a top-level JSON list without loading the whole file."""
+    decoder = json.JSONDecoder()
+    pos = buffer.index("[") + 1
+    lines_before = 0  # newlines in the text already dropped from the buffer
+    index, eof, expect_item = 0, False, True
+
+    def refill(keep_from: int) -> None:
+        nonlocal buffer, pos, lines_before, eof
+        more = fh.read(_CHUNK)
+        eof = not more
+        lines_before += buffer.count("\n", 0, keep_from)
+        buffer, pos = buffer[keep_from:] + more, pos - keep_from
+
+    while True:
+        while pos < len(buffer) and buffer[pos] in " \t\r\n":
+            pos += 1
+        if pos >= len(buffer):
+            if eof:
+                raise DatasetFormatError(
+                    f"{path}: the file ends inside the JSON list after record {index - 1}: it is truncated. "
+                    "Download it again."
+                )
+            refill(pos)
+            continue
+        char = buffer[pos]
+        if char == "]":
+            return
+        if char == "," and not expect_item:
+            pos, expect_item = pos + 1, True
+            continue
+        if not expect_item:
+            line, col = _line_col(lines_before, buffer, pos)
+            raise DatasetFormatError(
+                f"{path}: invalid JSON after record {index - 1} at line {line} column {col}: "
+                f"expected ',' or ']', found {buffer[pos:pos + 20]!r}."
+            )
+        try:
+            item, end = decoder.raw_decode(buffer, pos)
+        except json.JSONDecodeError as err:
+            # The buffer may just end mid-record: read on, unless the error is plainly inside it.
+            ran_out = err.msg.startswith("Unterminated string") or err.pos >= len(buffer.rstrip()) - 64
+            if not eof and ran_out:
+                refill(pos)
+                continue
+            line, col = _line_col(lines_before, buffer, err.pos)
+            truncated = eof and (err.msg.startswith("Unterminated string") or err.pos >= len(buffer.rstrip()))
+            why = "the file ends inside it: it is truncated. Download it again." if truncated else "fix or re-download the file."
+            raise DatasetFormatError(
+                f"{path}: record {index} is not valid JSON ({err.msg} at line {line} column {col}); {why}"
+            ) from None
+        yield index, item
+        index, pos, expect_item = index + 1, end, False
+
+
+def _iter_json_lines(path: Path, fh, head: str) -> Iterator[tuple[int, Any]]:
+    index = 0
+    pending = head
+    line_no = 0
+    while True:
+        chunk = fh.read(_CHUNK)
+        pending += chunk
+        lines = pending.split("\n")
+        pending = lines.pop() if chunk else ""
+        for line in lines:
+            line_no += 1
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as err:
+                last = not chunk and line is lines[-1]
+                why = "it is truncated. Download it again." if last else "each line must be one JSON record."
+                raise DatasetFormatError(
+                    f"{path}: line {line_no} (record {index}) is not valid JSON ({err.msg} at column {err.colno}); {why}"
+                ) from None
+            yield index, item
+            index += 1
+        if not chunk:
+            return
+
+
+def _as_paths(data_files: PathArg | Sequence[PathArg]) -> list[Path]:
+    items = [data_files] if isinstance(data_files, str | PathLike) else list(data_files)
+    if not items:
+        raise ValueError("data_files is empty: pass a path or a list of paths to the dataset's official files.")
+    paths = []
+    for item in items:
+        if not isinstance(item, str | PathLike):
+            raise TypeError(f"data_files entries must be paths, got {type(item).__name__} {_preview(item)}.")
+        path = Path(item).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"data file not found: {str(item)!r} (resolved to {path.resolve()}).")
+        paths.append(path)
+    return paths
+
+
+def _records_from_files(paths: list[Path]) -> Iterator[tuple[str, int, Any]]:
+    for path in paths:
+        for index, record in _iter_json_records(path):
+            yield str(path), index, record
+
+
+def _records_from_hub(spec: DatasetSpec, split: str) -> Iterator[tuple[str, int, Any]]:
+    if split not in spec.hub_splits:
+        raise ValueError(
+            f"{spec.display} on the hub ({spec.hub_id}) has no labelled {split!r} split; available: "
+            f"{', '.join(spec.hub_splits)}. For another split pass data_files= with the official file."
+        )
+    try:
+        import datasets  # lazily: the env layer must not need it for local files
+    except ImportError as err:
+        raise ImportError(
+            f"Loading {spec.display} from the hub needs the `datasets` package: pip install 'toolgym[bench]' "
+            "(or pip install datasets). Or pass data_files= with the official files, which needs nothing extra."
+        ) from err
+    source = f"{spec.hub_id}" + (f"[{spec.hub_config}]" if spec.hub_config else "") + f" split {split!r}"
+    rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=split)
+    for index, record in enumerate(rows):
+        yield source, index, record
+
+
+# --------------------------------------------------------------------------- public entry point
+
+
+def load_examples(
+    dataset: str,
+    split: str = "validation",
+    *,
+    data_files: PathArg | Sequence[PathArg] | None = None,
+    limit: int | None = None,
+) -> list[QAExample]:
+    """Load a split of HotpotQA, 2WikiMultihopQA or MuSiQue as normalised ``QAExample`` s.
+
+    Args:
+        dataset: ``"hotpotqa"``, ``"2wikimultihopqa"`` or ``"musique"`` (aliases such as
+            ``"hotpot_qa"``, ``"2wiki"``, ``"twowikimultihopqa"`` are accepted).
+        split: ``"train"``, ``"validation"`` (or ``"dev"``) or ``"test"``. With ``data_files`` the
+            files decide what is loaded and the split is only a label kept in ``example.meta``.
+        data_files: a path or a list of paths to the dataset's official files (HotpotQA and
+            2Wiki: a JSON list; MuSiQue: JSON lines; ``.gz``/``.bz2`` are read transparently).
+            Without it the split is downloaded from the hub through ``datasets.load_dataset``.
+        limit: keep only the first ``limit`` examples (reading stops there).
+
+    Raises:
+        ValueError: an unknown dataset or split (with the closest valid name).
+        DatasetFormatError: a malformed or truncated file, or a record with a missing or
+            mistyped field; the message names the file, the record index and id, and the field.
+        FileNotFoundError: a path in ``data_files`` does not exist.
+    """
+    spec = DATASETS[canonical_dataset(dataset)]
+    split = canonical_split(split)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValueError(f"limit must be a non-negative integer or None, got {limit!r}.")
+    records = _records_from_hub(spec, split) if data_files is None else _records_from_files(_as_paths(data_files))
+    examples: list[QAExample] = []
+    seen: dict[str, str] = {}
+    skipped = 0
+    if limit == 0:
+        return examples
+    for source, index, record in records:
+        where = _Where(source, index)
+        if not isinstance(record, Mapping):
+            raise DatasetFormatError(f"{where}: should be a JSON object, got {type(record).__name__} {_preview(record)}.")
+        where = _Where(source, index, _record_id(record, "_id", "id"))
+        _check_layout(spec, record, where)
+        example = spec.parse(record, where)
+        if example is None:
+            skipped += 1
+            continue
+        if example.id in seen:
+            raise DatasetFormatError(f"{where}: duplicate id {example.id!r} (first seen at {seen[example.id]}).")
+        seen[example.id] = str(where)
+        example.meta.update(dataset=spec.name, split=split)
+        examples.append(example)
+        if limit is not None and len(examples) >= limit:
+            break
+    if skipped:
+        warnings.warn(
+            f"{spec.display}: skipped {skipped} unanswerable records (answerable=false); they have no gold evidence.",
+            stacklevel=2,
+        )
+    return examples
+
+
+def _check_layout(spec: DatasetSpec, record: Mapping[str, Any], where: _Where) -> None:
+    """A missing required field, with a hint when the record belongs to another dataset."""
+    missing = [f for f in spec.required if f not in record]
+    if not missing:
+        return
+    other = next(
+        (s.display for s in DATASETS.values() if s is not spec and all(f in record for f in s.required)), None
+    )
+    hint = f" The record looks like {other}: pass dataset={other.lower()!r}." if other else ""
+    raise DatasetFormatError(
+        f"{where}: missing field {missing[0]!r}, required in {spec.display} records "
+        f"(required: {', '.join(spec.required)}; present: {', '.join(sorted(record)) or 'none'}).{hint}"
+    )
