@@ -1,0 +1,29 @@
+"""Error messages that say what was wrong, the value seen, and how to fix it."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+def suggest(name: str, choices: Iterable[str]) -> str | None:
+    """The closest valid name to ``name``, case-insensitively, or None when nothing is close."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    match = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.5)
+    return lowered[match[0]] if match else None
+
+
+def unknown_name_error(kind: str, value: object, choices: Iterable[str]) -> ValueError:
+    """``ValueError("Unknown format 'herms'. Did you mean 'hermes'? Valid formats: hermes, tags.")``."""
+    choices = sorted(choices)
+    hint = suggest(str(value), choices)
+    did_you_mean = f" Did you mean {hint!r}?" if hint else ""
+    return ValueError(f"Unknown {kind} {value!r}.{did_you_mean} Valid choices: {', '.join(choices)}.")
+
+
+def check_non_negative(**values: float | int | None) -> None:
+    """Raise a ValueError naming the first budget that is negative (None means unlimited)."""
+    for name, value in values.items():
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be >= 0 (or None for no limit), got {value!r}.")

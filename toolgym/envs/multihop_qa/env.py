@@ -1,0 +1,254 @@
+"""MultiHopQA: answer questions that need several retrievals, with a search tool."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.formats import ToolCall
+from toolgym.envs.multihop_qa.example import QAExample
+from toolgym.envs.multihop_qa.metrics import METRICS, normalize_answer, score_answer
+from toolgym.envs.multihop_qa.tools import AnswerTool, SearchTool
+from toolgym.envs.retrieval.base import Retriever
+from toolgym.envs.retrieval.bm25 import BM25Retriever
+from toolgym.envs.tool import Tool, ToolResult
+from toolgym.envs.tool_env import RewardTerms, ToolEnv
+
+DATASETS = ("synthetic", "hotpotqa", "2wikimultihopqa", "musique")
+CORPUS_MODES = ("world", "example", "pooled")
+
+
+class MultiHopQAEnv(ToolEnv):
+    """Answer a multi-hop question by searching a corpus, then calling ``answer``.
+
+    ## Description
+    Each episode draws a question that needs several supporting passages (2-4 hops: a *bridge*
+    question follows a chain of facts, a *comparison* question compares two entities reached
+    through a hop). The agent searches the corpus, reads the passages, and answers. The default
+    data is an invented world generated offline from a seed (``dataset="synthetic"``); HotpotQA,
+    2WikiMultihopQA and MuSiQue load through ``datasets`` or from their official files.
+
+    ## Action Space
+    Any string: the assistant's message. Calls are parsed with the chosen ``format``:
+    ``hermes`` (``<tool_call>{"name": "search", "arguments": {"query": "..."}}</tool_call>``, and
+    ``{"name": "answer", "arguments": {"answer": "..."}}``) or ``tags`` (``<search>...</search>``,
+    ``<answer>...</answer>``). A message that cannot be parsed is answered with an error, never an
+    exception.
+
+    ## Observation Space
+    ``Messages``: a tuple of ``{"role", "content"}`` dicts (system prompt, question, then the
+    assistant's messages and the tool results), ready for ``tokenizer.apply_chat_template``.
+
+    ## Rewards
+    The step reward is the weighted sum of named terms, reported in ``info["reward_terms"]``:
+
+    | term           | raw value                                          | default weight |
+    |----------------|----------------------------------------------------|----------------|
+    | ``answer``     | the answer's F1 (``reward="em"``/``"subem"``)       | 1.0            |
+    | ``evidence``   | gold supporting passages retrieved for the 1st time | 0.1            |
+    | ``valid_call`` | tool calls that ran                                 | 0.02           |
+    | ``repeat_query`` | searches repeating an earlier query               | -0.05          |
+    | ``format``     | malformed calls, unknown tools, bad arguments       | -0.1           |
+
+    ## Episode End
+    ``terminated`` when the agent calls ``answer``. ``truncated`` when ``max_turns`` messages
+    were written, a call was asked beyond ``max_tool_calls``, or the context outgrew
+    ``max_context_chars`` (``info["truncated_by"]`` says which). Never both.
+
+    ## Arguments
+    ``dataset``: ``"synthetic"`` (default), ``"hotpotqa"``, ``"2wikimultihopqa"``, ``"musique"``.
+    ``split``: ``"train"``, ``"validation"`` or ``"test"``.
+    ``data_files``: local files in the dataset's official format (real datasets only).
+    ``limit``: load at most this many examples (real datasets only).
+    ``corpus``: ``"world"`` (the whole synthetic world; its default), ``"example"`` (each
+    example's own paragraphs), ``"pooled"`` (all paragraphs of the split; the default for real
+    data), or a path to a JSONL corpus or a Lucene index.
+    ``retriever``: ``"bm25"`` (default), ``"lucene"``, ``"dense"``, ``"http"``;
+    ``retriever_options``: passed to the backend (e.g. ``{"url": ...}``).
+    ``top_k``: passages per search (3). ``reward``: ``"f1"``, ``"em"`` or ``"subem"``.
+    ``world``: overrides of the synthetic ``WorldConfig`` (``{"n_people": 2000, "hops": [2, 3]}``).
+    Budgets and context options: see ``ToolEnv``.
+
+    ## Version History
+    * v0: initial version.
+
+    >>> import gymnasium as gym, toolgym
+    >>> env = gym.make("MultiHopQA-v0")
+    >>> obs, info = env.reset(seed=0)
+    >>> [m["role"] for m in obs]
+    ['system', 'user']
+    >>> obs, reward, terminated, truncated, info = env.step('<tool_call>{"name": "answer", "arguments": {"answer": "no idea"}}</tool_call>')
+    >>> terminated, truncated, sorted(info["reward_terms"])
+    (True, False, ['answer', 'valid_call'])
+    """
+
+    default_reward_weights: ClassVar[dict[str, float]] = {
+        **ToolEnv.default_reward_weights,
+        "answer": 1.0,
+        "evidence": 0.1,
+        "repeat_query": -0.05,
+    }
+
+    def __init__(
+        self,
+        dataset: str = "synthetic",
+        split: str = "train",
+        *,
+        data_files: str | Path | Sequence[str | Path] | None = None,
+        limit: int | None = None,
+        corpus: str | Path | None = None,
+        retriever: str = "bm25",
+        retriever_options: Mapping[str, Any] | None = None,
+        top_k: int = 3,
+        reward: str = "f1",
+        world: Mapping[str, Any] | None = None,
+        **budgets: Any,
+    ):
+        if dataset not in DATASETS:
+            raise unknown_name_error("dataset", dataset, DATASETS)
+        if reward not in METRICS:
+            raise unknown_name_error("reward metric", reward, METRICS)
+        if dataset != "synthetic" and world is not None:
+            raise ValueError(f"world= configures the synthetic dataset only, got dataset={dataset!r}.")
+        self.dataset, self.split, self.reward_metric, self.top_k = dataset, split, reward, top_k
+        source = _source_key(dataset, split, data_files, limit, corpus, dict(world or {}))
+        examples, passages, self.corpus_mode = _load_source(*source)
+        self.examples, self.passages = list(examples), list(passages)
+        if not self.examples:
+            raise ValueError(f"No examples for dataset={dataset!r}, split={split!r}: nothing to ask.")
+        options = tuple(sorted((retriever_options or {}).items()))
+        self._retriever = None if self.corpus_mode == "example" else _shared_retriever(retriever, source, options)
+        self.example: QAExample = self.examples[0]
+        super().__init__(**budgets)
+
+    # -- the task -----------------------------------------------------------------------------
+    def _make_tools(self) -> Sequence[Tool]:
+        self.search_tool = SearchTool(self._retriever, k=self.top_k)
+        return (self.search_tool, AnswerTool())
+
+    def _instructions(self) -> str:
+        return (
+            "You answer questions that need several facts. Search the knowledge base one fact at a "
+            "time: search for an entity, read the passages, then search for the next entity they "
+            "mention. When you know the answer, give it with the answer tool as a short phrase."
+        )
+
+    def _new_task(self, options: Mapping[str, Any]) -> str:
+        if "question_id" in options:
+            matches = [e for e in self.examples if e.id == options["question_id"]]
+            if not matches:
+                raise ValueError(f"No question with id {options['question_id']!r} in split {self.split!r}.")
+            self.example = matches[0]
+        elif "index" in options:
+            self.example = self.examples[int(options["index"]) % len(self.examples)]
+        else:
+            self.example = self.examples[int(self.np_random.integers(len(self.examples)))]
+        if self.corpus_mode == "example":
+            self.search_tool.retriever = _example_retriever(self.example)
+        self._gold_titles = {normalize_answer(t) for t in self.example.supporting_titles}
+        self._found: list[str] = []
+        self._queries: set[str] = set()
+        self._answer: str | None = None
+        return f"Question: {self.example.question}"
+
+    def _on_result(self, call: ToolCall, result: ToolResult, terms: RewardTerms) -> bool:
+        if not result.ok:
+            return False
+        if call.name == "search":
+            query = " ".join(str(call.arguments.get("query", "")).lower().split())
+            if query in self._queries:
+                terms.add("repeat_query")
+            self._queries.add(query)
+            for title in result.metadata.get("titles", []):
+                if normalize_answer(title) in self._gold_titles and title not in self._found:
+                    self._found.append(title)
+                    terms.add("evidence")
+            return False
+        if call.name == "answer":
+            self._answer = str(result.metadata.get("answer", ""))
+            terms.add("answer", METRICS[self.reward_metric](self._answer, self.example.answers))
+            return True
+        return False
+
+    def _task_info(self) -> dict[str, Any]:
+        return {"question_id": self.example.id, "found_supporting": list(self._found)}
+
+    def _final_info(self) -> dict[str, Any]:
+        given = self._answer
+        scores = score_answer(given, self.example.answers) if given is not None else dict.fromkeys(METRICS, 0.0)
+        return {"answer": given, "gold_answer": self.example.answer, **scores}
+
+
+# -- data sources, loaded once per process and shared by every env that asks for them ---------
+def _source_key(dataset, split, data_files, limit, corpus, world) -> tuple:
+    """The hashable identity of a data source: what ``_load_source`` and the retrievers key on."""
+    files = None
+    if data_files is not None:
+        files = (str(data_files),) if isinstance(data_files, (str, Path)) else tuple(str(f) for f in data_files)
+    items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in world.items()))
+    return dataset, split, files, limit, str(corpus) if corpus is not None else None, items
+
+
+@lru_cache(maxsize=16)
+def _load_source(dataset, split, data_files, limit, corpus, world_items):
+    """``(examples, passages, corpus mode)``; passages are empty for per-example corpora and indexes."""
+    if dataset == "synthetic":
+        from toolgym.envs.multihop_qa.synthetic import build_world
+
+        world = build_world(**dict(world_items))
+        examples = world.questions(split)
+        corpus = corpus or "world"
+        if corpus == "world":
+            return tuple(examples), tuple(world.passages), "world"
+    else:
+        from toolgym.envs.multihop_qa.datasets import load_examples
+
+        examples = load_examples(dataset, split, data_files=data_files, limit=limit)
+        corpus = corpus or "pooled"
+    if corpus == "example":
+        return tuple(examples), (), "example"
+    if corpus == "pooled":
+        from toolgym.envs.multihop_qa.corpus import pooled_corpus
+
+        return tuple(examples), tuple(pooled_corpus(examples)), "pooled"
+    if corpus == "world":
+        raise ValueError(f"corpus='world' is the synthetic world's corpus; dataset={dataset!r} has none.")
+    path = Path(corpus)
+    if not path.exists():
+        raise ValueError(
+            f"corpus={str(corpus)!r} is neither a corpus mode ({', '.join(CORPUS_MODES)}) nor an existing "
+            "file or directory. Give a mode, a JSONL corpus file, or a Lucene index directory."
+        )
+    if path.is_dir():  # a Lucene index: the backend reads the passages itself
+        return tuple(examples), (), "index"
+    from toolgym.envs.multihop_qa.corpus import load_corpus_jsonl
+
+    return tuple(examples), tuple(load_corpus_jsonl(path)), "file"
+
+
+_RETRIEVERS: dict[tuple, Retriever] = {}
+
+
+def _shared_retriever(backend: str, source: tuple, options: tuple) -> Retriever:
+    """One retriever per corpus and backend in a process: vector envs share one index."""
+    key = (backend, source, options)
+    if key not in _RETRIEVERS:
+        _, passages, mode = _load_source(*source)
+        if backend == "bm25" and mode != "index":
+            _RETRIEVERS[key] = BM25Retriever(list(passages), **dict(options))
+        else:
+            from toolgym.envs.retrieval import make_retriever
+
+            if mode == "index":
+                _RETRIEVERS[key] = make_retriever("lucene", index_path=source[4], **dict(options))
+            else:
+                _RETRIEVERS[key] = make_retriever(backend, list(passages), **dict(options))
+    return _RETRIEVERS[key]
+
+
+@lru_cache(maxsize=4096)
+def _example_retriever(example: QAExample) -> Retriever:
+    return BM25Retriever(list(example.context), cache=False)

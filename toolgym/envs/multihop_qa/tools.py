@@ -1,0 +1,61 @@
+"""The tools of MultiHopQA: ``search`` over a corpus and the final ``answer``."""
+
+from __future__ import annotations
+
+from toolgym.envs.retrieval.base import Hit, Retriever
+from toolgym.envs.tool import Tool, ToolResult
+
+
+def format_hits(hits: list[Hit]) -> str:
+    """Search-R1's layout: ``Doc 1 (Title: "...") text``, one passage a paragraph."""
+    return "\n".join(f'Doc {i} (Title: "{h.passage.title}") {h.passage.text}' for i, h in enumerate(hits, start=1))
+
+
+class SearchTool(Tool):
+    """Top-``k`` passages for a query from a retriever (swapped per episode for per-example corpora)."""
+
+    name = "search"
+    description = "Search the knowledge base. Returns the most relevant passages (title and text) for a query."
+    parameters = {
+        "type": "object",
+        "properties": {"query": {"type": "string", "description": "What to look for, e.g. a name."}},
+        "required": ["query"],
+    }
+    # In-process retrieval is fast and bounded; remote backends carry their own socket timeouts.
+    timeout = None
+
+    def __init__(self, retriever: Retriever | None, k: int = 3):
+        if k < 1:
+            raise ValueError(f"top_k must be >= 1, got {k}.")
+        self.retriever = retriever
+        self.k = k
+
+    def run(self, query: str) -> ToolResult:
+        if not query.strip():
+            return ToolResult.failure("search: the query is empty; write what to look for", invalid_arguments=True)
+        try:
+            (hits,) = self.retriever.search([query], self.k)
+        except Exception as err:  # noqa: BLE001 - a backend failure is reported, the episode goes on
+            return ToolResult.failure(f"search backend failed: {type(err).__name__}: {err}")
+        if not hits:
+            return ToolResult(f"No results found for {query!r}.", metadata={"ids": [], "titles": []})
+        return ToolResult(
+            format_hits(hits),
+            metadata={"ids": [h.passage.id for h in hits], "titles": [h.passage.title for h in hits]},
+        )
+
+
+class AnswerTool(Tool):
+    """The final answer. It only records the text; the env scores it and ends the episode."""
+
+    name = "answer"
+    description = "Give the final answer: a short phrase (a name, a date, a place), not a sentence."
+    parameters = {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "description": "The final answer, as short as possible."}},
+        "required": ["answer"],
+    }
+    timeout = None
+
+    def run(self, answer: str) -> ToolResult:
+        return ToolResult("Answer received.", metadata={"answer": answer})

@@ -1,0 +1,22 @@
+"""The env ids toolgym registers with Gymnasium: one flat list."""
+
+from __future__ import annotations
+
+from gymnasium.envs.registration import register, registry
+
+# (id, entry point, default kwargs, one line for `toolgym envs`)
+ENVS: list[tuple[str, str, dict, str]] = [
+    ("MultiHopQA-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {},
+     "Multi-hop QA with a search tool over an offline synthetic world (2-4 hops, bridge and comparison)."),
+]
+
+
+def register_envs() -> None:
+    """Register every toolgym id (idempotent: Gymnasium's plugin hook and ``import toolgym`` both call it)."""
+    for env_id, entry_point, kwargs, _ in ENVS:
+        if env_id not in registry:
+            register(id=env_id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=False)
+
+
+def env_ids() -> list[str]:
+    return [env_id for env_id, *_ in ENVS]
