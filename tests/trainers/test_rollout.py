@@ -1,0 +1,131 @@
+import pytest
+from trainer_fakes import FakeQAEnv, expert_turns
+
+from toolgym.trainers.rollout import Generation, HFBackend, RolloutEngine, TokenMismatchError, step_returns
+
+
+class ScriptedBackend:
+    """Returns the tokens of scripted assistant turns (expert: search then answer), with fake logprobs."""
+
+    def __init__(self, tok, turns_by_key, eos=True):
+        self.tok, self.turns_by_key, self.eos, self.calls = tok, turns_by_key, eos, 0
+
+    def any_alive(self, alive):
+        return alive
+
+    def generate(self, prompts, max_new_tokens):
+        self.calls += 1
+        out = []
+        for p in prompts:
+            text = self.tok.decode(p)
+            key = next(k for k in self.turns_by_key if f"code of {k}?" in text)
+            turn = text.count("<|im_start|>assistant") - 1
+            ids = self.tok(self.turns_by_key[key][turn], add_special_tokens=False)["input_ids"]
+            ids = ids + [self.tok.eos_token_id] if self.eos else ids
+            out.append(Generation(ids[:max_new_tokens], [-0.5] * len(ids[:max_new_tokens])))
+        return out
+
+
+def _expert_backend(tok):
+    from trainer_fakes import KEYS, VALUES
+    return ScriptedBackend(tok, {k: expert_turns(k, v) for k, v in zip(KEYS, VALUES, strict=True)})
+
+
+def test_step_returns():
+    assert step_returns([0.2, 0.0, 1.0]) == [1.2, 1.0, 1.0]
+    assert step_returns([1.0, 1.0], gamma=0.5) == [1.5, 1.0]
+
+
+def test_scripted_multiturn_ids_masks_rewards(tiny):
+    _, tok = tiny
+    envs = [FakeQAEnv() for _ in range(4)]
+    backend = _expert_backend(tok)
+    eps = RolloutEngine(envs, tok, backend, max_completion_tokens=400).run([0, 1, 2, 3])
+    assert backend.calls == 2  # lock-step: one batched call per turn
+    for ep in eps:
+        assert ep.terminated and not ep.truncated and not ep.budget_truncated
+        assert ep.info["em"] == 1.0 and ep.step_rewards == [0.2, 1.0]
+        assert len(ep.completion_ids) == len(ep.env_mask) == len(ep.logprobs)
+        # the whole sequence decodes to the chat template's rendering of the final conversation
+        full = tok.apply_chat_template(ep.messages, tools=envs[0].chat_tools, tokenize=False)
+        assert tok.decode(ep.prompt_ids + ep.completion_ids) == full.rstrip("\n")
+        # sampled spans carry mask 1, everything else 0
+        sampled = {j for s, e in ep.step_spans for j in range(s, e)}
+        assert [int(j in sampled) for j in range(len(ep.env_mask))] == ep.env_mask
+        assert all(ep.logprobs[j] == -0.5 for j in sampled)
+
+
+def test_ids_trained_equal_ids_sampled_random_model(tiny):
+    """A random model samples non-canonical tokenisations; they must be kept exactly as sampled."""
+    model, tok = tiny
+
+    class Recording(HFBackend):
+        def generate(self, prompts, max_new_tokens):
+            gens = super().generate(prompts, max_new_tokens)
+            self.log.append(gens)
+            return gens
+
+    backend = Recording(model, tok)
+    backend.log = []
+    envs = [FakeQAEnv(max_turns=3) for _ in range(3)]
+    eps = RolloutEngine(envs, tok, backend, max_completion_tokens=120, max_turn_tokens=12).run([0, 1, 2])
+    sampled = {i: [] for i in range(3)}
+    alive = [0, 1, 2]
+    for gens in backend.log:  # replay the lock-step order
+        for i, g in zip(alive, gens, strict=True):
+            sampled[i].append(g.ids)
+        alive = [i for i in alive if len(sampled[i]) < len(eps[i].steps)]
+    for i, ep in enumerate(eps):
+        assert len(ep.steps) >= 2  # multi-turn: the random model never answers properly
+        for (s, e), ids in zip(ep.step_spans, sampled[i], strict=True):
+            assert ep.completion_ids[s:e] == ids[: e - s]
+        assert sum(ep.env_mask) == ep.sampled_tokens
+        assert ep.truncated or ep.budget_truncated
+        assert len(ep.completion_ids) <= 120
+
+
+def test_budget_truncation(tiny):
+    _, tok = tiny
+    eps = RolloutEngine([FakeQAEnv()], tok, _expert_backend(tok), max_completion_tokens=30).run([0])
+    assert eps[0].budget_truncated and not eps[0].terminated and len(eps[0].completion_ids) <= 30
+
+
+def test_window_context_gives_one_sample_per_step(tiny):
+    _, tok = tiny
+    envs = [FakeQAEnv(context="window", max_turns=4) for _ in range(2)]
+    # search twice, then answer: the third prompt is windowed (drops the first exchange)
+    from trainer_fakes import KEYS, VALUES
+    turns = {k: [expert_turns(k, v)[0]] * 2 + [expert_turns(k, v)[1]] for k, v in zip(KEYS, VALUES, strict=True)}
+
+    class Windowed(ScriptedBackend):
+        def generate(self, prompts, max_new_tokens):
+            self.n = getattr(self, "n", 0) + 1
+            return [Generation(self._ids(p), [-1.0] * len(self._ids(p))) for p in prompts]
+
+        def _ids(self, p):
+            text = self.tok.decode(p)
+            key = next(k for k in self.turns_by_key if f"code of {k}?" in text)
+            return self.tok(self.turns_by_key[key][self.n - 1], add_special_tokens=False)["input_ids"] + [
+                self.tok.eos_token_id]
+
+    eps = RolloutEngine(envs, tok, Windowed(tok, turns), max_completion_tokens=400).run([0, 1])
+    for ep in eps:
+        assert not ep.append_only and ep.terminated and len(ep.samples) == len(ep.steps) == 3
+        assert [s.step_index for s in ep.samples] == [0, 1, 2]
+        third = tok.decode(ep.samples[2].prompt_ids)
+        assert third.count("<|im_start|>assistant") == 2  # window: one past exchange + the generation prompt
+        for s in ep.samples:
+            assert s.env_mask == [1] * len(s.completion_ids)
+
+
+def test_mismatch_is_loud(tiny):
+    _, tok = tiny
+
+    class Rewriting(FakeQAEnv):
+        def step(self, action):
+            obs, *rest = super().step(action)
+            self.messages[1]["content"] += " (edited)"  # an env that rewrites history but claims append-only
+            return self._obs(), *rest
+
+    with pytest.raises(TokenMismatchError, match="First difference"):
+        RolloutEngine([Rewriting(max_turns=3)], tok, _expert_backend(tok)).run([0])
