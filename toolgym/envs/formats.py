@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.tool import Tool

@@ -153,6 +153,11 @@ class ToolEnv(gym.Env[tuple, str]):
     def _task_info(self) -> dict[str, Any]:
         return {}
 
+    def oracle_action(self) -> str:
+        """What an agent that knows the solution writes now: calibrates rewards and benchmarks
+        (the oracle must reach the maximum score) and writes the trainer's warm-start data."""
+        raise NotImplementedError(f"{type(self).__name__} has no oracle.")
+
     def _final_info(self) -> dict[str, Any]:
         return {}
 

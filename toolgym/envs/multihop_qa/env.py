@@ -173,6 +173,15 @@ class MultiHopQAEnv(ToolEnv):
             return True
         return False
 
+    def oracle_action(self) -> str:
+        """Search each gold supporting title in hop order, then answer with the gold answer."""
+        from toolgym.envs.multihop_qa.scripted import answer, search
+
+        titles = self.example.supporting_titles
+        if self.turn < len(titles):
+            return search(self.format.name, titles[self.turn])
+        return answer(self.format.name, self.example.answer)
+
     def _task_info(self) -> dict[str, Any]:
         return {"question_id": self.example.id, "found_supporting": list(self._found)}
 

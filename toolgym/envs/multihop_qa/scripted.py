@@ -2,8 +2,8 @@
 
 They calibrate rewards and benchmarks (the oracle must score EM 1.0; an agent that never searches
 must score near 0), write the warm-start trajectories of the trainer, and drive the tests. Each
-turns the env's current example (``env.unwrapped.example``) and its last observation into the
-next action text in the env's format.
+has ``act(env, observation) -> str``: the unwrapped env (its example, turn and format) and the
+last observation in, the next action text out.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-
-from toolgym.envs.multihop_qa.example import QAExample
 
 
 def call_text(format_name: str, tool: str, argument_name: str, value: str) -> str:
@@ -32,15 +30,12 @@ def answer(format_name: str, text: str) -> str:
 
 
 class OracleAgent:
-    """Searches each gold supporting title in hop order, then gives the gold answer."""
+    """Does what the env's ``oracle_action`` says: works on every toolgym env that has an oracle."""
 
     name = "oracle"
 
-    def act(self, example: QAExample, turn: int, format_name: str, observation: Sequence[dict] = ()) -> str:
-        titles = example.supporting_titles
-        if turn < len(titles):
-            return search(format_name, titles[turn])
-        return answer(format_name, example.answer)
+    def act(self, env, observation: Sequence[dict]) -> str:
+        return env.oracle_action()
 
 
 _DOC_TITLE = re.compile(r'Doc \d+ \(Title: "([^"]*)"\)')
@@ -52,15 +47,15 @@ class NaiveSearchAgent:
 
     name = "naive-search"
 
-    def act(self, example: QAExample, turn: int, format_name: str, observation: Sequence[dict] = ()) -> str:
-        if turn == 0:
-            return search(format_name, example.question)
+    def act(self, env, observation: Sequence[dict]) -> str:
+        fmt, question = env.format.name, env.example.question
+        if env.turn == 0:
+            return search(fmt, question)
         last = observation[-1]["content"] if observation else ""
-        question = example.question.lower()
         for title in _DOC_TITLE.findall(last):
-            if title.lower() not in question:
-                return answer(format_name, title)
-        return answer(format_name, "unknown")
+            if title.lower() not in question.lower():
+                return answer(fmt, title)
+        return answer(fmt, "unknown")
 
 
 class NoSearchAgent:
@@ -68,8 +63,8 @@ class NoSearchAgent:
 
     name = "no-search"
 
-    def act(self, example: QAExample, turn: int, format_name: str, observation: Sequence[dict] = ()) -> str:
-        return answer(format_name, "unknown")
+    def act(self, env, observation: Sequence[dict]) -> str:
+        return answer(env.format.name, "unknown")
 
 
 SCRIPTED_AGENTS = {agent.name: agent for agent in (OracleAgent, NaiveSearchAgent, NoSearchAgent)}
@@ -81,7 +76,7 @@ def run_episode(env, agent, *, seed: int | None = None, options: dict | None = N
     base = env.unwrapped
     total, terminated, truncated = 0.0, False, False
     while not (terminated or truncated):
-        action = agent.act(base.example, base.turn, base.format.name, observation)
+        action = agent.act(base, observation)
         observation, reward, terminated, truncated, info = env.step(action)
         total += reward
     return {**info, "return": total, "terminated": terminated, "truncated": truncated}

@@ -2,38 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from toolgym.envs.retrieval.base import Hit, Passage
+from toolgym.envs.retrieval.cache import (  # noqa: F401 - re-exported: the original home of these names
+    corpus_fingerprint,
+    default_cache_dir,
+    discard,
+    write_atomically,
+)
 
 logger = logging.getLogger(__name__)
-
-# Bump when the tokenisation or the on-disk layout changes, so old caches are not trusted.
-_CACHE_VERSION = "1"
-
-
-def default_cache_dir() -> Path:
-    """Where indexes are cached: ``$TOOLGYM_CACHE`` or ``~/.cache/toolgym``."""
-    return Path(os.environ.get("TOOLGYM_CACHE", Path.home() / ".cache" / "toolgym"))
-
-
-def corpus_fingerprint(passages: Sequence[Passage]) -> str:
-    """A content hash of the corpus: the cache key of any index built over it."""
-    digest = hashlib.sha256(_CACHE_VERSION.encode())
-    for p in passages:
-        for field in (p.id, p.title, p.text):
-            digest.update(field.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x00")
-    return digest.hexdigest()[:24]
 
 
 class BM25Retriever:
@@ -57,25 +39,45 @@ class BM25Retriever:
         cache_dir: str | Path | None = None,
         k1: float = 0.9,
         b: float = 0.4,
+        n_threads: int = 0,
     ):
-        import bm25s
-        import Stemmer
-
         if len(passages) == 0:
             raise ValueError("BM25Retriever needs at least one passage, got an empty corpus.")
         self.passages = list(passages)
-        self._stemmer = Stemmer.Stemmer("english")
-        self._bm25s = bm25s
         self.params = {"k1": k1, "b": b}
+        self.n_threads = n_threads  # bm25s threads for batched queries; 0 = this thread only
         self.fingerprint = corpus_fingerprint(self.passages)
         key = f"{self.fingerprint}-k1{k1}-b{b}"
         self.cache_path = Path(cache_dir or default_cache_dir()) / "bm25" / key if cache else None
+        self._init_engine()
         self._index = self._load() if self.cache_path is not None else None
         if self._index is None:
             self._index = self._build()
             if self.cache_path is not None:
                 self._save()
         self._vocab = self._index.vocab_dict
+
+    def _init_engine(self) -> None:
+        import bm25s
+        import Stemmer
+
+        self._bm25s = bm25s
+        self._stemmer = Stemmer.Stemmer("english")
+
+    # -- pickling: the stemmer (a C object) and the module are recreated, not pickled -------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        del state["_bm25s"], state["_stemmer"]
+        if self.cache_path is not None and self.cache_path.is_dir():
+            del state["_index"], state["_vocab"]  # the receiver loads the cache: smaller pickles
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._init_engine()
+        if "_index" not in state:
+            self._index = self._load() or self._build()
+            self._vocab = self._index.vocab_dict
 
     # -- building and caching -------------------------------------------------------------
     def _tokenize(self, texts: Sequence[str], *, return_ids: bool):
@@ -91,18 +93,12 @@ class BM25Retriever:
 
     def _save(self) -> None:
         assert self.cache_path is not None
-        self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        # Write to a temporary directory and rename: a crash mid-write never leaves a half cache.
-        tmp = Path(tempfile.mkdtemp(dir=self.cache_path.parent, prefix=".tmp-"))
-        try:
+
+        def write(tmp: Path) -> None:
             self._index.save(str(tmp), show_progress=False)
             (tmp / "toolgym.json").write_text(json.dumps({"n_passages": len(self.passages)}))
-            if self.cache_path.exists():
-                shutil.rmtree(self.cache_path, ignore_errors=True)
-            os.replace(tmp, self.cache_path)
-        except OSError as err:  # a read-only or full disk must not stop the env
-            logger.warning("could not cache the BM25 index at %s: %s", self.cache_path, err)
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        write_atomically(self.cache_path, write)
 
     def _load(self):
         path = self.cache_path
@@ -115,8 +111,7 @@ class BM25Retriever:
                 raise ValueError("passage count differs from the corpus")
             return index
         except Exception as err:  # noqa: BLE001 - any unreadable cache is rebuilt, not trusted
-            logger.warning("rebuilding the BM25 index: the cache at %s is unusable (%s)", path, err)
-            shutil.rmtree(path, ignore_errors=True)
+            discard(path, err)
             return None
 
     # -- searching ------------------------------------------------------------------------
@@ -132,7 +127,7 @@ class BM25Retriever:
         if not nonempty:
             return results
         docs, scores = self._index.retrieve(
-            [query_ids[i] for i in nonempty], k=k, show_progress=False, n_threads=0,
+            [query_ids[i] for i in nonempty], k=k, show_progress=False, n_threads=self.n_threads,
         )
         for row, i in enumerate(nonempty):
             results[i] = [
