@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from os import PathLike
 from pathlib import Path
 from typing import Literal
@@ -35,6 +35,7 @@ __all__ = [
     "pooled_corpus",
     "pooled_id",
     "recall_at_k",
+    "supporting_matcher",
     "supporting_passages",
 ]
 
@@ -163,6 +164,27 @@ def supporting_passages(example: QAExample) -> tuple[Passage, ...]:
     return tuple(p for p in example.context if normalize_title(p.title) in gold)
 
 
+def _resolve(match: str, example: QAExample) -> str:
+    if match not in ("auto", "title", "exact"):
+        raise ValueError(f"match must be 'auto', 'title' or 'exact', got {match!r}.")
+    if match == "auto":
+        return "exact" if example.supporting_idxs else "title"
+    return match
+
+
+def supporting_matcher(example: QAExample, *, match: MatchMode = "auto") -> Callable[[Passage], bool]:
+    """``is_supporting`` with the gold keys computed once: build one per episode, call it per hit."""
+    if _resolve(match, example) == "title":
+        titles = frozenset(normalize_title(t) for t in example.supporting_titles)
+        return lambda passage: normalize_title(passage.title) in titles
+    keys = frozenset(_gold_key(p) for p in supporting_passages(example))
+    return lambda passage: _gold_key(passage) in keys
+
+
+def _gold_key(p: Passage) -> tuple[str, str]:
+    return _passage_key(normalize_title(p.title), p.text)
+
+
 def is_supporting(passage: Passage, example: QAExample, *, match: MatchMode = "auto") -> bool:
     """True when ``passage`` is gold evidence for ``example``.
 
@@ -172,25 +194,18 @@ def is_supporting(passage: Passage, example: QAExample, *, match: MatchMode = "a
     exact for MuSiQue (its examples carry ``supporting_idxs``: a page can give a gold and a
     distractor paragraph, so the title is not enough) and title otherwise. With an external
     corpus whose text differs from the dataset's paragraphs, pass ``match="title"``.
+    For many passages of one example, build ``supporting_matcher(example)`` once instead.
     """
-    if match not in ("auto", "title", "exact"):
-        raise ValueError(f"match must be 'auto', 'title' or 'exact', got {match!r}.")
-    if match == "auto":
-        match = "exact" if example.supporting_idxs else "title"
-    if match == "title":
-        title = normalize_title(passage.title)
-        return any(title == normalize_title(t) for t in example.supporting_titles)
-    key = _passage_key(normalize_title(passage.title), passage.text)
-    return any(key == _passage_key(normalize_title(p.title), p.text) for p in supporting_passages(example))
+    return supporting_matcher(example, match=match)(passage)
 
 
 def recall_at_k(hits: Sequence[Passage], example: QAExample, *, match: MatchMode = "auto") -> float:
-    """Fraction of the example's gold passages (titles for HotpotQA/2Wiki) found among ``hits``."""
-    gold = supporting_passages(example) if (match == "exact" or (match == "auto" and example.supporting_idxs)) else None
-    if gold is not None:
-        keys = {_passage_key(normalize_title(p.title), p.text) for p in gold}
-        found = {_passage_key(normalize_title(p.title), p.text) for p in hits} & keys
-        return len(found) / len(keys) if keys else 0.0
-    titles = {normalize_title(t) for t in example.supporting_titles}
-    found_titles = {normalize_title(p.title) for p in hits} & titles
-    return len(found_titles) / len(titles) if titles else 0.0
+    """Fraction of the example's gold evidence among ``hits``: gold titles (HotpotQA, 2Wiki) or
+    gold paragraphs (MuSiQue) under the same ``match`` rule as ``is_supporting``."""
+    if _resolve(match, example) == "title":
+        gold = {normalize_title(t) for t in example.supporting_titles}
+        found = {normalize_title(p.title) for p in hits}
+    else:
+        gold = {_gold_key(p) for p in supporting_passages(example)}
+        found = {_gold_key(p) for p in hits}
+    return len(gold & found) / len(gold) if gold else 0.0
