@@ -8,6 +8,13 @@ from gymnasium.envs.registration import register, registry
 ENVS: list[tuple[str, str, dict, str]] = [
     ("MultiHopQA-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {},
      "Multi-hop QA with a search tool over an offline synthetic world (2-4 hops, bridge and comparison)."),
+    ("HotpotQA-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {"dataset": "hotpotqa", "split": "validation"},
+     "HotpotQA (distractor) through `datasets` or data_files=, searching the pooled paragraphs of the split."),
+    ("TwoWikiMultihopQA-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv",
+     {"dataset": "2wikimultihopqa", "split": "validation"},
+     "2WikiMultihopQA through `datasets` or data_files=, searching the pooled paragraphs of the split."),
+    ("MuSiQue-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {"dataset": "musique", "split": "validation"},
+     "MuSiQue-Ans (answerable) through `datasets` or data_files=, searching the pooled paragraphs of the split."),
 ]
 
 

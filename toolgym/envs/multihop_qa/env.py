@@ -9,10 +9,11 @@ from typing import Any, ClassVar
 
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.formats import ToolCall
+from toolgym.envs.multihop_qa.corpus import is_supporting, normalize_title
 from toolgym.envs.multihop_qa.example import QAExample
-from toolgym.envs.multihop_qa.metrics import METRICS, normalize_answer, score_answer
+from toolgym.envs.multihop_qa.metrics import METRICS, score_answer
 from toolgym.envs.multihop_qa.tools import AnswerTool, SearchTool
-from toolgym.envs.retrieval.base import Retriever
+from toolgym.envs.retrieval.base import Passage, Retriever
 from toolgym.envs.retrieval.bm25 import BM25Retriever
 from toolgym.envs.tool import Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
@@ -148,8 +149,11 @@ class MultiHopQAEnv(ToolEnv):
             self.example = self.examples[int(self.np_random.integers(len(self.examples)))]
         if self.corpus_mode == "example":
             self.search_tool.retriever = _example_retriever(self.example)
-        self._gold_titles = {normalize_answer(t) for t in self.example.supporting_titles}
+        # External corpora have their own paragraph text: only titles can be matched there.
+        external = self.corpus_mode in ("file", "index")
+        self._evidence_match = "title" if external or not self.example.supporting_idxs else "exact"
         self._found: list[str] = []
+        self._found_keys: set[str] = set()
         self._queries: set[str] = set()
         self._answer: str | None = None
         return f"Question: {self.example.question}"
@@ -162,9 +166,13 @@ class MultiHopQAEnv(ToolEnv):
             if query in self._queries:
                 terms.add("repeat_query")
             self._queries.add(query)
-            for title in result.metadata.get("titles", []):
-                if normalize_answer(title) in self._gold_titles and title not in self._found:
-                    self._found.append(title)
+            for fields in result.metadata.get("passages", []):
+                passage = Passage(**fields)
+                # Title-matched datasets count a page once, whatever paragraph of it came back.
+                key = passage.id if self._evidence_match == "exact" else normalize_title(passage.title)
+                if key not in self._found_keys and is_supporting(passage, self.example, match=self._evidence_match):
+                    self._found_keys.add(key)
+                    self._found.append(passage.title)
                     terms.add("evidence")
             return False
         if call.name == "answer":

@@ -38,11 +38,9 @@ class SearchTool(Tool):
         except Exception as err:  # noqa: BLE001 - a backend failure is reported, the episode goes on
             return ToolResult.failure(f"search backend failed: {type(err).__name__}: {err}")
         if not hits:
-            return ToolResult(f"No results found for {query!r}.", metadata={"ids": [], "titles": []})
-        return ToolResult(
-            format_hits(hits),
-            metadata={"ids": [h.passage.id for h in hits], "titles": [h.passage.title for h in hits]},
-        )
+            return ToolResult(f"No results found for {query!r}.", metadata={"passages": []})
+        passages = [{"id": h.passage.id, "title": h.passage.title, "text": h.passage.text} for h in hits]
+        return ToolResult(format_hits(hits), metadata={"passages": passages})
 
 
 class AnswerTool(Tool):
