@@ -21,6 +21,21 @@ class Passage:
         return f"{self.title}\n{self.text}" if self.title else self.text
 
 
+def passage_from_contents(doc_id: str, contents: str) -> Passage:
+    """The inverse of ``Passage.contents`` for Search-R1 documents: the first line is the title.
+
+    Search-R1's Wikipedia corpus quotes titles (``'"Paris"\nParis is ...'``); the quotes are dropped.
+    A single-line document has no title.
+    """
+    title, sep, text = contents.partition("\n")
+    if not sep:
+        return Passage(doc_id, "", contents)
+    title = title.strip()
+    if len(title) >= 2 and title[0] == title[-1] == '"':
+        title = title[1:-1]
+    return Passage(doc_id, title, text)
+
+
 @dataclass(frozen=True)
 class Hit:
     """A passage returned for a query, with the backend's score (higher is better)."""

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+
+import numpy as np
 
 from toolgym.envs.retrieval.base import Hit, Passage
 from toolgym.envs.retrieval.cache import (  # noqa: F401 - re-exported: the original home of these names
@@ -39,13 +42,11 @@ class BM25Retriever:
         cache_dir: str | Path | None = None,
         k1: float = 0.9,
         b: float = 0.4,
-        n_threads: int = 0,
     ):
         if len(passages) == 0:
             raise ValueError("BM25Retriever needs at least one passage, got an empty corpus.")
         self.passages = list(passages)
         self.params = {"k1": k1, "b": b}
-        self.n_threads = n_threads  # bm25s threads for batched queries; 0 = this thread only
         self.fingerprint = corpus_fingerprint(self.passages)
         key = f"{self.fingerprint}-k1{k1}-b{b}"
         self.cache_path = Path(cache_dir or default_cache_dir()) / "bm25" / key if cache else None
@@ -68,6 +69,7 @@ class BM25Retriever:
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         del state["_bm25s"], state["_stemmer"]
+        state.pop("_local", None)
         if self.cache_path is not None and self.cache_path.is_dir():
             del state["_index"], state["_vocab"]  # the receiver loads the cache: smaller pickles
         return state
@@ -120,22 +122,46 @@ class BM25Retriever:
             return []
         k = max(1, min(int(k), len(self.passages)))
         tokens = self._tokenize(queries, return_ids=False)
-        # Map to the index's ids, dropping words the corpus never saw; an empty query gets no hits.
-        query_ids = [[self._vocab[t] for t in q if t in self._vocab] for q in tokens]
-        results: list[list[Hit]] = [[] for _ in queries]
-        nonempty = [i for i, q in enumerate(query_ids) if q]
-        if not nonempty:
-            return results
-        docs, scores = self._index.retrieve(
-            [query_ids[i] for i in nonempty], k=k, show_progress=False, n_threads=self.n_threads,
-        )
-        for row, i in enumerate(nonempty):
-            results[i] = [
-                Hit(self.passages[int(d)], float(s))
-                for d, s in zip(docs[row], scores[row])
-                if s > 0
-            ]
+        results = []
+        for query in tokens:
+            # Words the corpus never saw score nothing; a query left empty gets no hits.
+            ids = [self._vocab[t] for t in query if t in self._vocab]
+            docs, scores = self._top_k(ids, k) if ids else ((), ())
+            results.append([Hit(self.passages[int(d)], float(s)) for d, s in zip(docs, scores) if s > 0])
         return results
+
+    def _top_k(self, token_ids: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sum the query terms' precomputed BM25 columns over their postings only.
+
+        bm25s stores every (term, document) score in a CSC matrix; its own ``retrieve`` scores all
+        documents and partitions an array of the corpus size per query, which dominates at 100k+
+        passages. Touching only the postings gives the same scores ~10x faster at 100k.
+        """
+        matrix = self._index.scores
+        data, indices, indptr = matrix["data"], matrix["indices"], matrix["indptr"]
+        spans = [(indptr[t], indptr[t + 1]) for t in token_ids]
+        docs = np.concatenate([indices[s:e] for s, e in spans])
+        if docs.size == 0:
+            return docs, np.zeros(0, np.float32)
+        acc = self._accumulator()
+        for s, e in spans:  # a term's postings hold each document once: fancy-index += is exact
+            acc[indices[s:e]] += data[s:e]
+        # A document appears at most once per term, so the best k * n_terms postings hold the top k.
+        m = min(docs.size, k * len(spans))
+        best = np.argpartition(-acc[docs], m - 1)[:m] if m < docs.size else slice(None)
+        top = np.unique(docs[best])
+        scores = acc[top]
+        acc[docs] = 0.0  # reset only what was touched: the buffer is reused by the next query
+        order = np.lexsort((top, -scores))[:k]  # best first; ties by position, as bm25s
+        return top[order], scores[order]
+
+    def _accumulator(self) -> np.ndarray:
+        """A zeroed float32 buffer of the corpus size, one per thread (searches may run in threads)."""
+        local = self.__dict__.setdefault("_local", threading.local())
+        acc = getattr(local, "acc", None)
+        if acc is None:
+            acc = local.acc = np.zeros(len(self.passages), dtype=np.float32)
+        return acc
 
     def __len__(self) -> int:
         return len(self.passages)
