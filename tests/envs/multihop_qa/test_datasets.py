@@ -177,6 +177,15 @@ def test_hub_without_a_labelled_test_split():
         load_examples("musique", "test")
 
 
+def test_hub_unreachable_points_to_the_official_files(monkeypatch):
+    def load_dataset(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'hotpotqa/hotpot_qa' on the Hub")
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    with pytest.raises(RuntimeError, match=r"hotpotqa/hotpot_qa\[distractor\] split 'train'.*ConnectionError.*hotpot_dev_distractor_v1\.json.*data_files="):
+        load_examples("hotpotqa", "train")
+
+
 def test_hub_without_the_datasets_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)
     with pytest.raises(ImportError, match="pip install"):

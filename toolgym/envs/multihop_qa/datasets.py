@@ -85,6 +85,7 @@ class DatasetSpec:
     hub_id: str
     hub_config: str | None
     hub_splits: tuple[str, ...]
+    official: str  # where the official files are, for users without hub access
     required: tuple[str, ...]
     parse: Callable[[Mapping[str, Any], _Where], QAExample | None]
 
@@ -295,6 +296,7 @@ DATASETS: dict[str, DatasetSpec] = {
         hub_id=HOTPOTQA_HUB_ID,
         hub_config=HOTPOTQA_HUB_CONFIG,
         hub_splits=("train", "validation"),
+        official="http://curtis.ml.cmu.edu/datasets/hotpot/hotpot_dev_distractor_v1.json (and _train_v1.1.json)",
         required=("question", "answer", "supporting_facts", "context"),
         parse=_parse_hotpotqa,
     ),
@@ -304,6 +306,7 @@ DATASETS: dict[str, DatasetSpec] = {
         hub_id=TWOWIKI_HUB_ID,
         hub_config=None,
         hub_splits=("train", "validation"),
+        official="https://github.com/Alab-NII/2wikimultihop (data.zip: train.json, dev.json)",
         required=("question", "answer", "supporting_facts", "context"),
         parse=_parse_2wiki,
     ),
@@ -313,6 +316,7 @@ DATASETS: dict[str, DatasetSpec] = {
         hub_id=MUSIQUE_HUB_ID,
         hub_config=None,
         hub_splits=("train", "validation"),
+        official="https://github.com/StonyBrookNLP/musique (musique_ans_v1.0_dev.jsonl, _train.jsonl)",
         required=("question", "answer", "paragraphs"),
         parse=_parse_musique,
     ),
@@ -502,7 +506,13 @@ def _records_from_hub(spec: DatasetSpec, split: str) -> Iterator[tuple[str, int,
             "(or pip install datasets). Or pass data_files= with the official files, which needs nothing extra."
         ) from err
     source = f"{spec.hub_id}" + (f"[{spec.hub_config}]" if spec.hub_config else "") + f" split {split!r}"
-    rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=split)
+    try:
+        rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=split)
+    except Exception as err:  # offline, hub down, id moved: say how to do without the hub
+        raise RuntimeError(
+            f"Could not load {spec.display} from the hub ({source}): {type(err).__name__}: {err}. "
+            f"Without hub access, download the official files from {spec.official} and pass data_files=."
+        ) from err
     for index, record in enumerate(rows):
         yield source, index, record
 
