@@ -1,0 +1,46 @@
+"""The repository's own files: the citation metadata and the README's promises."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_citation_cff_is_valid_cff_1_2_0():
+    jsonschema = pytest.importorskip("jsonschema")
+    # The official CFF 1.2.0 schema (citation-file-format/citation-file-format, CC-BY-4.0).
+    schema = json.loads((REPO / "tests" / "data" / "cff-1.2.0.schema.json").read_text())
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    # YAML reads the date as a date; CFF validators compare its ISO string.
+    citation["date-released"] = str(citation["date-released"])
+    jsonschema.validate(citation, schema)
+    for key in ("title", "authors", "abstract", "keywords", "license", "repository-code", "references"):
+        assert citation.get(key), f"CITATION.cff lacks {key}"
+    ids = [ident["value"] for ref in citation["references"] for ident in ref.get("identifiers", [])]
+    assert "arXiv:2511.14460" in ids  # Agent-R1
+    assert any("Gymnasium" in ref["title"] for ref in citation["references"])
+
+
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
+    readme = (REPO / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", readme, re.DOTALL)
+    assert len(blocks) >= 2
+    main_job, tests = blocks[0].strip(), blocks[1].strip()
+    assert "pip install" in main_job and "toolgym" in main_job
+    assert "pip install" in tests and "pytest" in tests
+    ci = (REPO / ".ci" / "run").read_text()
+    assert tests in ci, ".ci/run must run the README's test command as written"
+
+
+def test_every_registered_id_is_in_the_readme():
+    from toolgym.envs.registration import env_ids
+
+    readme = (REPO / "README.md").read_text()
+    missing = [env_id for env_id in env_ids() if f"`{env_id}`" not in readme]
+    assert not missing, f"README's env table lacks {missing}"
