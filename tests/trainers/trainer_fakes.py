@@ -55,7 +55,8 @@ class FakeQAEnv(gym.Env):
     def step(self, action: str):
         self.turn += 1
         self.messages.append({"role": "assistant", "content": action})
-        terms, parse_error, done, info_end = {}, None, False, {}
+        # a small length penalty: sampled texts differ in length, so a random policy still sees reward variance
+        terms, parse_error, done, info_end = {"brevity": -len(action) / 1000}, None, False, {}
         calls = CALL.findall(action)
         if not calls:
             parse_error = "no <tool_call> found"
@@ -107,3 +108,28 @@ def corpus() -> list[str]:
     for k, v in zip(KEYS, VALUES, strict=True):
         texts += [f"What is the code of {k}?", f"{k} has code {v}", *expert_turns(k, v)]
     return texts * 20
+
+
+def register_fakes():
+    """Register FakeQA-v0 (multi-turn) and FakeQA1-v0 (single turn, no tools in the prompt)."""
+    if "FakeQA-v0" not in gym.registry:
+        gym.register("FakeQA-v0", entry_point=FakeQAEnv, disable_env_checker=True)
+        gym.register("FakeQA1-v0", entry_point=SingleTurnQAEnv, disable_env_checker=True)
+
+
+class SingleTurnQAEnv(FakeQAEnv):
+    """One step, tools described nowhere (so TRL's own prompt rendering is the same as ours)."""
+
+    def __init__(self):
+        super().__init__(max_turns=1, single_turn=True)
+        self.chat_tools = None
+
+
+def grpo_args(tmp_path, **over):
+    from trl import GRPOConfig
+
+    kw = dict(output_dir=str(tmp_path), per_device_train_batch_size=9, num_generations=3, max_completion_length=80,
+              max_steps=2, learning_rate=1e-2, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
+              bf16=False, seed=0, beta=0.0, disable_tqdm=True)
+    kw.update(over)
+    return GRPOConfig(**kw)
