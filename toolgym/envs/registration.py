@@ -8,6 +8,8 @@ from gymnasium.envs.registration import register, registry
 ENVS: list[tuple[str, str, dict, str]] = [
     ("MultiHopQA-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {},
      "Multi-hop QA with a search tool over an offline synthetic world (2-4 hops, bridge and comparison)."),
+    ("ToolMath-v0", "toolgym.envs.math.env:ToolMathEnv", {},
+     "Arithmetic word problems (generated offline, or GSM8K) with an exact, sandboxed calculator tool."),
     ("HotpotQA-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {"dataset": "hotpotqa", "split": "validation"},
      "HotpotQA (distractor) through `datasets` or data_files=, searching the pooled paragraphs of the split."),
     ("TwoWikiMultihopQA-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv",
