@@ -12,6 +12,7 @@ import sys
 _SUBCOMMANDS = [
     "toolgym.envs.cli",
     "toolgym.envs.retrieval.cli",
+    "toolgym.benchmarks.cli",
 ]
 
 

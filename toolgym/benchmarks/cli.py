@@ -1,0 +1,107 @@
+"""``toolgym bench``: run an agent on envs, rebuild reports, or compare two result directories.
+
+    toolgym bench --agent naive-rag --model Qwen/Qwen2.5-3B-Instruct \
+        --envs HotpotQA-v0,TwoWikiMultihopQA-v0,MuSiQue-v0 --n 500 --out results/
+    toolgym bench report results/
+    toolgym bench compare results/A results/B
+
+Module-level imports stay light: the ``toolgym`` command imports this module to build its parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+ACTIONS = ("run", "compare", "report")
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from toolgym.benchmarks.agents import AGENTS
+    from toolgym.benchmarks.runner import config_fields
+
+    p = subparsers.add_parser(
+        "bench", help="benchmark an agent on toolgym envs (also: bench compare A B, bench report DIR)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("action", nargs="*", metavar="[compare A B | report DIR]",
+                   help="no action: run the benchmark; 'compare DIR_A DIR_B': differences with 95%% intervals; "
+                        "'report DIR': rewrite results.json/.md, plots and predictions from episodes.jsonl")
+    for name, default, help_text in config_fields():
+        flag = "--" + name.replace("_", "-")
+        help_text = help_text.replace("%", "%%") + f" (default: {default})"
+        if name == "agent":
+            agents = ", ".join(f"{k} ({v[2]})" for k, v in AGENTS.items())
+            p.add_argument(flag, default=default, help=f"one of: {agents}")
+        elif name == "envs":
+            p.add_argument(flag, default=",".join(default), help=help_text + "; comma-separated")
+        elif name == "env_kwargs":
+            p.add_argument(flag, nargs="*", metavar="[ENV_ID:]KEY=VALUE", default=[],
+                           help="gym.make arguments, values in YAML (e.g. corpus=example "
+                                "HotpotQA-v0:data_files=dev.json); a ENV_ID: prefix applies to that env only")
+        elif isinstance(default, bool):
+            p.add_argument(flag, type=_bool, default=default, metavar="true|false", help=help_text)
+        elif name == "time_limit":
+            p.add_argument(flag, type=lambda s: None if s.lower() == "none" else float(s), default=default,
+                           help=help_text + "; 'none' for no limit")
+        else:
+            kind = type(default) if default is not None else str
+            p.add_argument(flag, type=kind, default=default, help=help_text)
+    p.set_defaults(handler=_handle)
+
+
+def _handle(args: argparse.Namespace) -> int:
+    action, rest = (args.action[0], args.action[1:]) if args.action else ("run", [])
+    if action not in ACTIONS:
+        from toolgym.envs.errors import unknown_name_error
+
+        raise SystemExit(f"toolgym bench: {unknown_name_error('action', action, ACTIONS)}")
+    if action == "compare":
+        if len(rest) != 2:
+            raise SystemExit(f"toolgym bench compare takes two result directories, got {len(rest)}: {rest}")
+        from toolgym.benchmarks.reports import compare
+
+        print(compare(rest[0], rest[1], seed=args.seed))
+        return 0
+    if action == "report":
+        if len(rest) != 1:
+            raise SystemExit(f"toolgym bench report takes one result directory, got {len(rest)}: {rest}")
+        from toolgym.benchmarks.reports import markdown, write_reports
+
+        print(markdown(write_reports(rest[0], seed=args.seed)))
+        return 0
+    if rest:
+        raise SystemExit(f"toolgym bench: unexpected arguments {rest}; options go after --, e.g. --agent oracle")
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from toolgym.benchmarks.reports import main_table
+    from toolgym.benchmarks.runner import BenchConfig, config_fields, run_benchmark
+    from toolgym.envs.cli import parse_overrides
+
+    values = {name: getattr(args, name) for name, _, _ in config_fields()}
+    values["env_kwargs"] = parse_overrides(args.env_kwargs)
+    try:
+        config = BenchConfig(**values)
+    except ValueError as err:
+        raise SystemExit(f"toolgym bench: {err}") from err
+    try:
+        results = run_benchmark(config)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished episodes are in {config.out}/episodes.jsonl; rerun the same command "
+              "to continue.", file=sys.stderr)
+        return 130
+    metric = "em" if any("em" in c["metrics"] for per in results["cells"].values() for c in per.values()) else "success"
+    print(main_table(results, metric))
+    print(f"\nwritten to {config.out}/ (results.md, results.json, plots/, predictions/)")
+    return 0

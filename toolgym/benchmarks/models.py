@@ -1,0 +1,328 @@
+"""Chat models the benchmark agents call: a local HF/vLLM model or any OpenAI-compatible endpoint.
+
+One batched interface, :class:`ChatModel`: conversations in (chat messages, the env's tool schemas,
+a deadline each), one :class:`Completion` out per conversation, with token counts. A failure of one
+request is a ``Completion`` with ``error`` set, never an exception, so one bad request does not
+stop a benchmark.
+
+The local model reuses the trainer's generation backends (``toolgym.trainers.rollout.HFBackend``):
+the benchmark renders the chat template and samples exactly as training does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass
+class Completion:
+    """One reply: its text, tokens read and written, and the error that prevented it, if any."""
+
+    text: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    error: str | None = None
+
+
+class ChatModel(Protocol):
+    def chat(self, conversations: Sequence[Sequence[Mapping[str, str]]], tools: Sequence[list | None],
+             deadlines: Sequence[float | None]) -> list[Completion]:
+        """One completion per conversation. ``deadlines`` are ``time.monotonic()`` values (None: no limit)."""
+        ...
+
+
+# -- a local model: transformers generate, or vLLM ------------------------------------------------------
+class LocalChatModel:
+    """A causal LM with a chat template, loaded from a path or hub id (a LoRA adapter directory works:
+    its base model is loaded and the adapter applied).
+
+    Args:
+        model: path or hub id, or an already loaded model (then pass ``tokenizer``).
+        tokenizer: defaults to the one saved with ``model``.
+        engine: ``"hf"`` (transformers ``generate``), ``"vllm"``, or ``"auto"`` (vLLM when it is
+            installed and a GPU is present, else hf).
+        temperature: 0 decodes greedily.
+        max_new_tokens: tokens per reply.
+        batch_size: prompts per ``generate`` call (None: the whole batch).
+        chat_template_kwargs: passed to ``apply_chat_template`` (e.g. ``{"enable_thinking": False}``).
+    """
+
+    def __init__(self, model: Any, tokenizer: Any = None, *, engine: str = "auto", temperature: float = 0.0,
+                 max_new_tokens: int = 256, batch_size: int | None = None,
+                 chat_template_kwargs: Mapping[str, Any] | None = None):
+        if engine not in ("auto", "hf", "vllm"):
+            from toolgym.envs.errors import unknown_name_error
+
+            raise unknown_name_error("engine", engine, ("auto", "hf", "vllm"))
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        self.max_new_tokens = max_new_tokens
+        self.chat_template_kwargs = dict(chat_template_kwargs or {})
+        if engine == "auto":
+            engine = "vllm" if isinstance(model, (str, Path)) and _vllm_usable() else "hf"
+        self.engine = engine
+        if engine == "vllm":
+            self.model, self.tokenizer = None, tokenizer or _load_tokenizer(model)
+            self.backend = VLLMEngineBackend(str(model), temperature=temperature)
+        else:
+            if isinstance(model, (str, Path)):
+                model, loaded_tok = load_model(model)
+                tokenizer = tokenizer or loaded_tok
+            if tokenizer is None:
+                raise ValueError("pass tokenizer= with an already loaded model")
+            from toolgym.trainers.rollout import HFBackend
+
+            model.eval()
+            self.model, self.tokenizer = model, tokenizer
+            self.backend = HFBackend(model, tokenizer, temperature=temperature, top_k=0, batch_size=batch_size)
+        self.context_limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+
+    def chat(self, conversations, tools, deadlines) -> list[Completion]:
+        prompts: list[list[int] | None] = []
+        out: list[Completion | None] = []
+        for messages, schema in zip(conversations, tools):
+            text = self.tokenizer.apply_chat_template(list(messages), tools=schema, tokenize=False,
+                                                      add_generation_prompt=True, **self.chat_template_kwargs)
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if self.context_limit and len(ids) + self.max_new_tokens > self.context_limit:
+                prompts.append(None)
+                out.append(Completion("", len(ids), 0, error=(
+                    f"the prompt has {len(ids)} tokens; with max_new_tokens={self.max_new_tokens} it exceeds the "
+                    f"model's context of {self.context_limit}. Lower max_new_tokens or the env's max_context_chars.")))
+            else:
+                prompts.append(ids)
+                out.append(None)
+        todo = [i for i, p in enumerate(prompts) if p is not None]
+        gens = self.backend.generate([prompts[i] for i in todo], self.max_new_tokens) if todo else []
+        eos = self.tokenizer.eos_token_id
+        for i, gen in zip(todo, gens):
+            ids = list(gen.ids)
+            body = ids[:-1] if ids and ids[-1] == eos else ids
+            text = self.tokenizer.decode(body, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+            out[i] = Completion(text, len(prompts[i]), len(ids))
+        return out  # type: ignore[return-value]
+
+
+def load_model(path_or_id: str | Path):
+    """``(model, tokenizer)`` from a saved model, a hub id, or a LoRA adapter directory."""
+    from toolgym.trainers._deps import require
+
+    require("torch", "train")
+    from transformers import AutoModelForCausalLM
+
+    path = Path(path_or_id)
+    if (path / "adapter_config.json").is_file():
+        peft = require("peft", "train")
+        model = peft.AutoPeftModelForCausalLM.from_pretrained(str(path))
+        model = model.merge_and_unload()  # plain forward passes generate faster
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(path_or_id))
+    return model, _load_tokenizer(path_or_id)
+
+
+def _load_tokenizer(path_or_id):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path_or_id))
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def _vllm_usable() -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+class VLLMEngineBackend:
+    """``GenerationBackend`` over an offline ``vllm.LLM`` (the trainer's ``VLLMBackend`` needs a
+    GRPOTrainer; a benchmark has none). Imported lazily: ``pip install 'toolgym[vllm]'``."""
+
+    def __init__(self, model: str, *, temperature: float = 0.0, **llm_kwargs: Any):
+        from toolgym.trainers._deps import require
+
+        vllm = require("vllm", "vllm")
+        self._vllm = vllm
+        self.llm = vllm.LLM(model=model, **llm_kwargs)
+        self.temperature = temperature
+
+    def any_alive(self, alive: bool) -> bool:
+        return alive
+
+    def generate(self, prompts, max_new_tokens):
+        from toolgym.trainers.rollout import Generation
+
+        params = self._vllm.SamplingParams(temperature=self.temperature, max_tokens=max_new_tokens, logprobs=0)
+        outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
+        gens = []
+        for o in outputs:
+            c = o.outputs[0]
+            lps = [next(iter(d.values())).logprob if d else 0.0 for d in (c.logprobs or [{}] * len(c.token_ids))]
+            gens.append(Generation(list(c.token_ids), lps))
+        return gens
+
+
+# -- any OpenAI-compatible endpoint --------------------------------------------------------------------
+_TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
+RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+class OpenAIChatModel:
+    """``POST {base_url}/chat/completions`` over plain HTTP (vLLM serve, SGLang, hosted APIs).
+
+    Args:
+        model: the model name the server expects.
+        base_url: e.g. ``http://localhost:8000/v1``; default ``$OPENAI_BASE_URL`` or the OpenAI API.
+        api_key: default ``$OPENAI_API_KEY`` (sent as a bearer token when set).
+        temperature, max_tokens: sampling parameters of every request.
+        native_tools: send the env's tool schemas as ``tools=`` and turn the server's structured
+            ``tool_calls`` back into ``<tool_call>`` text (for ``hermes`` envs). False sends plain
+            text only; the env's system prompt describes the tools either way.
+        max_retries: retries of a request that failed with a transient status (429, 5xx) or a
+            connection error, with exponential back-off, within the episode's deadline.
+        request_timeout: seconds one request may take (further capped by the episode's deadline).
+        concurrency: requests in flight at once.
+    """
+
+    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
+                 temperature: float = 0.0, max_tokens: int = 256, native_tools: bool = True,
+                 max_retries: int = 2, request_timeout: float = 120.0, concurrency: int = 8,
+                 backoff: float = 0.5):
+        from toolgym.trainers._deps import require
+
+        self._requests = require("requests", "bench")
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.temperature, self.max_tokens, self.native_tools = temperature, max_tokens, native_tools
+        self.max_retries, self.request_timeout, self.backoff = max_retries, request_timeout, backoff
+        self.concurrency = max(1, concurrency)
+        self._session = self._requests.Session()
+
+    def chat(self, conversations, tools, deadlines) -> list[Completion]:
+        jobs = list(zip(conversations, tools, deadlines))
+        if len(jobs) <= 1:
+            return [self._one(*job) for job in jobs]
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
+            return list(pool.map(lambda job: self._one(*job), jobs))
+
+    def _payload(self, messages, schema) -> dict[str, Any]:
+        native = self.native_tools and bool(schema)
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": to_openai_messages(messages, native=native),
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        if native:
+            payload["tools"] = list(schema)
+        return payload
+
+    def _one(self, messages, schema, deadline) -> Completion:
+        payload = self._payload(messages, schema)
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        error = "no request made"
+        for attempt in range(self.max_retries + 1):
+            timeout = self.request_timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    return Completion("", error=f"time limit reached before the reply ({error})")
+            try:
+                response = self._session.post(f"{self.base_url}/chat/completions", json=payload, headers=headers,
+                                              timeout=timeout)
+            except self._requests.Timeout:
+                return Completion("", error=f"no reply within {timeout:.1f} s from {self.base_url}")
+            except self._requests.ConnectionError as err:
+                error = f"cannot connect to {self.base_url}: {err}"
+            else:
+                if response.status_code == 200:
+                    try:
+                        return parse_chat_response(response.json())
+                    except (ValueError, KeyError, IndexError, TypeError) as err:
+                        return Completion("", error=f"malformed reply from {self.base_url}: {err}: {response.text[:200]!r}")
+                error = f"HTTP {response.status_code} from {self.base_url}: {response.text[:300]}"
+                if response.status_code not in RETRY_STATUS:
+                    return Completion("", error=error)
+            if attempt < self.max_retries:
+                pause = self.backoff * 2**attempt
+                if deadline is not None and time.monotonic() + pause >= deadline:
+                    break
+                time.sleep(pause)
+        return Completion("", error=f"{error} (after {self.max_retries + 1} attempts)")
+
+
+def to_openai_messages(messages: Sequence[Mapping[str, str]], *, native: bool) -> list[dict[str, Any]]:
+    """The env's conversation in the Chat Completions schema.
+
+    Native: an assistant message's ``<tool_call>`` blocks become structured ``tool_calls`` with ids,
+    and the env's ``tool`` messages answer them in order (a call the env skipped gets no result, so
+    it is left out: the API rejects unanswered calls). Text: tool results become user messages in
+    ``<tool_response>`` tags, as Qwen's template shows them.
+    """
+    out: list[dict[str, Any]] = []
+    pending: list[str] = []  # ids of the last assistant message's calls not yet answered
+    for turn, m in enumerate(messages):
+        role, content = m["role"], m["content"]
+        if role == "assistant" and native:
+            calls, text = [], _TOOL_CALL.sub("", content).strip()
+            for k, block in enumerate(_TOOL_CALL.findall(content)):
+                try:
+                    payload = json.loads(block)
+                    name, args = payload["name"], payload.get("arguments", {})
+                except (ValueError, KeyError, TypeError):
+                    continue
+                calls.append({"id": f"call_{turn}_{k}", "type": "function",
+                              "function": {"name": str(name), "arguments": json.dumps(args, ensure_ascii=False)}})
+            n_results = 0
+            for later in messages[turn + 1:]:
+                if later["role"] != "tool":
+                    break
+                n_results += 1
+            calls = calls[:n_results]
+            message: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
+            if calls:
+                message["tool_calls"] = calls
+            out.append(message)
+            pending = [c["id"] for c in calls]
+        elif role == "tool":
+            if native and pending:
+                out.append({"role": "tool", "tool_call_id": pending.pop(0), "content": content})
+            else:
+                out.append({"role": "user", "content": f"<tool_response>\n{content}\n</tool_response>"})
+        else:
+            out.append({"role": role, "content": content})
+            pending = []
+    return out
+
+
+def parse_chat_response(body: Mapping[str, Any]) -> Completion:
+    """A Chat Completions reply as a Completion; structured tool calls become ``<tool_call>`` text."""
+    message = body["choices"][0]["message"]
+    text = message.get("content") or ""
+    for call in message.get("tool_calls") or []:
+        fn = call["function"]
+        args = fn.get("arguments") or "{}"
+        try:
+            args = json.loads(args) if isinstance(args, str) else args
+        except ValueError:
+            pass  # the env reports the malformed arguments to the agent
+        text += "<tool_call>" + json.dumps({"name": fn["name"], "arguments": args}, ensure_ascii=False) + "</tool_call>"
+    usage = body.get("usage") or {}
+    return Completion(text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))

@@ -1,0 +1,222 @@
+"""Reports of a results directory: ``results.json``, ``results.md`` (tables laid out like the
+Agent-R1 paper: rows agents, columns datasets and their average), PNG plots, official prediction
+files, and ``compare`` between two directories."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolgym.benchmarks.metrics import (
+    group,
+    metric_values,
+    paired_bootstrap_ci,
+    summarize,
+    unpaired_bootstrap_ci,
+)
+
+SHORT_NAMES = {"TwoWikiMultihopQA": "2Wiki", "MuSiQue": "MuSiQue", "HotpotQA": "HotpotQA"}
+HOTPOT_FORMAT = ("hotpotqa", "2wikimultihopqa")
+
+
+def short_name(env_id: str) -> str:
+    """``"TwoWikiMultihopQA-v0"`` -> ``"2Wiki"``; other ids lose their version suffix."""
+    base = re.sub(r"-v\d+$", "", env_id.split(":")[-1])
+    return SHORT_NAMES.get(base, base)
+
+
+def build_results(records: Sequence[Mapping[str, Any]], *, seed: int = 0) -> dict[str, Any]:
+    """The summary of every (agent, env) cell in ``records`` plus each agent's average over envs."""
+    agents = list(dict.fromkeys(r["agent"] for r in records))
+    envs = list(dict.fromkeys(r["env"] for r in records))
+    cells: dict[str, dict[str, Any]] = {a: {} for a in agents}
+    for (agent, env), rows in group(records).items():
+        cells[agent][env] = summarize(rows, seed=seed)
+    average: dict[str, dict[str, float]] = {}
+    for agent in agents:
+        if all(env in cells[agent] for env in envs):
+            keys = set.intersection(*(set(cells[agent][env]["metrics"]) for env in envs))
+            average[agent] = {k: float(np.mean([cells[agent][env]["metrics"][k]["mean"] for env in envs]))
+                              for k in sorted(keys)}
+    return {"agents": agents, "envs": envs, "cells": cells, "average": average}
+
+
+def load_records(out: str | Path) -> list[dict[str, Any]]:
+    from toolgym.benchmarks.runner import EpisodeStore
+
+    path = Path(out) / "episodes.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: is {out} a results directory written by `toolgym bench`?")
+    return EpisodeStore(path).load()
+
+
+def write_reports(out: str | Path, *, seed: int = 0, plots: bool = True) -> dict[str, Any]:
+    """(Re)write every report of ``out`` from its ``episodes.jsonl``; return the results dict."""
+    out = Path(out)
+    records = load_records(out)
+    results = build_results(records, seed=seed)
+    (out / "results.json").write_text(json.dumps(_finite(results), indent=2, allow_nan=False))
+    (out / "results.md").write_text(markdown(results))
+    write_predictions(records, out / "predictions")
+    if plots and records:
+        from toolgym.benchmarks.plots import plot_results
+
+        plot_results(results, out / "plots")
+    return results
+
+
+def _finite(value):
+    """NaN/inf become null: results.json stays strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+# -- Markdown ------------------------------------------------------------------------------------------
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def main_table(results: Mapping[str, Any], metric: str) -> str:
+    """Rows agents, columns envs and Avg: the Agent-R1 paper's layout."""
+    envs = results["envs"]
+    head = "| Method | " + " | ".join(short_name(e) for e in envs) + " | Avg |"
+    lines = [head, "|---" * (len(envs) + 2) + "|"]
+    for agent in results["agents"]:
+        row = [agent]
+        for env in envs:
+            m = results["cells"][agent].get(env, {}).get("metrics", {}).get(metric)
+            row.append(_fmt(m["mean"]) if m else "–")
+        row.append(_fmt(results["average"].get(agent, {}).get(metric)))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    cells = [c for per_env in results["cells"].values() for c in per_env.values()]
+    present = [k for k in ("em", "f1", "subem", "success", "return") if any(k in c["metrics"] for c in cells)]
+    names = {"em": "Exact match (EM)", "f1": "F1", "subem": "Substring EM", "success": "Success rate",
+             "return": "Episode return"}
+    parts = ["# Benchmark results", ""]
+    for metric in present[:3]:
+        parts += [f"## {names[metric]}", "", main_table(results, metric), ""]
+    parts += ["## Details (means; 95% bootstrap intervals in brackets)", "",
+              "| Method | Env | n | EM | F1 | SubEM | Success | Return | Evidence recall | Tool calls | Turns | "
+              "Tokens in | Tokens out | Wall s | Ended |",
+              "|---" * 15 + "|"]
+    for agent in results["agents"]:
+        for env in results["envs"]:
+            cell = results["cells"][agent].get(env)
+            if cell is None:
+                continue
+            m = cell["metrics"]
+
+            def with_ci(key, m=m):
+                if key not in m:
+                    return "–"
+                low, high = m[key].get("ci95", (None, None))
+                return f"{_fmt(m[key]['mean'])} [{_fmt(low)}, {_fmt(high)}]" if low is not None else _fmt(m[key]["mean"])
+
+            def mean(key, digits=2, m=m):
+                return _fmt(m[key]["mean"], digits) if key in m else "–"
+
+            ended = ", ".join(f"{k} {v}" for k, v in sorted(cell["status"].items()))
+            parts.append(
+                f"| {agent} | {short_name(env)} | {cell['n']} | {with_ci('em')} | {with_ci('f1')} | {with_ci('subem')} | "
+                f"{with_ci('success')} | {with_ci('return')} | {with_ci('evidence_recall')} | {mean('tool_calls')} | "
+                f"{mean('turns')} | {mean('tokens_in', 0)} | {mean('tokens_out', 0)} | {mean('wall_time', 3)} | {ended} |"
+            )
+    parts += ["", "Plots: `plots/`. Per-turn breakdown: `results.json` (`per_turn`) and `plots/per_turn.png`.", ""]
+    return "\n".join(parts)
+
+
+# -- official prediction files ----------------------------------------------------------------------------
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "agent"
+
+
+def write_predictions(records: Sequence[Mapping[str, Any]], root: str | Path) -> list[Path]:
+    """Prediction files in each dataset's official format, one per (agent, env).
+
+    HotpotQA and 2Wiki: ``{"answer": {id: answer}, "sp": {id: []}}`` (``hotpot_evaluate_v1.py``);
+    MuSiQue: JSON lines ``{id, predicted_answer, predicted_support_idxs, predicted_answerable}``;
+    other envs: JSON lines ``{index, id, prediction}``. The agents predict answers only, so the
+    supporting-fact fields are empty (the official scripts then score support as 0); passage-level
+    evidence recall is in the results instead. An episode that ended without an answer predicts "".
+    """
+    written = []
+    for (agent, env), rows in group(records).items():
+        folder = Path(root) / slug(agent)
+        folder.mkdir(parents=True, exist_ok=True)
+        dataset = rows[0].get("dataset")
+        if dataset in HOTPOT_FORMAT:
+            path = folder / f"{slug(env)}.json"
+            payload = {"answer": {str(r["id"]): r.get("prediction") or "" for r in rows},
+                       "sp": {str(r["id"]): [] for r in rows}}
+            path.write_text(json.dumps(payload, ensure_ascii=False, indent=1))
+        elif dataset == "musique":
+            path = folder / f"{slug(env)}.jsonl"
+            path.write_text("".join(json.dumps({
+                "id": r["id"], "predicted_answer": r.get("prediction") or "", "predicted_support_idxs": [],
+                "predicted_answerable": True}, ensure_ascii=False) + "\n" for r in rows))
+        else:
+            path = folder / f"{slug(env)}.jsonl"
+            path.write_text("".join(json.dumps({"index": r["index"], "id": r.get("id"),
+                                                "prediction": r.get("prediction")}, ensure_ascii=False) + "\n"
+                                    for r in rows))
+        written.append(path)
+    return written
+
+
+# -- compare ----------------------------------------------------------------------------------------------
+def compare(dir_a: str | Path, dir_b: str | Path, *, metrics: Sequence[str] = ("em", "f1", "success"),
+            seed: int = 0) -> str:
+    """A table of ``B - A`` per env and metric with 95% bootstrap intervals: paired over the
+    episodes both ran (same env and index), unpaired when they share none. Agents are matched by
+    label when the directories share labels, else every agent of A is compared with every one of B."""
+    recs_a, recs_b = load_records(dir_a), load_records(dir_b)
+    cells_a, cells_b = group(recs_a), group(recs_b)
+    labels_a = list(dict.fromkeys(r["agent"] for r in recs_a))
+    labels_b = list(dict.fromkeys(r["agent"] for r in recs_b))
+    common = [label for label in labels_a if label in labels_b]
+    pairs = [(label, label) for label in common] or [(a, b) for a in labels_a for b in labels_b]
+    lines = [f"A = {dir_a}", f"B = {dir_b}", "",
+             "| A agent | B agent | Env | Metric | n | A | B | B - A | 95% CI | paired |", "|---" * 10 + "|"]
+    for a, b in pairs:
+        envs = [e for e in dict.fromkeys(r["env"] for r in recs_a) if (a, e) in cells_a and (b, e) in cells_b]
+        for env in envs:
+            ra, rb = cells_a[(a, env)], cells_b[(b, env)]
+            by_index = {r["index"]: r for r in rb}
+            shared = [r["index"] for r in ra if r["index"] in by_index]
+            for metric in metrics:
+                va, vb = metric_values(ra, metric), metric_values(rb, metric)
+                if va is None or vb is None:
+                    continue
+                if shared:
+                    a_by = {r["index"]: r for r in ra}
+                    xa = [float(a_by[i].get(metric) or 0.0) for i in shared]
+                    xb = [float(by_index[i].get(metric) or 0.0) for i in shared]
+                    low, high = paired_bootstrap_ci(xa, xb, seed=seed)
+                    n, paired = len(shared), "yes"
+                else:
+                    xa, xb = va, vb
+                    low, high = unpaired_bootstrap_ci(xa, xb, seed=seed)
+                    n, paired = min(len(xa), len(xb)), "no"
+                ma, mb = float(np.mean(xa)), float(np.mean(xb))
+                flag = " *" if low > 0 or high < 0 else ""
+                lines.append(f"| {a} | {b} | {short_name(env)} | {metric} | {n} | {_fmt(ma)} | {_fmt(mb)} | "
+                             f"{mb - ma:+.3f}{flag} | [{low:+.3f}, {high:+.3f}] | {paired} |")
+    if len(lines) == 5:
+        lines.append("(nothing to compare: no env and metric in common)")
+    lines += ["", "* the 95% interval excludes 0."]
+    return "\n".join(lines)

@@ -1,0 +1,383 @@
+"""The benchmark runner: batched, seeded, resumable episodes of one agent on toolgym envs.
+
+    from toolgym.benchmarks import BenchConfig, run_benchmark
+    results = run_benchmark(BenchConfig(agent="oracle", envs=["MultiHopQA-v0"], n=200, out="results/"))
+
+Every finished episode is appended to ``OUT/episodes.jsonl`` as one line, flushed at once: an
+interrupt loses nothing written, and a rerun with the same ``out`` skips the episodes already
+there (keyed by agent label, env id and episode index). Episode ``i`` is reset with seed
+``seed + i`` (and, for envs with a finite list of ``examples``, ``options={"index": i}``, so the
+first ``n`` questions of a dataset are asked once each): results do not depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolgym.benchmarks.agents import AGENTS, Action, Agent, Slot, make_agent
+from toolgym.benchmarks.metrics import evidence_recall
+
+ENGINES = ("auto", "hf", "vllm", "openai")
+
+
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class BenchConfig:
+    """What to run. Every field is also a ``toolgym bench`` flag (``env_kwargs`` is ``--env-kwargs``)."""
+
+    agent: str = _help("agent name: " + ", ".join(AGENTS) if AGENTS else "agent name", default="oracle")
+    envs: list[str] = _help("env ids to evaluate on", default_factory=lambda: ["MultiHopQA-v0"])
+    n: int = _help("episodes per env (datasets: the first n questions)", default=100)
+    out: str = _help("results directory (episodes.jsonl, results.json, results.md, plots/, predictions/)",
+                     default="results")
+    model: str | None = _help("model path, hub id or endpoint model name (model agents)", default=None)
+    name: str | None = _help("row label in the tables (default: agent, plus the model's name)", default=None)
+    engine: str = _help("model engine: auto (vLLM if installed with a GPU, else hf), hf, vllm, openai",
+                        default="auto")
+    base_url: str | None = _help("OpenAI-compatible base URL (default $OPENAI_BASE_URL)", default=None)
+    api_key: str | None = _help("API key (default $OPENAI_API_KEY)", default=None)
+    temperature: float = _help("sampling temperature of model agents (0: greedy)", default=0.0)
+    max_new_tokens: int = _help("tokens per model reply", default=256)
+    native_tools: bool = _help("openai: send tool schemas and read structured tool calls", default=True)
+    max_retries: int = _help("openai: retries of a failed request (429, 5xx, connection)", default=2)
+    seed: int = _help("episode i is reset with seed + i; also seeds random agents and the bootstrap", default=0)
+    batch_size: int = _help("episodes stepped together (one batched agent call per turn)", default=16)
+    time_limit: float | None = _help("seconds an episode may take before it ends with status 'timeout'",
+                                     default=300.0)
+    env_kwargs: dict[str, Any] = _help(
+        "gym.make keyword arguments for every env; a key 'ENV_ID:name' applies to that env only",
+        default_factory=dict)
+    progress: bool = _help("show a progress bar", default=True)
+    reports: bool = _help("write results.json/.md, plots and prediction files at the end", default=True)
+
+    def __post_init__(self):
+        if isinstance(self.envs, str):
+            self.envs = [e.strip() for e in self.envs.split(",") if e.strip()]
+        if not self.envs:
+            raise ValueError("envs is empty: give at least one env id, e.g. envs=['MultiHopQA-v0'].")
+        if self.agent not in AGENTS:
+            from toolgym.envs.errors import unknown_name_error
+
+            raise unknown_name_error("agent", self.agent, AGENTS)
+        if self.engine not in ENGINES:
+            from toolgym.envs.errors import unknown_name_error
+
+            raise unknown_name_error("engine", self.engine, ENGINES)
+        for name in ("n", "batch_size", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ValueError(f"time_limit must be > 0 seconds (or None for no limit), got {self.time_limit}.")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}.")
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.model:
+            return f"{self.agent}:{Path(str(self.model).rstrip('/')).name}"
+        return self.agent
+
+    def kwargs_for(self, env_id: str) -> dict[str, Any]:
+        common = {k: v for k, v in self.env_kwargs.items() if ":" not in k}
+        specific = {k.split(":", 1)[1]: v for k, v in self.env_kwargs.items() if k.split(":", 1)[0] == env_id and ":" in k}
+        return {**common, **specific}
+
+
+# -- the store ---------------------------------------------------------------------------------------------
+def episode_key(agent: str, env: str, index: int) -> str:
+    return f"{agent}\t{env}\t{index}"
+
+
+class EpisodeStore:
+    """``episodes.jsonl``: one line per finished episode, appended and flushed as it ends.
+
+    A line cut short by an interrupt (no final newline) is dropped when the store is opened;
+    a later duplicate of a key (two runs into one directory at once) is ignored when loading.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair()
+        self._fh = None
+
+    def _repair(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with open(self.path, "r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+
+    def load(self) -> list[dict[str, Any]]:
+        records, seen = [], set()
+        if not self.path.exists():
+            return records
+        with open(self.path, encoding="utf-8") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{self.path}: line {number} is not JSON ({err}); delete that line to go on") from err
+                key = episode_key(record["agent"], record["env"], record["index"])
+                if key not in seen:
+                    seen.add(key)
+                    records.append(record)
+        return records
+
+    def append(self, record: Mapping[str, Any]) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _check_manifest(out: Path, label: str, description: dict[str, Any]) -> None:
+    """A label means one agent configuration: a rerun into the same directory must match it."""
+    path = out / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.exists() else {}
+    previous = manifest.get(label)
+    if previous is not None and previous != description:
+        changed = sorted(k for k in set(previous) | set(description) if previous.get(k) != description.get(k))
+        raise ValueError(
+            f"{out} already holds results labelled {label!r} from another configuration (differs in {changed}: "
+            f"{ {k: previous.get(k) for k in changed} } before, { {k: description.get(k) for k in changed} } now). "
+            "Pass another --name, or another --out."
+        )
+    manifest[label] = description
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+# -- running -----------------------------------------------------------------------------------------------
+@dataclass
+class _Live:
+    slot: Slot
+    seed: int
+    start: float
+    info: dict
+    dataset: str | None
+    gold_titles: tuple
+    ret: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    turn_rewards: list = field(default_factory=list)
+    turn_recall: list = field(default_factory=list)
+
+
+def _episodes_for(env, n: int) -> tuple[int, bool]:
+    """How many episodes to run, and whether they are indexed questions of a finite dataset."""
+    examples = getattr(env.unwrapped, "examples", None)
+    if isinstance(examples, Sequence) and len(examples) > 0 and getattr(env.unwrapped, "dataset", None) != "synthetic":
+        return min(n, len(examples)), True
+    return n, False
+
+
+def run_benchmark(config: BenchConfig, agent: Agent | None = None) -> dict[str, Any]:
+    """Run ``config.agent`` (or the given ``agent`` instance) on every env; return the summary that
+    ``results.json`` holds (all agents found in ``config.out``, not only this one).
+
+    Resumes: episodes already in ``OUT/episodes.jsonl`` for this label are not run again.
+    """
+    import gymnasium as gym
+
+    import toolgym  # noqa: F401 - registers the ids
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    own_agent = agent is None
+    if agent is None:
+        agent = make_agent(config.agent, model=config.model, engine=config.engine, base_url=config.base_url,
+                           api_key=config.api_key, temperature=config.temperature,
+                           max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
+                           native_tools=config.native_tools, max_retries=config.max_retries)
+    label = config.label
+    _check_manifest(out, label, {**agent.describe(), "seed": config.seed, "env_kwargs": config.env_kwargs})
+    store = EpisodeStore(out / "episodes.jsonl")
+    done = {episode_key(r["agent"], r["env"], r["index"]): r for r in store.load()}
+    try:
+        for env_id in config.envs:
+            if env_id not in gym.registry:
+                from toolgym.envs.errors import unknown_name_error
+
+                raise unknown_name_error("env id", env_id, [k for k in gym.registry if "-v" in k])
+            _run_env(env_id, config, agent, label, store, done)
+    finally:
+        store.close()
+        if own_agent:
+            agent.close()
+    if config.reports:
+        from toolgym.benchmarks.reports import write_reports
+
+        return write_reports(out, seed=config.seed)
+    from toolgym.benchmarks.reports import build_results
+
+    return build_results(store.load(), seed=config.seed)
+
+
+def _run_env(env_id: str, config: BenchConfig, agent: Agent, label: str, store: EpisodeStore,
+             done: dict[str, dict]) -> None:
+    import gymnasium as gym
+
+    kwargs = config.kwargs_for(env_id)
+    first = gym.make(env_id, **kwargs)
+    n, indexed = _episodes_for(first, config.n)
+    queue = deque(i for i in range(n) if episode_key(label, env_id, i) not in done)
+    finished = [r for r in done.values() if r["agent"] == label and r["env"] == env_id and r["index"] < n]
+    if not queue:
+        first.close()
+        return
+    envs = [first] + [gym.make(env_id, **kwargs) for _ in range(min(config.batch_size, len(queue)) - 1)]
+    slots: list[_Live | None] = [None] * len(envs)
+    bar = _progress(config, label, env_id, n, finished)
+    try:
+        while queue or any(slots):
+            for k, live in enumerate(slots):
+                if live is None and queue:
+                    slots[k] = _start(envs[k], queue.popleft(), config, indexed)
+            active = [k for k, live in enumerate(slots) if live is not None]
+            actions = agent.act([slots[k].slot for k in active])
+            if len(actions) != len(active):
+                raise ValueError(f"agent {label!r} returned {len(actions)} actions for {len(active)} episodes")
+            for k, action in zip(active, actions):
+                record = _advance(envs[k], slots[k], action, config, label, env_id)
+                if record is not None:
+                    store.append(record)
+                    finished.append(record)
+                    slots[k] = None
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(_running(finished), refresh=False)
+    finally:
+        if bar is not None:
+            bar.close()
+        for env in envs:
+            env.close()
+
+
+def _start(env, index: int, config: BenchConfig, indexed: bool) -> _Live:
+    seed = config.seed + index
+    start = time.monotonic()
+    obs, info = env.reset(seed=seed, options={"index": index} if indexed else None)
+    base = env.unwrapped
+    example = getattr(base, "example", None)
+    deadline = start + config.time_limit if config.time_limit is not None else None
+    slot = Slot(env=base, observation=obs, index=index, rng=np.random.default_rng([config.seed, index]),
+                deadline=deadline)
+    return _Live(slot=slot, seed=seed, start=start, info=dict(info), dataset=getattr(base, "dataset", None),
+                 gold_titles=tuple(getattr(example, "supporting_titles", ()) or ()))
+
+
+def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label: str, env_id: str):
+    """Step one episode with the agent's action; return its record when it has ended."""
+    if isinstance(action, str):
+        action = Action(action)
+    live.tokens_in += action.tokens_in
+    live.tokens_out += action.tokens_out
+    if live.slot.deadline is not None and time.monotonic() > live.slot.deadline:
+        reason = f"the episode took longer than {config.time_limit} s"
+        return _record(live, label, env_id, "timeout", f"{reason}: {action.error}" if action.error else reason)
+    if action.error is not None:
+        return _record(live, label, env_id, "error", action.error)
+    obs, reward, terminated, truncated, info = env.step(action.text)
+    live.ret += float(reward)
+    live.info = dict(info)
+    live.slot.observation = obs
+    live.turn_rewards.append(float(reward))
+    recall = evidence_recall(info.get("found_supporting"), live.gold_titles)
+    if recall is not None:
+        live.turn_recall.append(recall)
+    if terminated or truncated:
+        return _record(live, label, env_id, "terminated" if terminated else "truncated", None)
+    if live.slot.deadline is not None and time.monotonic() > live.slot.deadline:
+        return _record(live, label, env_id, "timeout", f"the episode took longer than {config.time_limit} s")
+    return None
+
+
+def _record(live: _Live, label: str, env_id: str, status: str, error: str | None) -> dict[str, Any]:
+    info = live.info
+    success = info.get("success")
+    return {
+        "agent": label,
+        "env": env_id,
+        "index": live.slot.index,
+        "seed": live.seed,
+        "dataset": live.dataset,
+        "id": info.get("question_id", info.get("task_id")),
+        "prediction": info.get("answer"),
+        "gold": info.get("gold_answer"),
+        "em": info.get("em"),
+        "f1": info.get("f1"),
+        "subem": info.get("subem"),
+        "success": None if success is None else float(bool(success)),
+        "return": live.ret,
+        "evidence_recall": evidence_recall(info.get("found_supporting"), live.gold_titles),
+        "found_supporting": info.get("found_supporting"),
+        "tool_calls": int(info.get("tool_calls", 0)),
+        "turns": int(info.get("turn", len(live.turn_rewards))),
+        "tokens_in": live.tokens_in,
+        "tokens_out": live.tokens_out,
+        "wall_time": time.monotonic() - live.start,
+        "status": status,
+        "truncated_by": info.get("truncated_by"),
+        "error": error,
+        "turn_rewards": live.turn_rewards,
+        "turn_recall": live.turn_recall,
+    }
+
+
+def _running(records: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    from toolgym.benchmarks.metrics import metric_values
+
+    out = {}
+    for key, short in (("em", "EM"), ("f1", "F1"), ("success", "succ")):
+        values = metric_values(records, key)
+        if values:
+            out[short] = f"{np.mean(values):.3f}"
+    return out
+
+
+def _progress(config: BenchConfig, label: str, env_id: str, total: int, finished: list):
+    if not config.progress:
+        return None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=len(finished), desc=f"{label} | {env_id}", unit="ep", dynamic_ncols=True)
+    if finished:
+        bar.set_postfix(_running(finished), refresh=False)
+    return bar
+
+
+def config_fields() -> list[tuple[str, Any, str]]:
+    """(name, default, help) of every BenchConfig field, for the CLI."""
+    out = []
+    for f in fields(BenchConfig):
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        out.append((f.name, default, f.metadata.get("help", "")))
+    return out
+
+
+def config_dict(config: BenchConfig) -> dict[str, Any]:
+    return asdict(config)
