@@ -175,3 +175,17 @@ def test_load_corpus_jsonl_errors_name_the_line(tmp_path, lines, message):
 def test_load_corpus_jsonl_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing.jsonl"):
         load_corpus_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_supporting_matcher_is_picklable_and_keys_pages_once(shared_data):
+    import pickle
+
+    e = load_examples("hotpotqa", data_files=shared_data / FILES["hotpotqa"], limit=1)[0]
+    matcher = pickle.loads(pickle.dumps(supporting_matcher(e)))
+    assert matcher(Passage("a", "Ed Wood", "one paragraph")) and not matcher(Passage("b", "Ed Wood (film)", "x"))
+    # by title: two paragraphs of one gold page are one piece of evidence
+    assert matcher.key(Passage("a", "Ed Wood", "one")) == matcher.key(Passage("b", "ed_wood", "two"))
+    m = load_examples("musique", data_files=shared_data / FILES["musique"], limit=1)[0]
+    exact = supporting_matcher(m)
+    gold = supporting_passages(m)
+    assert [exact(p) for p in gold] == [True, True] and exact.key(gold[0]) != exact.key(gold[1])

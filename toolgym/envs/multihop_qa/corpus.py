@@ -18,7 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Literal
@@ -115,7 +116,7 @@ def load_corpus_jsonl(path: str | PathLike[str]) -> list[Passage]:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DatasetFormatError(
-                    f"{where} is not valid JSON ({err.msg} at column {err.colno}); each line must be one "
+                    f"{where} is not valid JSON ({err.msg}: column {err.colno}); each line must be one "
                     'object like {"id": "1", "title": "...", "text": "..."} or {"id": "1", "contents": "..."}.'
                 ) from None
             if not isinstance(row, dict):
@@ -172,13 +173,27 @@ def _resolve(match: str, example: QAExample) -> str:
     return match
 
 
-def supporting_matcher(example: QAExample, *, match: MatchMode = "auto") -> Callable[[Passage], bool]:
+@dataclass(frozen=True)
+class SupportingMatcher:
+    """``is_supporting`` for one example with its gold keys computed once (and picklable, so an
+    env holding one can be copied)."""
+
+    by_title: bool
+    keys: frozenset
+
+    def key(self, passage: Passage):
+        """What identifies a piece of evidence: its normalised title, or (title, text)."""
+        return normalize_title(passage.title) if self.by_title else _gold_key(passage)
+
+    def __call__(self, passage: Passage) -> bool:
+        return self.key(passage) in self.keys
+
+
+def supporting_matcher(example: QAExample, *, match: MatchMode = "auto") -> SupportingMatcher:
     """``is_supporting`` with the gold keys computed once: build one per episode, call it per hit."""
     if _resolve(match, example) == "title":
-        titles = frozenset(normalize_title(t) for t in example.supporting_titles)
-        return lambda passage: normalize_title(passage.title) in titles
-    keys = frozenset(_gold_key(p) for p in supporting_passages(example))
-    return lambda passage: _gold_key(passage) in keys
+        return SupportingMatcher(True, frozenset(normalize_title(t) for t in example.supporting_titles))
+    return SupportingMatcher(False, frozenset(_gold_key(p) for p in supporting_passages(example)))
 
 
 def _gold_key(p: Passage) -> tuple[str, str]:

@@ -383,25 +383,29 @@ def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
             yield from _iter_json_lines(path, fh, head)
 
 
-def _line_col(consumed_lines: int, buffer: str, pos: int) -> tuple[int, int]:
-    line = consumed_lines + buffer.count("\n", 0, pos) + 1
-    col = pos - buffer.rfind("\n", 0, pos)
-    return line, col
-
-
 def _iter_json_array(path: Path, fh, buffer: str) -> Iterator[tuple[int, Any]]:
     """Stream the items of a top-level JSON list without loading the whole file."""
     decoder = json.JSONDecoder()
     pos = buffer.index("[") + 1
-    lines_before = 0  # newlines in the text already dropped from the buffer
+    # Text already dropped from the buffer: its length, its newlines, where its last newline was.
+    offset, lines_before, last_newline = 0, 0, -1
     index, eof, expect_item = 0, False, True
 
     def refill(keep_from: int) -> None:
-        nonlocal buffer, pos, lines_before, eof
+        nonlocal buffer, pos, offset, lines_before, last_newline, eof
         more = fh.read(_CHUNK)
         eof = not more
-        lines_before += buffer.count("\n", 0, keep_from)
+        dropped = buffer[:keep_from]
+        if "\n" in dropped:
+            lines_before += dropped.count("\n")
+            last_newline = offset + dropped.rfind("\n")
+        offset += keep_from
         buffer, pos = buffer[keep_from:] + more, pos - keep_from
+
+    def line_col(at: int) -> tuple[int, int]:
+        newline = buffer.rfind("\n", 0, at)
+        column = at - newline if newline >= 0 else offset + at - last_newline
+        return lines_before + buffer.count("\n", 0, at) + 1, column
 
     while True:
         while pos < len(buffer) and buffer[pos] in " \t\r\n":
@@ -421,7 +425,7 @@ def _iter_json_array(path: Path, fh, buffer: str) -> Iterator[tuple[int, Any]]:
             pos, expect_item = pos + 1, True
             continue
         if not expect_item:
-            line, col = _line_col(lines_before, buffer, pos)
+            line, col = line_col(pos)
             raise DatasetFormatError(
                 f"{path}: invalid JSON after record {index - 1} at line {line} column {col}: "
                 f"expected ',' or ']', found {buffer[pos:pos + 20]!r}."
@@ -434,11 +438,11 @@ def _iter_json_array(path: Path, fh, buffer: str) -> Iterator[tuple[int, Any]]:
             if not eof and ran_out:
                 refill(pos)
                 continue
-            line, col = _line_col(lines_before, buffer, err.pos)
+            line, col = line_col(err.pos)
             truncated = eof and (err.msg.startswith("Unterminated string") or err.pos >= len(buffer.rstrip()))
             why = "the file ends inside it: it is truncated. Download it again." if truncated else "fix or re-download the file."
             raise DatasetFormatError(
-                f"{path}: record {index} is not valid JSON ({err.msg} at line {line} column {col}); {why}"
+                f"{path}: record {index} is not valid JSON ({err.msg}: line {line} column {col}); {why}"
             ) from None
         yield index, item
         index, pos, expect_item = index + 1, end, False
@@ -463,7 +467,7 @@ def _iter_json_lines(path: Path, fh, head: str) -> Iterator[tuple[int, Any]]:
                 last = not chunk and line is lines[-1]
                 why = "it is truncated. Download it again." if last else "each line must be one JSON record."
                 raise DatasetFormatError(
-                    f"{path}: line {line_no} (record {index}) is not valid JSON ({err.msg} at column {err.colno}); {why}"
+                    f"{path}: line {line_no} (record {index}) is not valid JSON ({err.msg}: column {err.colno}); {why}"
                 ) from None
             yield index, item
             index += 1
