@@ -359,3 +359,15 @@ def test_multihopqa_pooled_and_external_jsonl_corpora(shared_data, tmp_path):
     assert len(env.unwrapped.examples) == 5 and len(env.unwrapped.passages) == len(pool)
     info = _oracle_episode(env, 0)
     assert info["em"] == 1.0 and info["found_supporting"]
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 1000, 50])
+def test_error_position_is_the_same_whatever_the_read_size(shared_data, tmp_path, monkeypatch, chunk):
+    raws = _raw(shared_data, "hotpotqa")[:30]
+    text = "[\n" + ",\n".join(json.dumps(r) for r in raws) + "\n]"
+    at = text.index(raws[20]["_id"]) + 5
+    path = _write(tmp_path, "bad.json", text[:at] + "\x00" + text[at:])
+    line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+    monkeypatch.setattr(ds, "_CHUNK", chunk)
+    with pytest.raises(DatasetFormatError, match=rf"record 20 is not valid JSON \(.*: line {line} column {column}\)"):
+        load_examples("hotpotqa", data_files=path)
