@@ -72,10 +72,9 @@ def test_repeated_query_is_penalised_and_evidence_counted_once():
 @pytest.mark.parametrize("metric, expected", [("f1", 2 / 3), ("em", 0.0), ("subem", 1.0)])
 def test_reward_metric_is_selectable(metric, expected):
     env = gym.make("MultiHopQA-v0", reward=metric)
-    env.reset(seed=0)
+    seed = next(s for s in range(100) if len(env.reset(seed=s) and env.unwrapped.example.answer.split()) == 1)
+    env.reset(seed=seed)
     gold = env.unwrapped.example.answer
-    if len(gold.split()) != 1:
-        pytest.skip("this check wants a one-word answer")
     _, _, _, _, info = env.step(answer("hermes", f"{gold} extra"))
     assert info["reward_terms"]["answer"] == pytest.approx(expected)
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.formats import ToolCall
-from toolgym.envs.multihop_qa.corpus import is_supporting, normalize_title
+from toolgym.envs.multihop_qa.corpus import supporting_matcher
 from toolgym.envs.multihop_qa.example import QAExample
 from toolgym.envs.multihop_qa.metrics import METRICS, score_answer
 from toolgym.envs.multihop_qa.tools import AnswerTool, SearchTool
@@ -153,7 +153,8 @@ class MultiHopQAEnv(ToolEnv):
         external = self.corpus_mode in ("file", "index")
         self._evidence_match = "title" if external or not self.example.supporting_idxs else "exact"
         self._found: list[str] = []
-        self._found_keys: set[str] = set()
+        self._found_keys: set = set()
+        self._is_gold = None
         self._queries: set[str] = set()
         self._answer: str | None = None
         return f"Question: {self.example.question}"
@@ -166,11 +167,13 @@ class MultiHopQAEnv(ToolEnv):
             if query in self._queries:
                 terms.add("repeat_query")
             self._queries.add(query)
+            if self._is_gold is None:  # built at the first search, so reset() stays cheap
+                self._is_gold = supporting_matcher(self.example, match=self._evidence_match)
             for fields in result.metadata.get("passages", []):
                 passage = Passage(**fields)
-                # Title-matched datasets count a page once, whatever paragraph of it came back.
-                key = passage.id if self._evidence_match == "exact" else normalize_title(passage.title)
-                if key not in self._found_keys and is_supporting(passage, self.example, match=self._evidence_match):
+                # The matcher's key: a title-matched dataset counts a page once, whatever paragraph came back.
+                key = self._is_gold.key(passage)
+                if key not in self._found_keys and key in self._is_gold.keys:
                     self._found_keys.add(key)
                     self._found.append(passage.title)
                     terms.add("evidence")
