@@ -63,13 +63,13 @@ class BM25Retriever:
         import Stemmer
 
         self._bm25s = bm25s
-        self._stemmer = Stemmer.Stemmer("english")
+        self._stemmer_cls = Stemmer.Stemmer
 
-    # -- pickling: the stemmer (a C object) and the module are recreated, not pickled -------
+    # -- pickling: the stemmers (C objects) and the module are recreated, not pickled ------
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        del state["_bm25s"], state["_stemmer"]
-        state.pop("_local", None)
+        del state["_bm25s"], state["_stemmer_cls"]
+        state.pop("_threads", None)
         if self.cache_path is not None and self.cache_path.is_dir():
             del state["_index"], state["_vocab"]  # the receiver loads the cache: smaller pickles
         return state
@@ -84,7 +84,7 @@ class BM25Retriever:
     # -- building and caching -------------------------------------------------------------
     def _tokenize(self, texts: Sequence[str], *, return_ids: bool):
         return self._bm25s.tokenize(
-            list(texts), stopwords="en", stemmer=self._stemmer, return_ids=return_ids,
+            list(texts), stopwords="en", stemmer=self._local().stemmer, return_ids=return_ids,
             show_progress=False,
         )
 
@@ -155,9 +155,18 @@ class BM25Retriever:
         order = np.lexsort((top, -scores))[:k]  # best first; ties by position, as bm25s
         return top[order], scores[order]
 
+    def _local(self) -> threading.local:
+        """Per-thread state: PyStemmer objects are not thread-safe, and the score buffer is reused."""
+        local = self.__dict__.get("_threads")
+        if local is None:
+            local = self.__dict__.setdefault("_threads", threading.local())
+        if not hasattr(local, "stemmer"):
+            local.stemmer = self._stemmer_cls("english")
+        return local
+
     def _accumulator(self) -> np.ndarray:
-        """A zeroed float32 buffer of the corpus size, one per thread (searches may run in threads)."""
-        local = self.__dict__.setdefault("_local", threading.local())
+        """A zeroed float32 buffer of the corpus size, one per thread, reset after each query."""
+        local = self._local()
         acc = getattr(local, "acc", None)
         if acc is None:
             acc = local.acc = np.zeros(len(self.passages), dtype=np.float32)

@@ -25,7 +25,8 @@ def make_retriever(
     - ``"bm25"`` (default): bm25s in-process over ``passages``.
     - ``"lucene"``: pyserini over ``passages`` (indexed once, cached) or an existing index at ``index_path``.
     - ``"dense"``: sentence-transformers + faiss over ``passages`` (``model=`` a hub id or a local path).
-    - ``"http"``: a client of a Search-R1 ``/retrieve`` server at ``url``.
+    - ``"http"``: a client of a Search-R1 ``/retrieve`` server at ``url`` (``passages`` are ignored:
+      the server holds the corpus).
 
     ``options`` go to the backend's constructor (e.g. ``k1``, ``b``, ``cache``, ``timeout``).
     """
@@ -35,7 +36,8 @@ def make_retriever(
     if name == "http":
         if url is None:
             raise ValueError("The http backend needs url=, e.g. url='http://127.0.0.1:8000/retrieve'.")
-        _refuse(name, passages=passages, index_path=index_path)
+        # passages are accepted and unused: the server holds the corpus, the env keeps its copy.
+        _refuse(name, index_path=index_path)
         from toolgym.envs.retrieval.http import HTTPRetriever
 
         return HTTPRetriever(url, **options)

@@ -110,8 +110,10 @@ class RetrievalServer(ThreadingHTTPServer):
                 pass
         self._worker.shutdown(wait=False)
 
-    def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="retrieval-server", daemon=True)
+    def start_in_thread(self, poll_interval: float = 0.05) -> threading.Thread:
+        """Serve from a daemon thread (tests, notebooks); ``close()`` stops it within ``poll_interval``."""
+        thread = threading.Thread(target=self.serve_forever, args=(poll_interval,), name="retrieval-server",
+                                  daemon=True)
         thread.start()
         return thread
 
