@@ -8,6 +8,7 @@ what it means.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -172,8 +173,9 @@ class ToolEnv(gym.Env[tuple, str]):
         """True when each observation extends the previous one (the trainer relies on it)."""
         return self.context == "full"
 
-    @property
+    @functools.cached_property
     def system_prompt(self) -> str:
+        """The task's instructions and the format's protocol; fixed for the env's lifetime."""
         return f"{self._instructions()}\n\n{self.format.protocol(self.tools)}"
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
