@@ -90,16 +90,28 @@ def primary_metric(records: Sequence[Mapping[str, Any]]) -> str:
     return "return"
 
 
-def summarize(records: Sequence[Mapping[str, Any]], *, seed: int = 0, n_resamples: int = 1000) -> dict[str, Any]:
+def present_metrics(records: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The score metrics that at least one of ``records`` carries."""
+    return {k for k in SCORE_KEYS if any(r.get(k) is not None for r in records)}
+
+
+def summarize(records: Sequence[Mapping[str, Any]], *, seed: int = 0, n_resamples: int = 1000,
+              metrics: set[str] | None = None) -> dict[str, Any]:
     """One (agent, env) cell: means of every metric present, 95% intervals of the score metrics,
-    episode counts by how they ended, and the per-turn breakdown."""
-    out: dict[str, Any] = {"n": len(records), "primary": primary_metric(records), "metrics": {}}
+    episode counts by how they ended, and the per-turn breakdown.
+
+    ``metrics``: the score metrics the env has (e.g. found in any agent's records of it), so an
+    agent whose episodes all timed out still scores 0 on them rather than having no entry.
+    """
+    metrics = present_metrics(records) | (metrics or set())
+    primary = next((k for k in PRIMARY_ORDER if k in metrics), "return")
+    out: dict[str, Any] = {"n": len(records), "primary": primary, "metrics": {}}
     for key in SCORE_KEYS:
-        values = metric_values(records, key)
-        if values is None:
+        if key not in metrics:
             continue
+        values = [float(r.get(key) or 0.0) for r in records]
         if key == "evidence_recall":  # only episodes that have gold evidence
-            values = [float(r[key]) for r in records if r.get(key) is not None]
+            values = [float(r[key]) for r in records if r.get(key) is not None] or [0.0]
         low, high = bootstrap_ci(values, seed=seed, n_resamples=n_resamples)
         out["metrics"][key] = {"mean": float(np.mean(values)), "ci95": [low, high]}
     for key in COST_KEYS:

@@ -89,7 +89,8 @@ def plot_per_turn(results: Mapping[str, Any], path: str | Path) -> Path:
         ax.set_title(short_name(env))
         ax.set_xlabel("turn")
         ax.set_ylim(-0.02, 1.02)
-    axes[0][0].legend(fontsize="x-small", loc="lower right")
+    if axes[0][0].get_legend_handles_labels()[0]:
+        axes[0][0].legend(fontsize="x-small", loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

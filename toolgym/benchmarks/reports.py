@@ -17,6 +17,7 @@ from toolgym.benchmarks.metrics import (
     group,
     metric_values,
     paired_bootstrap_ci,
+    present_metrics,
     summarize,
     unpaired_bootstrap_ci,
 )
@@ -36,8 +37,9 @@ def build_results(records: Sequence[Mapping[str, Any]], *, seed: int = 0) -> dic
     agents = list(dict.fromkeys(r["agent"] for r in records))
     envs = list(dict.fromkeys(r["env"] for r in records))
     cells: dict[str, dict[str, Any]] = {a: {} for a in agents}
+    env_metrics = {env: present_metrics([r for r in records if r["env"] == env]) for env in envs}
     for (agent, env), rows in group(records).items():
-        cells[agent][env] = summarize(rows, seed=seed)
+        cells[agent][env] = summarize(rows, seed=seed, metrics=env_metrics[env])
     average: dict[str, dict[str, float]] = {}
     for agent in agents:
         if all(env in cells[agent] for env in envs):

@@ -325,7 +325,7 @@ def _record(live: _Live, label: str, env_id: str, status: str, error: str | None
         "index": live.slot.index,
         "seed": live.seed,
         "dataset": live.dataset,
-        "id": info.get("question_id", info.get("task_id")),
+        "id": info.get("question_id", next((v for k, v in info.items() if k.endswith("_id")), None)),
         "prediction": info.get("answer"),
         "gold": info.get("gold_answer"),
         "em": info.get("em"),
