@@ -125,6 +125,7 @@ def test_example_corpus_mode_on_the_synthetic_world():
     [
         ({"dataset": "hotpot"}, "Unknown dataset 'hotpot'. Did you mean 'hotpotqa'"),
         ({"reward": "f2"}, "Unknown reward metric 'f2'"),
+        ({"split": "tset"}, "Unknown split 'tset'. Did you mean 'test'"),
         ({"corpus": "/no/such/file.jsonl"}, "neither a corpus mode"),
         ({"top_k": 0}, "top_k must be >= 1, got 0"),
         ({"max_turns": -2}, "max_turns must be >= 0"),
@@ -134,6 +135,12 @@ def test_example_corpus_mode_on_the_synthetic_world():
 def test_bad_arguments_say_what_and_how_to_fix(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gym.make("MultiHopQA-v0", **kwargs)
+
+
+def test_dataset_and_split_aliases(shared_data):
+    env = gym.make("MultiHopQA-v0", dataset="2wiki", split="dev", data_files=str(shared_data / "2wikimultihopqa_dev.sample.json"))
+    assert (env.unwrapped.dataset, env.unwrapped.split) == ("2wikimultihopqa", "validation")
+    assert gym.make("MultiHopQA-v0", split="dev").unwrapped.split == "validation"
 
 
 def test_envs_share_one_retriever():

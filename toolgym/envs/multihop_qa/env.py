@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.formats import ToolCall
 from toolgym.envs.multihop_qa.corpus import supporting_matcher
+from toolgym.envs.multihop_qa.datasets import canonical_dataset, canonical_split
 from toolgym.envs.multihop_qa.example import QAExample
 from toolgym.envs.multihop_qa.metrics import METRICS, score_answer
 from toolgym.envs.multihop_qa.tools import AnswerTool, SearchTool
@@ -108,8 +109,12 @@ class MultiHopQAEnv(ToolEnv):
         world: Mapping[str, Any] | None = None,
         **budgets: Any,
     ):
-        if dataset not in DATASETS:
-            raise unknown_name_error("dataset", dataset, DATASETS)
+        if dataset != "synthetic":
+            try:  # accept the usual spellings: "2wiki", "HotpotQA", "hotpot_qa"...
+                dataset = canonical_dataset(dataset)
+            except ValueError:
+                raise unknown_name_error("dataset", dataset, DATASETS) from None
+        split = canonical_split(split)  # "dev" -> "validation"; an unknown split names the valid ones
         if reward not in METRICS:
             raise unknown_name_error("reward metric", reward, METRICS)
         if dataset != "synthetic" and world is not None:
