@@ -123,7 +123,7 @@ def test_example_corpus_mode_on_the_synthetic_world():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"dataset": "hotpot"}, "Unknown dataset 'hotpot'. Did you mean 'hotpotqa'"),
+        ({"dataset": "hotpotqq"}, "Unknown dataset 'hotpotqq'. Did you mean 'hotpotqa'"),
         ({"reward": "f2"}, "Unknown reward metric 'f2'"),
         ({"split": "tset"}, "Unknown split 'tset'. Did you mean 'test'"),
         ({"corpus": "/no/such/file.jsonl"}, "neither a corpus mode"),
