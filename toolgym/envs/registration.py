@@ -10,6 +10,8 @@ ENVS: list[tuple[str, str, dict, str]] = [
      "Multi-hop QA with a search tool over an offline synthetic world (2-4 hops, bridge and comparison)."),
     ("ToolMath-v0", "toolgym.envs.math.env:ToolMathEnv", {},
      "Arithmetic word problems (generated offline, or GSM8K) with an exact, sandboxed calculator tool."),
+    ("SQLQuery-v0", "toolgym.envs.sql.env:SQLQueryEnv", {},
+     "Questions over a generated SQLite shop database: list_tables, describe and read-only sql tools."),
     ("Wordle-v0", "toolgym.envs.wordle.env:WordleEnv", {},
      "Wordle: guess a 5-letter word in 6 tries from letter feedback; dense reward per new letter found."),
     ("HotpotQA-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {"dataset": "hotpotqa", "split": "validation"},
