@@ -230,7 +230,9 @@ class _Parser:
         # Digits of the result, estimated from logarithms before anything is computed.
         size = max(math.log10(abs(base.numerator)), math.log10(base.denominator))
         digits = int(abs(power) * size) + 1
-        if abs(power) > self.limits.max_exponent or digits > self.limits.max_result_digits:
+        if abs(power) > self.limits.max_exponent and digits <= self.limits.max_result_digits:
+            raise CalculatorError(f"the exponent {power} is beyond the limit of {self.limits.max_exponent}")
+        if digits > self.limits.max_result_digits:
             raise CalculatorError(
                 f"the result of {_short(base)} ** {power} would have about {digits} digits; "
                 f"the limit is {self.limits.max_result_digits}"
