@@ -1,9 +1,10 @@
 import pickle
 import threading
 
+import bm25s
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from toolgym.envs.retrieval import BM25Retriever, Passage
@@ -43,21 +44,37 @@ words = st.sampled_from("alpha beta gamma delta epsilon zeta eta theta iota kapp
 
 @settings(max_examples=40, deadline=None)
 @given(
-    docs=st.lists(st.lists(words, min_size=1, max_size=12), min_size=1, max_size=25),
+    docs=st.lists(st.lists(words, min_size=0, max_size=12), min_size=1, max_size=25),
     query=st.lists(words, min_size=1, max_size=5),
     k=st.integers(1, 30),
 )
 def test_scores_match_bm25s_own_retrieval(docs, query, k):
     """The postings-only scorer returns bm25s's scores (it reimplements bm25s's query path)."""
+    assume(any(docs))  # bm25s itself cannot index a corpus without a single word
     passages = [Passage(str(i), "", " ".join(d)) for i, d in enumerate(docs)]
     r = BM25Retriever(passages, cache=False)
     (hits,) = r.search([" ".join(query)], k)
-    ids = [r._vocab[t] for t in r._tokenize([" ".join(query)], return_ids=False)[0] if t in r._vocab]
-    reference = r._index.get_scores(ids) if ids else np.zeros(len(passages))
+    # The reference: bm25s's own indexing and scoring of the same tokens.
+    reference_index = bm25s.BM25(k1=0.9, b=0.4)
+    reference_index.index(r._tokenize([p.contents for p in passages], return_ids=True), show_progress=False)
+    query_tokens = r._tokenize([" ".join(query)], return_ids=False)[0]
+    ids = [reference_index.vocab_dict[t] for t in query_tokens if t in reference_index.vocab_dict]
+    reference = reference_index.get_scores(ids) if ids else np.zeros(len(passages))
     expected = sorted((float(s) for s in reference if s > 0), reverse=True)[:k]
     np.testing.assert_allclose([h.score for h in hits], expected, rtol=1e-5)
     for h in hits:  # each hit carries its own document's score
         assert h.score == pytest.approx(float(reference[int(h.passage.id)]), rel=1e-5)
+
+
+def test_indexing_in_chunks_gives_the_same_index(monkeypatch, passages):
+    import toolgym.envs.retrieval.bm25 as bm25
+
+    whole = BM25Retriever(passages * 5, cache=False)
+    monkeypatch.setattr(bm25, "_CHUNK", 3)
+    chunked = BM25Retriever(passages * 5, cache=False)
+    for key in ("data", "indices", "indptr"):
+        np.testing.assert_allclose(chunked._index.scores[key], whole._index.scores[key], rtol=1e-6)
+    assert chunked.search(["capital city"], 10) == whole.search(["capital city"], 10)
 
 
 @pytest.mark.parametrize("cache", [True, False])

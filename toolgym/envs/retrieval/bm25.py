@@ -20,6 +20,8 @@ from toolgym.envs.retrieval.cache import (  # noqa: F401 - re-exported: the orig
 
 logger = logging.getLogger(__name__)
 
+_CHUNK = 20_000  # passages tokenised at a time while indexing (fits local offsets in uint16)
+
 
 class BM25Retriever:
     """BM25 (Lucene variant, English stopwords, Snowball stemming) over a list of passages.
@@ -89,8 +91,51 @@ class BM25Retriever:
         )
 
     def _build(self):
+        """Index in chunks, straight into bm25s's CSC layout (scores precomputed per term and document).
+
+        ``bm25s.BM25.index`` holds every token of the corpus as a Python int at once (about 4 GB
+        for 1M passages of 100 words); this keeps only compact numpy arrays of (term, document,
+        count) per chunk and writes the same scores as bm25s (tested against it).
+        """
+        n = len(self.passages)
+        vocab: dict[str, int] = {}
+        doc_len = np.zeros(n, dtype=np.float32)
+        chunks = []  # per chunk: (term ids sorted, local doc offsets, term counts)
+        for start in range(0, n, _CHUNK):
+            tokens = self._tokenize([p.contents for p in self.passages[start:start + _CHUNK]], return_ids=False)
+            lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+            doc_len[start:start + len(tokens)] = lengths
+            terms = np.fromiter((vocab.setdefault(w, len(vocab)) for doc in tokens for w in doc),
+                                dtype=np.int64, count=int(lengths.sum()))
+            del tokens
+            local = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+            keys, counts = np.unique(terms * _CHUNK + local, return_counts=True)  # sorted by term, then doc
+            chunks.append((start, (keys // _CHUNK).astype(np.int32), (keys % _CHUNK).astype(np.uint16),
+                           counts.astype(np.float32)))
+        n_vocab = len(vocab)
+        df = np.zeros(n_vocab, dtype=np.int64)
+        for _, terms, _, _ in chunks:
+            df += np.bincount(terms, minlength=n_vocab)
+        idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene's idf, as bm25s "lucene"
+        avg_len = float(doc_len.mean()) or 1.0
+        k1, b = self.params["k1"], self.params["b"]
+        norm = (k1 * ((1 - b) + b * doc_len / avg_len)).astype(np.float32)
+        indptr = np.concatenate([[0], np.cumsum(df)])
+        data = np.empty(int(indptr[-1]), dtype=np.float32)
+        indices = np.empty(int(indptr[-1]), dtype=np.int32)
+        fill = indptr[:-1].copy()
+        while chunks:  # counting sort into term-major order; each chunk is freed once placed
+            start, terms, local, tf = chunks.pop(0)
+            rank = np.arange(len(terms)) - np.searchsorted(terms, terms, side="left")
+            pos = fill[terms] + rank
+            docs = local.astype(np.int32) + start
+            indices[pos] = docs
+            data[pos] = idf[terms] * tf / (tf + norm[docs])
+            fill += np.bincount(terms, minlength=n_vocab)
         index = self._bm25s.BM25(**self.params)
-        index.index(self._tokenize([p.contents for p in self.passages], return_ids=True), show_progress=False)
+        index.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n}
+        index.vocab_dict = vocab
+        index.nonoccurrence_array = None  # only BM25L/BM25+ use it
         return index
 
     def _save(self) -> None:

@@ -113,7 +113,7 @@ class DenseRetriever:
         try:
             meta = json.loads((path / "toolgym.json").read_text())
             embeddings = np.load(path / "embeddings.npy")
-            dim = self._model.get_sentence_embedding_dimension()
+            dim = (getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension)()
             if embeddings.shape != (len(self.passages), dim) or meta["n_passages"] != len(self.passages):
                 raise ValueError(f"embeddings of shape {embeddings.shape}, expected ({len(self.passages)}, {dim})")
             if not np.isfinite(embeddings).all():
