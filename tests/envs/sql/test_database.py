@@ -1,0 +1,158 @@
+"""The SQLQuery database: deterministic and cached, and nothing an agent sends can change it."""
+
+import hashlib
+import pickle
+import sqlite3
+
+import pytest
+
+from toolgym.envs.sql.database import (
+    DatabaseConfig,
+    QueryError,
+    ReadOnlyDatabase,
+    database_path,
+    format_result,
+)
+from toolgym.envs.sql.tools import DescribeTool, ListTablesTool, SQLTool
+
+SMALL = DatabaseConfig(seed=1, n_customers=100, n_products=30, n_orders=200)
+
+
+def checksum(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def db_path(tmp_path_factory):
+    return database_path(SMALL, tmp_path_factory.mktemp("sql"))
+
+
+def test_same_config_gives_the_same_database_and_the_cache_is_reused(tmp_path, db_path):
+    again = database_path(SMALL, tmp_path)
+    assert checksum(again) == checksum(db_path)
+    mtime = again.stat().st_mtime_ns
+    assert database_path(SMALL, tmp_path) == again and again.stat().st_mtime_ns == mtime
+    other = database_path(DatabaseConfig(seed=2, n_customers=100, n_products=30, n_orders=200), tmp_path)
+    assert other != again and checksum(other) != checksum(again)
+
+
+def test_a_corrupt_cache_file_is_rebuilt(tmp_path, db_path):
+    path = database_path(SMALL, tmp_path)
+    path.write_bytes(b"not a database")
+    assert checksum(database_path(SMALL, tmp_path)) == checksum(db_path)
+
+
+def test_default_size_has_thousands_of_related_rows(tmp_path):
+    db = ReadOnlyDatabase(database_path(DatabaseConfig(), tmp_path))
+    counts = db.tables()
+    assert counts["customers"] == 1200 and counts["orders"] == 4000 and counts["order_items"] > 8000
+    orphans = db.query("SELECT COUNT(*) FROM order_items oi LEFT JOIN orders o ON o.id = oi.order_id WHERE o.id IS NULL")
+    assert orphans.rows == ((0,),)
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError, match="n_customers must be in"):
+        DatabaseConfig(n_customers=10**6)
+
+
+# Each bad input, and a fragment of the error the agent sees.
+BAD_QUERIES = {
+    "drop": ("DROP TABLE customers", "DROP statements are not allowed"),
+    "delete": ("DELETE FROM orders", "DELETE statements are not allowed"),
+    "update": ("UPDATE products SET price = 0", "UPDATE statements are not allowed"),
+    "insert": ("INSERT INTO customers VALUES (9999, 'x', 'y', 'z', '2020-01-01')", "INSERT statements are not allowed"),
+    "cte write": ("WITH x AS (SELECT 1) DELETE FROM orders", "DELETE orders is not allowed"),
+    "create": ("CREATE TABLE t (x)", "CREATE statements are not allowed"),
+    "temp table": ("CREATE TEMP TABLE t (x)", "CREATE statements are not allowed"),
+    "alter": ("ALTER TABLE orders ADD COLUMN x", "ALTER statements are not allowed"),
+    "attach": ("ATTACH DATABASE '/tmp/toolgym-evil.db' AS evil", "ATTACH statements are not allowed"),
+    "attach memory": ("ATTACH ':memory:' AS m", "ATTACH statements are not allowed"),
+    "pragma write": ("PRAGMA writable_schema = 1", "PRAGMA statements are not allowed"),
+    "pragma query_only off": ("PRAGMA query_only = 0", "PRAGMA statements are not allowed"),
+    "vacuum into": ("VACUUM INTO '/tmp/toolgym-copy.db'", "VACUUM statements are not allowed"),
+    "transaction": ("BEGIN", "BEGIN statements are not allowed"),
+    "stacked injection": ("SELECT 1; DROP TABLE orders", "only one statement may run per call"),
+    "comment then write": ("/* hi */ -- there\n DELETE FROM orders", "DELETE statements are not allowed"),
+    "random": ("SELECT random()", "random() is not allowed"),
+    "load extension": ("SELECT load_extension('/tmp/x.so')", "load_extension() is not allowed"),
+    "huge blob": ("SELECT zeroblob(100000000)", "too big"),
+    "endless recursive cte": (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c",
+        "the query was stopped after",
+    ),
+    "cross join count": ("SELECT COUNT(*) FROM order_items a, order_items b, order_items c", "the query was stopped after"),
+    "syntax": ("SELEC * FROM orders", "syntax error"),
+    "no such table": ("SELECT * FROM nope", "no such table: nope"),
+    "empty": ("   ", "the query is empty"),
+    "comment only": ("-- nothing", "only SELECT"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_QUERIES))
+def test_bad_queries_are_refused_and_the_file_is_unchanged(name, db_path):
+    query, message = BAD_QUERIES[name]
+    before = checksum(db_path)
+    db = ReadOnlyDatabase(db_path, max_steps=2_000_000)
+    with pytest.raises(QueryError) as err:
+        db.query(query)
+    assert message in str(err.value)
+    result = SQLTool(db)({"query": query})
+    assert not result.ok and result.metadata["sql_error"] and message in result.content
+    # The connection still works, and nothing changed on disk.
+    assert db.query("SELECT COUNT(*) FROM customers").rows == ((100,),)
+    assert checksum(db_path) == before
+
+
+def test_huge_and_endless_results_are_cut_to_max_rows(db_path):
+    db = ReadOnlyDatabase(db_path, max_rows=7)
+    endless = db.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c")
+    assert endless.truncated and [r[0] for r in endless.rows] == list(range(1, 8))
+    cross = db.query("SELECT * FROM order_items a, order_items b")
+    assert cross.truncated and len(cross.rows) == 7
+    assert "only the first 7 rows are shown" in format_result(cross)
+    long_cell = db.query("SELECT printf('%.*c', 5000, 'x')")
+    assert long_cell.rows[0][0].endswith("...[4800 more characters]")
+
+
+def test_injection_through_tool_arguments_is_harmless(db_path):
+    before = checksum(db_path)
+    db = ReadOnlyDatabase(db_path)
+    result = DescribeTool(db)({"table": "orders; DROP TABLE orders"})
+    assert not result.ok and "Unknown table" in result.error
+    result = SQLTool(db)({"query": "SELECT * FROM customers WHERE name = '' OR 1=1 --'"})
+    assert result.ok  # reads everything, changes nothing
+    assert ListTablesTool(db)({"like": "'; DROP TABLE orders; --"}).content.startswith("No table name contains")
+    assert checksum(db_path) == before
+
+
+def test_the_file_itself_is_opened_read_only(db_path):
+    db = ReadOnlyDatabase(db_path)
+    conn = db._connection()
+    conn.set_authorizer(None)  # even past the authorizer and query_only, mode=ro refuses writes
+    conn.execute("PRAGMA query_only = 0")
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        conn.execute("DELETE FROM orders")
+
+
+def test_tables_read_are_recorded_on_every_run(db_path):
+    db = ReadOnlyDatabase(db_path)
+    query = "SELECT COUNT(*) FROM orders o JOIN customers c ON c.id = o.customer_id"
+    assert db.query(query).tables == ("customers", "orders")
+    assert db.query(query).tables == ("customers", "orders")  # no statement cache hides the second run
+
+
+def test_describe_and_list_tables(db_path):
+    db = ReadOnlyDatabase(db_path)
+    listing = ListTablesTool(db)({}).content
+    assert listing.splitlines() == ["customers (100 rows)", f"order_items ({db.tables()['order_items']} rows)",
+                                    "orders (200 rows)", "products (30 rows)"]
+    described = DescribeTool(db)({"table": "orders"})
+    assert "CREATE TABLE orders" in described.content and "200 rows" in described.content
+    assert "Did you mean 'orders'" in DescribeTool(db)({"table": "order"}).error
+
+
+def test_pickles_without_its_connection(db_path):
+    db = ReadOnlyDatabase(db_path)
+    db.query("SELECT 1")
+    clone = pickle.loads(pickle.dumps(db))
+    assert clone.query("SELECT COUNT(*) FROM orders").rows == ((200,),)
