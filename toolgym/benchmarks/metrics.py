@@ -66,13 +66,20 @@ def evidence_recall(found: Sequence[str] | None, gold_titles: Sequence[str] | No
     ``found`` is the env's ``info["found_supporting"]`` (gold titles retrieved so far); titles are
     compared after the env's own answer normalisation, as the env does when it fills ``found``.
     """
+    return recall_of(found, normalized_titles(gold_titles))
+
+
+def normalized_titles(titles: Iterable[str] | None) -> frozenset[str]:
     from toolgym.envs.multihop_qa.metrics import normalize_answer
 
-    gold = {normalize_answer(t) for t in gold_titles or ()}
+    return frozenset(normalize_answer(t) for t in titles or ())
+
+
+def recall_of(found: Sequence[str] | None, gold: frozenset[str]) -> float | None:
+    """``evidence_recall`` with the gold titles normalised once (``normalized_titles``)."""
     if not gold:
         return None
-    got = {normalize_answer(t) for t in found or ()} & gold
-    return len(got) / len(gold)
+    return len(normalized_titles(found) & gold) / len(gold)
 
 
 def metric_values(records: Sequence[Mapping[str, Any]], key: str) -> list[float] | None:

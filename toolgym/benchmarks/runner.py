@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from toolgym.benchmarks.agents import AGENTS, Action, Agent, Slot, make_agent
-from toolgym.benchmarks.metrics import evidence_recall
+from toolgym.benchmarks.metrics import normalized_titles, recall_of
 
 ENGINES = ("auto", "hf", "vllm", "openai")
 
@@ -179,7 +179,7 @@ class _Live:
     start: float
     info: dict
     dataset: str | None
-    gold_titles: tuple
+    gold: frozenset  # normalised titles of the gold supporting passages
     ret: float = 0.0
     tokens_in: int = 0
     tokens_out: int = 0
@@ -287,7 +287,7 @@ def _start(env, index: int, config: BenchConfig, indexed: bool) -> _Live:
     slot = Slot(env=base, observation=obs, index=index, rng=np.random.default_rng([config.seed, index]),
                 deadline=deadline)
     return _Live(slot=slot, seed=seed, start=start, info=dict(info), dataset=getattr(base, "dataset", None),
-                 gold_titles=tuple(getattr(example, "supporting_titles", ()) or ()))
+                 gold=normalized_titles(getattr(example, "supporting_titles", None)))
 
 
 def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label: str, env_id: str):
@@ -306,7 +306,7 @@ def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label:
     live.info = dict(info)
     live.slot.observation = obs
     live.turn_rewards.append(float(reward))
-    recall = evidence_recall(info.get("found_supporting"), live.gold_titles)
+    recall = recall_of(info.get("found_supporting"), live.gold)
     if recall is not None:
         live.turn_recall.append(recall)
     if terminated or truncated:
@@ -333,7 +333,7 @@ def _record(live: _Live, label: str, env_id: str, status: str, error: str | None
         "subem": info.get("subem"),
         "success": None if success is None else float(bool(success)),
         "return": live.ret,
-        "evidence_recall": evidence_recall(info.get("found_supporting"), live.gold_titles),
+        "evidence_recall": live.turn_recall[-1] if live.turn_recall else recall_of(None, live.gold),
         "found_supporting": info.get("found_supporting"),
         "tool_calls": int(info.get("tool_calls", 0)),
         "turns": int(info.get("turn", len(live.turn_rewards))),
