@@ -123,3 +123,12 @@ def test_play_session(monkeypatch, capsys):
     assert "Problem:" in out and "episode over (terminated)" in out
     final = json.loads(out[out.index("{", out.index("episode over")):])
     assert final["correct"] is True
+
+
+def test_docstring_examples():
+    import doctest
+
+    from toolgym.envs.math import calculator, env
+
+    for module in (calculator, env):
+        assert doctest.testmod(module).failed == 0

@@ -94,3 +94,12 @@ def test_play_session(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "CREATE TABLE orders" in out and "episode over (terminated)" in out
     assert json.loads(out[out.index("{", out.index("episode over")):])["correct"] is True
+
+
+def test_docstring_examples():
+    import doctest
+
+    from toolgym.envs.sql import env, questions
+
+    for module in (env, questions):
+        assert doctest.testmod(module).failed == 0
