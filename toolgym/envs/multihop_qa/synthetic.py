@@ -17,7 +17,7 @@ its gold passages, or (bridge) any passage containing the answer. Everything is 
 from ``WorldConfig.seed``; train/validation/test are split by the question's first entity, so
 test questions start from entities no training question mentions as its anchor.
 
->>> world = build_world(n_people=120, seed=3, templates=("film_director_birthplace",))
+>>> world = build_world(n_people=200, seed=3, templates=("film_director_birthplace",))
 >>> q = world.questions("train")[0]
 >>> q.type, q.hops, q.meta["template"]
 ('bridge', 2, 'film_director_birthplace')
@@ -228,24 +228,25 @@ _ONSETS = ("b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
 _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "i", "o", "a", "e", "ai", "ei", "ou")
 _CODAS = ("", "", "", "n", "r", "l", "s", "th", "k", "m", "n", "r")
 _PLAIN_VOWELS = "aeiou"
+_DOUBLE_VOWEL = re.compile(r"([aeiou])\1")
 
 # Fixed wording of passages and questions. Invented words must not stem to any of these, or a
 # name search would also match every passage that uses the word.
 _OCCUPATIONS = {
-    "director": ("film director", "filmmaker", "director"),
-    "writer": ("novelist", "writer", "author"),
+    "director": ("filmmaker", "film-maker"),
+    "writer": ("novelist", "writer", "poet and novelist"),
     "founder": ("entrepreneur", "businessperson", "industrialist"),
     "other": ("engineer", "physician", "architect", "chemist", "journalist", "painter", "lawyer",
               "economist", "botanist", "diplomat"),
 }
 _INDUSTRIES = ("shipping", "software", "mining", "textile", "publishing", "brewing", "aerospace",
                "insurance", "pharmaceutical", "railway", "telecommunications", "glassware")
-_ORG_SUFFIXES = ("Industries", "Group", "Holdings", "Systems", "Works", "Trading Company", "Labs", "Partners")
+_ORG_SUFFIXES = ("Industries", "Group", "Holdings", "Systems", "Foundry", "Trading House", "Labs", "Partners")
 _FILM_GENRES = ("drama", "comedy", "thriller", "documentary", "western", "musical", "science fiction",
                 "horror", "animated", "war")
 _BOOK_GENRES = ("historical", "crime", "romance", "fantasy", "satirical", "gothic", "adventure", "detective")
 _FIELDS = ("medicine", "law", "engineering", "music", "agriculture", "mathematics", "philosophy", "economics")
-_FEATURES = ("harbour", "cathedral", "markets", "textile mills", "old bridges", "vineyards", "university",
+_FEATURES = ("harbour", "cathedral", "markets", "textile mills", "old bridges", "vineyards", "river port",
              "festivals", "shipyards", "gardens")
 _STATE_FORMS = ("sovereign state", "republic", "kingdom", "federation", "principality")
 _SECTORS = ("farming", "fishing", "tourism", "mining", "manufacturing", "banking", "forestry", "trade")
@@ -253,7 +254,7 @@ _DIRECTIONS = ("north", "south", "east", "west", "centre")
 _REVIEWS = ("mixed", "positive", "glowing", "poor", "lukewarm")
 _BOOK_NAME_FORMS = ("The {w} {v}", "{w}", "The {w}", "{w} and {v}")
 _FILM_NAME_FORMS = ("{w} {v}", "The {w}", "{w} of {v}", "{w}")
-_UNIVERSITY_FORMS = ("University of {w}", "{w} University", "{w} Institute of Technology", "{w} College")
+_UNIVERSITY_FORMS = ("Academy of {w}", "{w} College", "{w} Institute of Technology", "{w} Polytechnic")
 
 _STEMMER = None
 
@@ -330,6 +331,8 @@ class _Namer:
                 pool = "aeiou" if letters[-1] in _PLAIN_VOWELS else "nrlmk"
                 letters[-1] = pool[self.rng.integers(len(pool))]
             candidate = "".join(letters).capitalize()
+            if _DOUBLE_VOWEL.search(candidate.lower()):  # "Rosaa" reads as a typo, not a name
+                continue
             if candidate.lower() != word.lower() and self._claim(candidate):
                 return candidate
         return self.word()
@@ -368,27 +371,32 @@ def _twin_name(namer: _Namer, recipe: dict) -> str:
 
 # -- passages ---------------------------------------------------------------------------------
 # One tuple of wordings per fact; {n} is the name, {s} a person's surname, {p} the pronoun.
+# The wording shares no word with the questions ("born", "city", "company", "university",
+# "headquartered", "works", "director", "author"...): otherwise the question's generic words
+# would pull the same few short passages into every question's top-k, and the necessity check
+# would keep rejecting the questions whose answer those passages happen to mention.
 _SENTENCES: dict[str, tuple[str, ...]] = {
-    "person.birth_year": ("{n} (born {birth_year}) is a {occupation}.", "{n}, born in {birth_year}, is a {occupation}."),
-    "person.birthplace": ("{p} was born in {birthplace}.", "{s} was born in {birthplace}."),
+    "person.birth_year": ("{n} (b. {birth_year}) is a {occupation}.",),
+    "person.birthplace": ("{p} is a native of {birthplace}.", "{s} is a native of {birthplace}.",
+                          "{s} hails from {birthplace}.", "{s}'s birthplace is {birthplace}."),
     "person.university": ("{s} studied at {university}.", "{s} graduated from {university}.",
                           "{s} was educated at {university}."),
-    "person.employer": ("{p} works for {employer}.", "{s} has worked for {employer} since {since}.",
-                        "{s} is employed by {employer}."),
-    "city.country": ("{n} is a city in {country}.", "{n} is a town in {country}.",
+    "person.employer": ("{p} is on the staff of {employer}.", "{s} has been with {employer} since {since}.",
+                        "{s} holds a post at {employer}."),
+    "city.country": ("{n} is a market town in {country}.", "{n} is a town in {country}.",
                      "{n} lies in the {direction} of {country}."),
     "city.founded": ("{n} was founded in {founded}.", "Founded in {founded}, {n} is known for its {feature}."),
     "city.extra": ("It has a population of about {population}.", "The town is known for its {feature}."),
     "country.state": ("{n} is a {state_form}.",),
     "country.independence": ("{n} gained independence in {independence}.", "{n} became independent in {independence}."),
     "country.extra": ("Its economy rests on {sector} and {sector2}.",),
-    "university.city": ("{n} is a public university in {city}.", "{n} is a private university located in {city}."),
+    "university.city": ("{n} is a public institution in {city}.", "{n} is a private college located in {city}."),
     "university.founded": ("It was founded in {founded}.", "{n} was established in {founded}."),
     "university.extra": ("It is best known for its {field} faculty.",),
-    "org.founder": ("{n} is a {industry} company founded by {founder} in {founded}.",
-                    "Founded by {founder} in {founded}, {n} is a {industry} company."),
-    "org.hq": ("{n} is headquartered in {hq}.", "{n} has its headquarters in {hq}."),
-    "org.extra": ("It employs about {staff} people.",),
+    "org.founder": ("{n} is a {industry} firm founded by {founder} in {founded}.",
+                    "Founded by {founder} in {founded}, {n} is a {industry} business."),
+    "org.hq": ("{n} is based in {hq}.", "{n} has its main offices in {hq}."),
+    "org.extra": ("It has about {staff} staff.",),
     "film.director": ("{n} is a {year} {genre} film directed by {director}.",
                       "{n} is a {genre} film from {year}, directed by {director}."),
     "film.shot": ("It was shot in {shot_in}.", "The film was shot on location in {shot_in}."),
@@ -702,9 +710,11 @@ class SyntheticWorld:
         for e in gold:
             for twin in self._twins_of(e):
                 chosen.setdefault(twin.name, twin.passage)
-        while len(chosen) < max(CONTEXT_SIZE, len(gold)) and len(chosen) < len(self.passages):
-            p = self.passages[rng.integers(len(self.passages))]
-            chosen.setdefault(p.title, p)
+        size = min(max(CONTEXT_SIZE, len(gold)), len(self.passages))
+        while len(chosen) < size:
+            for i in rng.integers(len(self.passages), size=2 * CONTEXT_SIZE):
+                if len(chosen) < size:
+                    chosen.setdefault(self.passages[i].title, self.passages[i])
         passages = list(chosen.values())
         return tuple(passages[i] for i in rng.permutation(len(passages)))
 
