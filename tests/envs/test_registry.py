@@ -187,7 +187,7 @@ def test_vector_envs(mode, offline_kwargs):
         assert len(obs) == 8 and all(o[1]["role"] == "user" for o in obs)
         questions = {o[1]["content"] for o in obs}
         assert len(questions) > 1  # each sub-env is seeded differently
-        action = '<tool_call>{"name": "search", "arguments": {"query": "born"}}</tool_call>'
+        action = '<tool_call>{"name": "search", "arguments": {"query": "film"}}</tool_call>'
         obs, rewards, terminated, truncated, infos = envs.step([action] * 8)
         assert rewards.shape == (8,) and not terminated.any()
         assert all(o[-1]["role"] == "tool" and o[-1]["content"].startswith("Doc 1") for o in obs)
