@@ -262,7 +262,12 @@ def _shared_retriever(backend: str, source: tuple, options: tuple) -> Retriever:
     key = (backend, source, options)
     if key not in _RETRIEVERS:
         _, passages, mode = _load_source(*source)
-        if backend == "bm25" and mode != "index":
+        if backend == "bm25" and mode == "world" and not options:
+            from toolgym.envs.multihop_qa.synthetic import build_world
+
+            # The index the world's necessity check already built: one copy in memory, not two.
+            _RETRIEVERS[key] = build_world(**dict(source[5])).retriever
+        elif backend == "bm25" and mode != "index":
             _RETRIEVERS[key] = BM25Retriever(list(passages), **dict(options))
         else:
             from toolgym.envs.retrieval import make_retriever
