@@ -11,6 +11,7 @@ import sys
 # Modules that add subcommands; each exposes register(subparsers).
 _SUBCOMMANDS = [
     "toolgym.envs.cli",
+    "toolgym.trainers.cli",
     "toolgym.envs.retrieval.cli",
     "toolgym.benchmarks.cli",
 ]

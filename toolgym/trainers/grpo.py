@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import gymnasium as gym
+
 from toolgym.trainers._deps import require
 from toolgym.trainers.rollout import HFBackend, RolloutEngine, VLLMBackend, step_returns
 
@@ -43,18 +45,30 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is the do
 
 @dataclass
 class EnvSpec:
-    """One env of the training mix: a registered id, its kwargs, its share of the episodes."""
+    """One env of the training mix: a registered id, its kwargs, its share of the episodes, and
+    optionally a replacement system prompt (shorter prompts make tiny models much cheaper)."""
 
     id: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     weight: float = 1.0
+    system_prompt: str | None = None
 
     def make(self):
-        import gymnasium as gym
-
         import toolgym  # noqa: F401  (registers the ids)
 
-        return gym.make(self.id, **self.kwargs)
+        env = gym.make(self.id, **self.kwargs)
+        return env if self.system_prompt is None else SystemPrompt(env, self.system_prompt)
+
+
+class SystemPrompt(gym.ObservationWrapper):
+    """Shows ``text`` as the system message instead of the env's own (the env itself is unchanged)."""
+
+    def __init__(self, env, text: str):
+        super().__init__(env)
+        self.text = text
+
+    def observation(self, observation):
+        return tuple({**m, "content": self.text} if m.get("role") == "system" else dict(m) for m in observation)
 
 
 def task_dataset(envs: Sequence[EnvSpec], n: int, seed: int = 0):

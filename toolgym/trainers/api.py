@@ -1,0 +1,67 @@
+"""The Python entry point of training: ``toolgym.trainers.train(config)``.
+
+    from toolgym.trainers import train
+    trainer = train("configs/demo_cpu.yaml", overrides=["grpo.max_steps=10"])
+    trainer = train(config, resume=True)        # continue from the last checkpoint in output_dir
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from toolgym.trainers.config import TrainConfig
+
+
+def build_trainer(config: TrainConfig, **grpo_overrides):
+    """A ready :class:`~toolgym.trainers.grpo.ToolGRPOTrainer` for ``config`` (model loaded, LoRA set)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer
+
+    args = config.grpo_config(**grpo_overrides)
+    tok = AutoTokenizer.from_pretrained(config.model)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model = AutoModelForCausalLM.from_pretrained(config.model, **config.model_kwargs)
+    envs = [EnvSpec(e.id, dict(e.kwargs), e.weight, e.system_prompt) for e in config.envs]
+    return ToolGRPOTrainer(model, envs=envs, args=args, credit=config.credit, gamma=config.gamma,
+                           max_turn_tokens=config.max_turn_tokens, num_tasks=config.num_tasks,
+                           processing_class=tok, peft_config=config.lora.peft_config(),
+                           chat_template_kwargs=config.chat_template_kwargs or None)
+
+
+def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None = None,
+          resume: bool | str | None = None):
+    """Train a policy with GRPO on the config's envs; returns the trainer after ``train()``.
+
+    Args:
+        config: a :class:`TrainConfig`, a dict, or a YAML path.
+        overrides: ``key=value`` strings applied on top (``grpo.learning_rate=3e-4``).
+        resume: True = the last checkpoint in ``grpo.output_dir``; a path = that checkpoint. The
+            step count, optimiser, scheduler and RNG states continue from it.
+
+    The adapter (or the full model when LoRA is off) and the tokenizer are saved to
+    ``<output_dir>/final``; checkpoints (adapter + trainer state) to ``<output_dir>/checkpoint-N``.
+    """
+    if isinstance(config, (str, Path)):
+        config = TrainConfig.from_yaml(config, overrides)
+    elif isinstance(config, dict):
+        from toolgym.trainers.config import apply_overrides
+
+        config = TrainConfig.from_dict(apply_overrides(config, overrides or []))
+    elif overrides:
+        from toolgym.trainers.config import apply_overrides
+
+        config = TrainConfig.from_dict(apply_overrides(config.to_dict(), overrides))
+    trainer = build_trainer(config)
+    out = Path(trainer.args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "toolgym_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    if resume is True and not any(out.glob("checkpoint-*")):
+        raise FileNotFoundError(f"--resume: no checkpoint-* directory in {out}; train once without --resume first")
+    trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(out / "final"))
+    trainer.processing_class.save_pretrained(str(out / "final"))
+    return trainer

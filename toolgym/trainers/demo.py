@@ -1,0 +1,365 @@
+"""``toolgym demo``: RL that visibly works on a CPU in minutes.
+
+On the synthetic MultiHopQA world ("Where was the director of FILM born?", 2 hops, tags format),
+it builds a tiny Qwen2 model offline, warms it up with a supervised pass on scripted trajectories
+(a mix of expert and naive ones, so there is room to improve), measures it on held-out questions
+(test split: unseen films and directors), runs GRPO with LoRA through :class:`ToolGRPOTrainer`,
+measures again, and compares with a naive-RAG baseline (search the question once, answer with what
+comes back). Writes ``results.json``, ``demo.png`` and checkpoints under ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolgym.trainers.rollout import Generation, RolloutEngine
+
+TEMPLATE = "film_director_birthplace"
+SHORT_PROMPT = "Search one fact at a time with <search>query</search>, then reply <answer>answer</answer>."
+
+
+@dataclass
+class DemoConfig:
+    """Settings of ``toolgym demo`` (defaults: the measured CPU setting of docs/training.md)."""
+
+    output_dir: str = field(default="runs/demo", metadata={"help": "where results, plots and checkpoints go"})
+    seed: int = field(default=0, metadata={"help": "seed of the model init, warm-start data and GRPO"})
+    credit: str = field(default="outcome", metadata={"help": "GRPO credit: outcome or step"})
+    world_seed: int = field(default=0, metadata={"help": "seed of the synthetic world trained and tested on"})
+    n_people: int = field(default=1000, metadata={"help": "world size (questions ~ n_people/4)"})
+    fresh_worlds: int = field(default=3, metadata={"help": "extra worlds whose invented names the warm start "
+                                                           "also uses, so copying names generalises"})
+    vocab_size: int = field(default=800, metadata={"help": "byte-level BPE vocabulary size"})
+    warm_steps: int = field(default=1000, metadata={"help": "supervised warm-start steps"})
+    warm_batch: int = field(default=32, metadata={"help": "warm-start batch size"})
+    warm_lr: float = field(default=3e-3, metadata={"help": "warm-start peak learning rate (cosine)"})
+    warm_mix: tuple[float, float, float] = field(default=(0.3, 0.4, 0.3), metadata={
+        "help": "shares of expert (two searches, right answer), one search then a guess, immediate answer"})
+    warm_pool: int = field(default=3000, metadata={"help": "scripted trajectories generated for the warm start"})
+    grpo_steps: int = field(default=60, metadata={"help": "GRPO optimiser steps"})
+    lr: float = field(default=3e-4, metadata={"help": "GRPO learning rate (LoRA)"})
+    lora_r: int = field(default=32, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha"})
+    completions_per_step: int = field(default=32, metadata={"help": "episodes per GRPO step"})
+    num_generations: int = field(default=8, metadata={"help": "episodes per question (GRPO group size)"})
+    max_turns: int = field(default=3, metadata={"help": "env max_turns"})
+    max_turn_tokens: int = field(default=24, metadata={"help": "tokens sampled per turn at most"})
+    max_completion_length: int = field(default=320, metadata={"help": "completion tokens per episode (all turns)"})
+    eval_questions: int = field(default=64, metadata={"help": "held-out questions evaluated (test split)"})
+    eval_samples: int = field(default=4, metadata={"help": "sampled episodes per held-out question (T=1)"})
+    eval_every: int = field(default=10, metadata={"help": "GRPO steps between held-out evaluations (0: none)"})
+    system_prompt: str = field(default=SHORT_PROMPT, metadata={
+        "help": "system message shown instead of the env's (empty: the env's own); short keeps the tiny model fast"})
+    threads: int = field(default=1, metadata={"help": "torch threads (0: torch's default). One is fastest for a "
+                                                      "model this small, and far faster on a busy machine"})
+
+    def __post_init__(self):
+        if self.credit not in ("outcome", "step"):
+            raise ValueError(f"credit must be 'outcome' or 'step', got {self.credit!r}")
+        if self.completions_per_step % self.num_generations:
+            raise ValueError(f"completions_per_step ({self.completions_per_step}) must be a multiple of "
+                             f"num_generations ({self.num_generations})")
+        if len(self.warm_mix) != 3 or abs(sum(self.warm_mix) - 1) > 1e-6 or min(self.warm_mix) < 0:
+            raise ValueError(f"warm_mix must be three shares summing to 1, got {self.warm_mix}")
+
+
+def env_kwargs(cfg: DemoConfig, split: str, world_seed: int | None = None) -> dict[str, Any]:
+    return dict(dataset="synthetic", split=split, format="tags", max_turns=cfg.max_turns, top_k=1,
+                world={"seed": cfg.world_seed if world_seed is None else world_seed, "n_people": cfg.n_people,
+                       "templates": [TEMPLATE]})
+
+
+def _make(cfg: DemoConfig, kwargs):
+    from toolgym.trainers.grpo import EnvSpec
+
+    return EnvSpec("MultiHopQA-v0", kwargs, system_prompt=cfg.system_prompt or None).make()
+
+
+# -- scripted trajectories for the warm start --------------------------------------------------------
+class ScriptedBackend:
+    """A generation backend that 'samples' scripted texts: plans[question] = list of turn texts."""
+
+    def __init__(self, tokenizer, plans: dict[str, list[str]]):
+        self.tok, self.plans = tokenizer, plans
+
+    def any_alive(self, alive):
+        return alive
+
+    def generate(self, prompts, max_new_tokens):
+        out = []
+        for p in prompts:
+            text = self.tok.decode(p[-400:])
+            q = text[text.rindex("Question: "):].split("<|im_end|>")[0]
+            turn = text.count("<|im_start|>assistant") - 1
+            plan = self.plans[q]
+            ids = self.tok(plan[min(turn, len(plan) - 1)], add_special_tokens=False)["input_ids"]
+            ids = ids + [self.tok.eos_token_id]
+            out.append(Generation(ids, [0.0] * len(ids)))
+        return out
+
+
+def _plan(kind: str, example, rng, wrong: list[str]) -> list[str]:
+    titles = example.supporting_titles
+    guess = wrong[int(rng.integers(len(wrong)))]
+    if kind == "expert":
+        return [f"<search>{titles[0]}</search>", f"<search>{titles[1]}</search>", f"<answer>{example.answer}</answer>"]
+    if kind == "one_search":
+        return [f"<search>{titles[0]}</search>", f"<answer>{guess}</answer>"]
+    return [f"<answer>{guess}</answer>"]
+
+
+def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, max_completion_length: int):
+    """``n`` scripted episodes (prompt_ids, completion_ids, env_mask), half on the training world,
+    half on fresh worlds, kinds drawn with ``mix``."""
+    kinds = ("expert", "one_search", "immediate")
+    samples = []
+    per_world = [n // 2] + [max(1, (n - n // 2) // max(len(envs_by_world) - 1, 1))] * (len(envs_by_world) - 1)
+    for envs, count in zip(envs_by_world, per_world, strict=True):
+        base = envs[0].unwrapped
+        wrong = sorted({ex.answer for ex in base.examples})
+        done = 0
+        while done < count:
+            batch = min(len(envs), count - done)
+            idx = rng.integers(len(base.examples), size=batch)
+            plans = {}
+            for i in idx:
+                ex = base.examples[int(i)]
+                plans[f"Question: {ex.question}"] = _plan(kinds[int(rng.choice(3, p=list(mix)))], ex, rng, wrong)
+            # one plan per question in this batch: duplicate questions share it
+            engine = RolloutEngine(envs[:batch], tokenizer, ScriptedBackend(tokenizer, plans),
+                                   max_completion_tokens=max_completion_length, max_turn_tokens=64)
+            eps = engine.run([0] * batch, options=[{"index": int(i)} for i in idx])
+            samples += [(e.prompt_ids, e.completion_ids, e.env_mask) for e in eps]
+            done += batch
+    return samples
+
+
+def supervised_warm_start(model, samples, *, steps: int, batch: int, lr: float, seed: int, pad_id: int,
+                          progress: bool = True):
+    """Next-token loss on the sampled (env_mask 1) tokens of scripted episodes; AdamW, cosine."""
+    import torch
+    from tqdm.auto import tqdm
+
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
+    model.train()
+    bar = tqdm(range(steps), desc="warm start", disable=not progress)
+    for _ in bar:
+        pick = torch.randint(len(samples), (batch,), generator=g).tolist()
+        seqs = [samples[k][0] + samples[k][1] for k in pick]
+        width = max(len(s) for s in seqs)
+        ids = torch.full((batch, width), pad_id)
+        att = torch.zeros((batch, width), dtype=torch.long)
+        labels = torch.full((batch, width), -100)
+        for r, k in enumerate(pick):
+            p, c, m = samples[k]
+            n = len(p) + len(c)
+            ids[r, :n] = torch.tensor(p + c)
+            att[r, :n] = 1
+            labels[r, len(p):n] = torch.tensor([t if keep else -100 for t, keep in zip(c, m, strict=True)])
+        loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+    model.eval()
+    return model
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+def evaluate(model, tokenizer, envs, n_questions: int, samples: int, *, temperature: float = 1.0,
+             max_turn_tokens: int = 24, max_completion_length: int = 320, seed: int = 0) -> dict[str, float]:
+    """Held-out metrics: ``samples`` episodes per question (0 temperature = greedy, one each)."""
+    import torch
+
+    from toolgym.trainers.rollout import HFBackend
+
+    base = envs[0].unwrapped
+    questions = list(range(min(n_questions, len(base.examples))))
+    reps = 1 if temperature == 0 else samples
+    order = [q for q in questions for _ in range(reps)]
+    torch.manual_seed(seed)
+    backend = HFBackend(model, tokenizer, temperature=temperature, top_k=0)
+    episodes = []
+    was_training = model.training
+    model.eval()
+    for k in range(0, len(order), len(envs)):
+        chunk = order[k:k + len(envs)]
+        engine = RolloutEngine(envs[:len(chunk)], tokenizer, backend, max_completion_tokens=max_completion_length,
+                               max_turn_tokens=max_turn_tokens)
+        episodes += engine.run([0] * len(chunk), options=[{"index": q} for q in chunk])
+    model.train(was_training)
+    from toolgym.trainers.grpo import episode_metrics
+
+    m = episode_metrics(episodes)
+    return {"em": m["answer/em"], "f1": m["answer/f1"], "return": m["episode/return"], "tool_calls": m["tools/calls"],
+            "turns": m["episode/turns"], "episodes": len(episodes)}
+
+
+def naive_rag(envs, n_questions: int) -> dict[str, float]:
+    """The naive-RAG baseline: search with the question, answer with the first new title."""
+    from toolgym.envs.multihop_qa.scripted import SCRIPTED_AGENTS, run_episode
+
+    agent = SCRIPTED_AGENTS["naive-search"]()
+    env = envs[0]
+    rows = [run_episode(env, agent, seed=0, options={"index": q})
+            for q in range(min(n_questions, len(env.unwrapped.examples)))]
+    n = len(rows)
+    return {"em": sum(r.get("em", 0.0) for r in rows) / n, "f1": sum(r.get("f1", 0.0) for r in rows) / n,
+            "return": sum(r["return"] for r in rows) / n, "tool_calls": sum(r["tool_calls"] for r in rows) / n,
+            "episodes": n}
+
+
+# -- the whole demo ------------------------------------------------------------------------------------
+def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
+    """Build, warm up, evaluate, train with GRPO, evaluate; returns (and writes) the results."""
+    import numpy as np
+    import torch
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import GRPOConfig
+
+    from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer
+    from toolgym.trainers.tiny_model import DEMO_SIZE, build_model, build_tokenizer, save_tiny
+
+    t0 = time.time()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    timings: dict[str, float] = {}
+    log = (lambda *a: print(*a, flush=True)) if progress else (lambda *a: None)
+
+    # 1. worlds: the training world (train split for learning, test split held out) and fresh ones
+    train_envs = [_make(cfg, env_kwargs(cfg, "train")) for _ in range(64)]
+    test_envs = [_make(cfg, env_kwargs(cfg, "test")) for _ in range(64)]
+    fresh = [[_make(cfg, env_kwargs(cfg, "train", world_seed=1000 + k)) for _ in range(64)] for k in range(cfg.fresh_worlds)]
+    log(f"world: {len(train_envs[0].unwrapped.examples)} train / {len(test_envs[0].unwrapped.examples)} test "
+        f"questions; fresh worlds: {cfg.fresh_worlds}")
+
+    # 2. tokenizer on text the model will see, never on the held-out world's text: fresh worlds'
+    #    passages, the prompts, the action syntax
+    texts = []
+    for envs in fresh:
+        u = envs[0].unwrapped
+        texts += [p.text for p in u.passages] + [ex.question for ex in u.examples]
+        obs, _ = envs[0].reset(seed=0)
+        texts += [m["content"] for m in obs] * 50
+    texts += ["<search>", "</search>", "<answer>", "</answer>", "<information>", "Doc 1 (Title: "] * 50
+    tok = build_tokenizer(texts, vocab_size=cfg.vocab_size)
+    model = build_model(tok, **DEMO_SIZE, seed=cfg.seed)
+
+    # 3. warm start on scripted trajectories
+    t = time.time()
+    pool = warm_trajectories(tok, [train_envs] + fresh, cfg.warm_pool, cfg.warm_mix, rng, cfg.max_completion_length)
+    supervised_warm_start(model, pool, steps=cfg.warm_steps, batch=cfg.warm_batch, lr=cfg.warm_lr, seed=cfg.seed,
+                          pad_id=tok.pad_token_id, progress=progress)
+    timings["warm_start_s"] = time.time() - t
+    save_tiny(model, tok, out / "warm")
+
+    def held_out(temperature=1.0):
+        return evaluate(model, tok, test_envs, cfg.eval_questions, cfg.eval_samples, temperature=temperature,
+                        max_turn_tokens=cfg.max_turn_tokens, max_completion_length=cfg.max_completion_length,
+                        seed=cfg.seed)
+
+    t = time.time()
+    before, before_greedy = held_out(), held_out(0.0)
+    baseline = naive_rag(test_envs, cfg.eval_questions)
+    timings["eval_s"] = time.time() - t
+    log(f"after warm start: sampled EM {before['em']:.2f}, greedy EM {before_greedy['em']:.2f}; "
+        f"naive RAG EM {baseline['em']:.2f}")
+
+    # 4. GRPO with LoRA
+    curve = [{"step": 0, **before}]
+
+    class HeldOut(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if cfg.eval_every and state.global_step % cfg.eval_every == 0:
+                te = time.time()
+                curve.append({"step": state.global_step, **held_out()})
+                timings["eval_s"] += time.time() - te
+                log(f"GRPO step {state.global_step}: held-out sampled EM {curve[-1]['em']:.2f}")
+
+    args = GRPOConfig(
+        output_dir=str(out / "grpo"), max_steps=cfg.grpo_steps, learning_rate=cfg.lr, lr_scheduler_type="constant",
+        per_device_train_batch_size=cfg.completions_per_step, num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length, temperature=1.0, top_k=0, beta=0.0,
+        logging_steps=5, save_strategy="steps", save_steps=20, save_total_limit=1, report_to="none",
+        use_cpu=True, bf16=False, seed=cfg.seed, disable_tqdm=not progress,
+    )
+    trainer = ToolGRPOTrainer(
+        model, envs=[EnvSpec("MultiHopQA-v0", env_kwargs(cfg, "train"),
+                                                  system_prompt=cfg.system_prompt or None)], args=args, credit=cfg.credit,
+        max_turn_tokens=cfg.max_turn_tokens, processing_class=tok, callbacks=[HeldOut()],
+        peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
+                               target_modules="all-linear", task_type="CAUSAL_LM"),
+        num_tasks=cfg.grpo_steps * cfg.completions_per_step,
+    )
+    t, eval_before = time.time(), timings["eval_s"]
+    trainer.train()
+    timings["grpo_s"] = time.time() - t - (timings["eval_s"] - eval_before)  # without the held-out evals
+    model = trainer.model
+    trainer.save_model(str(out / "final"))
+
+    after, after_greedy = held_out(), held_out(0.0)
+    if not curve or curve[-1]["step"] != cfg.grpo_steps:
+        curve.append({"step": cfg.grpo_steps, **after})
+    timings["total_s"] = time.time() - t0
+    reach = next((c["step"] for c in curve if c["em"] >= 0.8), None)
+    results = {"config": asdict(cfg), "before": before, "before_greedy": before_greedy, "after": after,
+               "after_greedy": after_greedy, "naive_rag": baseline, "curve": curve, "steps_to_em_0.8": reach,
+               "timings": timings, "train_log": trainer.state.log_history}
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    plot(results, out / "demo.png")
+    log(summary(results))
+    return results
+
+
+def summary(r: dict) -> str:
+    rows = [("naive RAG", r["naive_rag"], None), ("warm start", r["before"], r["before_greedy"]),
+            ("after GRPO", r["after"], r["after_greedy"])]
+    lines = [f"{'agent':<12} {'sampled EM':>10} {'greedy EM':>9} {'F1':>6} {'return':>7} {'tool calls':>10}"]
+    for name, m, g in rows:
+        greedy = f"{g['em']:.2f}" if g else "-"
+        lines.append(f"{name:<12} {m['em']:>10.2f} {greedy:>9} {m['f1']:>6.2f} {m['return']:>7.2f} "
+                     f"{m['tool_calls']:>10.2f}")
+    t = r["timings"]
+    lines.append(f"GRPO steps to held-out sampled EM >= 0.8: {r['steps_to_em_0.8']}; total {t['total_s']:.0f} s "
+                 f"(warm start {t['warm_start_s']:.0f} s)")
+    return "\n".join(lines)
+
+
+def plot(r: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    names = ["naive RAG", "warm start", "after GRPO"]
+    for ax, key, title in zip(axes[:3], ["return", "em", "tool_calls"], ["episode return", "EM (sampled)",
+                                                                        "tool calls / episode"], strict=True):
+        vals = [r["naive_rag"][key], r["before"][key], r["after"][key]]
+        ax.bar(names, vals, color=["#999999", "#6a9fd4", "#2a6f2a"])
+        ax.set_title(title)
+        for k, v in enumerate(vals):
+            ax.text(k, v, f"{v:.2f}", ha="center", va="bottom")
+    steps = [c["step"] for c in r["curve"]]
+    axes[3].plot(steps, [c["em"] for c in r["curve"]], marker="o")
+    axes[3].axhline(0.8, ls="--", color="gray")
+    axes[3].set_xlabel("GRPO step")
+    axes[3].set_title("held-out sampled EM")
+    axes[3].set_ylim(0, 1)
+    fig.suptitle(f"toolgym demo (credit={r['config']['credit']}, seed={r['config']['seed']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
