@@ -1,7 +1,6 @@
 """``toolgym bench``: run an agent on envs, rebuild reports, or compare two result directories.
 
-    toolgym bench --agent naive-rag --model Qwen/Qwen2.5-3B-Instruct \
-        --envs HotpotQA-v0,TwoWikiMultihopQA-v0,MuSiQue-v0 --n 500 --out results/
+    toolgym bench --agent naive-rag --model Qwen/Qwen2.5-3B-Instruct --envs HotpotQA-v0,MuSiQue-v0 --n 500 --out results/
     toolgym bench report results/
     toolgym bench compare results/A results/B
 
@@ -97,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit(f"toolgym bench: {err}") from err
     try:
         results = run_benchmark(config)
+    except (ValueError, FileNotFoundError) as err:
+        raise SystemExit(f"toolgym bench: {err}") from err
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished episodes are in {config.out}/episodes.jsonl; rerun the same command "
               "to continue.", file=sys.stderr)

@@ -221,8 +221,9 @@ def run_benchmark(config: BenchConfig, agent: Agent | None = None) -> dict[str, 
         for env_id in config.envs:
             if env_id not in gym.registry:
                 from toolgym.envs.errors import unknown_name_error
+                from toolgym.envs.registration import env_ids
 
-                raise unknown_name_error("env id", env_id, [k for k in gym.registry if "-v" in k])
+                raise unknown_name_error("env id", env_id, env_ids())
             _run_env(env_id, config, agent, label, store, done)
     finally:
         store.close()
