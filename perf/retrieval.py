@@ -30,6 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+# Run from a checkout without installing; drop perf/ itself so perf/datasets.py cannot shadow `datasets`.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 FUNCTION_WORDS = (
     "the of and in a to was is for on as by with he at from his an were are which that it this be "
     "or has had first not but also after their its new one two they she her been who when into "
@@ -80,7 +84,7 @@ def synthetic_queries(passages, n_queries: int, seed: int = 1) -> tuple[list[str
     queries, targets = [], []
     while len(queries) < n_queries:
         target = int(rng.integers(len(passages)))
-        content = [w for w in passages[target][2].rstrip(".").split() if w not in stop]
+        content = [w for w in passages[target].text.rstrip(".").split() if w not in stop]
         if len(content) < 6:
             continue
         picked = list(rng.choice(content, size=int(rng.integers(3, 7)), replace=False))
@@ -102,6 +106,12 @@ def corpus_file(n: int, seed: int = 0) -> Path:
                 fh.write(json.dumps({"id": pid, "title": title, "text": text}) + "\n")
         os.replace(tmp, path)
     return path
+
+
+def read_passages(n: int) -> list:
+    from toolgym.envs.multihop_qa.corpus import load_corpus_jsonl
+
+    return load_corpus_jsonl(corpus_file(n))
 
 
 def parse_size(text: str) -> int:
@@ -157,13 +167,10 @@ def _target_rank(backend: str, hits, passages) -> list[int]:
 
 
 def run_one(backend: str, n: int, n_queries: int, batch: int, model: str | None) -> dict:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from toolgym.envs.retrieval import Passage, make_retriever
+    from toolgym.envs.retrieval import make_retriever
 
-    rows = [json.loads(line) for line in open(corpus_file(n))]
-    passages = [Passage(r["id"], r["title"], r["text"]) for r in rows]
-    queries, targets = synthetic_queries([(r["id"], r["title"], r["text"]) for r in rows], n_queries)
-    del rows
+    passages = read_passages(n)
+    queries, targets = synthetic_queries(passages, n_queries)
     rss_corpus = peak_rss_mb()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["TOOLGYM_CACHE"] = tmp  # a cold build, and no stale cache to load
@@ -202,12 +209,10 @@ def run_http(n: int, n_queries: int) -> dict:
     """p50 of the same queries in-process and through ``serve-retriever`` on loopback."""
     import socket
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from toolgym.envs.retrieval import Passage, make_retriever
+    from toolgym.envs.retrieval import make_retriever
 
-    rows = [json.loads(line) for line in open(corpus_file(n))]
-    queries, _ = synthetic_queries([(r["id"], r["title"], r["text"]) for r in rows], n_queries)
-    passages = [Passage(r["id"], r["title"], r["text"]) for r in rows]
+    passages = read_passages(n)
+    queries, _ = synthetic_queries(passages, n_queries)
     local = make_retriever("bm25", passages)  # also warms the index cache the server loads
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

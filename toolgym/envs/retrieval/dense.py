@@ -26,7 +26,9 @@ def _require(module: str):
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise ImportError(f"The dense backend needs {module}, which is not installed: {_INSTALL_HINT}") from err
+        if err.name == module:
+            raise ImportError(f"The dense backend needs {module}, which is not installed: {_INSTALL_HINT}") from err
+        raise ImportError(f"The dense backend could not import {module}: {err}") from err
 
 
 def model_key(model: str) -> str:
