@@ -132,3 +132,18 @@ def test_docstring_examples():
 
     for module in (calculator, env):
         assert doctest.testmod(module).failed == 0
+
+
+def test_gsm8k_from_the_hub_uses_the_official_id(monkeypatch):
+    datasets = pytest.importorskip("datasets")
+    records = [json.loads(line) for line in GSM8K_TINY.read_text().splitlines()]
+    calls = []
+
+    def fake_load_dataset(path, name, split):
+        calls.append((path, name, split))
+        return records
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    problems = load_gsm8k("test", limit=2)
+    assert calls == [("openai/gsm8k", "main", "test")]
+    assert [p.id for p in problems] == ["gsm8k-test-0", "gsm8k-test-1"]
