@@ -213,7 +213,8 @@ def run_http(n: int, n_queries: int) -> dict:
 
     passages = read_passages(n)
     queries, _ = synthetic_queries(passages, n_queries)
-    local = make_retriever("bm25", passages)  # also warms the index cache the server loads
+    os.environ["TOOLGYM_CACHE"] = tempfile.mkdtemp(prefix="toolgym-perf-cache-")  # inherited by the server
+    local = make_retriever("bm25", passages)  # also writes the index cache the server loads
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

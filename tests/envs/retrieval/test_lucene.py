@@ -12,11 +12,15 @@ from toolgym.envs.retrieval.lucene import lucene_available
 
 from .conftest import QUERIES
 
-_OK, _WHY = lucene_available()
-pytestmark = [
-    pytest.mark.skipif(not _OK, reason=f"lucene backend unavailable ({_WHY}); pip install 'toolgym[pyserini]'"),
-    pytest.mark.slow,  # the JVM start and Anserini's indexer take seconds
-]
+pytestmark = pytest.mark.slow  # the JVM start and Anserini's indexer take seconds
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _needs_lucene():
+    """Checked when a test runs, not at collection: starting the JVM takes seconds."""
+    ok, why = lucene_available()
+    if not ok:
+        pytest.skip(f"lucene backend unavailable ({why}); pip install 'toolgym[pyserini]'")
 
 
 @pytest.fixture(scope="module")
