@@ -17,6 +17,7 @@ with dots and parse values as YAML: ``grpo.learning_rate=3e-4 credit=step lora.r
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +172,7 @@ def _build(cls, data, where: str):
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
     """``["grpo.learning_rate=3e-4", "credit=step"]`` applied to a nested dict (values parsed as YAML)."""
-    data = dict(data)
+    data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not key=value (e.g. grpo.learning_rate=3e-4)")
@@ -179,20 +180,26 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         value = yaml.safe_load(raw) if raw else ""
         if isinstance(value, str):
             value = _number(value)
-        node = data
-        parts = key.strip().split(".")
-        for p in parts[:-1]:
-            if p.isdigit() and isinstance(node, list):
-                node = node[int(p)]
-                continue
-            node[p] = dict(node.get(p) or {})
-            node = node[p]
-        last = parts[-1]
-        if last.isdigit() and isinstance(node, list):
-            node[int(last)] = value
+        node: Any = data
+        *path, last = key.strip().split(".")
+        for p in path:  # walk dicts by key and lists by index, creating dicts on the way
+            if isinstance(node, list):
+                node = node[_index(p, node, key)]
+            else:
+                if not isinstance(node.get(p), (dict, list)):
+                    node[p] = {}
+                node = node[p]
+        if isinstance(node, list):
+            node[_index(last, node, key)] = value
         else:
             node[last] = value
     return data
+
+
+def _index(part: str, node: list, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ValueError(f"override {key!r}: {part!r} is not an index of a list of {len(node)} items")
+    return int(part)
 
 
 def _number(text: str):

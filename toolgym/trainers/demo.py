@@ -34,7 +34,7 @@ class DemoConfig:
     n_people: int = field(default=1000, metadata={"help": "world size (questions ~ n_people/4)"})
     fresh_worlds: int = field(default=3, metadata={"help": "extra worlds whose invented names the warm start "
                                                            "also uses, so copying names generalises"})
-    vocab_size: int = field(default=800, metadata={"help": "byte-level BPE vocabulary size"})
+    vocab_size: int = field(default=1000, metadata={"help": "byte-level BPE vocabulary size"})
     warm_steps: int = field(default=1000, metadata={"help": "supervised warm-start steps"})
     warm_batch: int = field(default=32, metadata={"help": "warm-start batch size"})
     warm_lr: float = field(default=3e-3, metadata={"help": "warm-start peak learning rate (cosine)"})
@@ -78,6 +78,15 @@ def _make(cfg: DemoConfig, kwargs):
     from toolgym.trainers.grpo import EnvSpec
 
     return EnvSpec("MultiHopQA-v0", kwargs, system_prompt=cfg.system_prompt or None).make()
+
+
+def tok_template_text(messages) -> str:
+    """The Qwen2.5 rendering of ``messages`` (for training the tokenizer on the chat scaffolding)."""
+    import jinja2
+
+    from toolgym.trainers.tiny_model import qwen_chat_template
+
+    return jinja2.Template(qwen_chat_template()).render(messages=messages, add_generation_prompt=True)
 
 
 # -- scripted trajectories for the warm start --------------------------------------------------------
@@ -140,7 +149,7 @@ def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, ma
 
 
 def supervised_warm_start(model, samples, *, steps: int, batch: int, lr: float, seed: int, pad_id: int,
-                          progress: bool = True):
+                          progress: bool = True, callback=None, every: int = 0):
     """Next-token loss on the sampled (env_mask 1) tokens of scripted episodes; AdamW, cosine."""
     import torch
     from tqdm.auto import tqdm
@@ -150,7 +159,7 @@ def supervised_warm_start(model, samples, *, steps: int, batch: int, lr: float, 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
     model.train()
     bar = tqdm(range(steps), desc="warm start", disable=not progress)
-    for _ in bar:
+    for step in bar:
         pick = torch.randint(len(samples), (batch,), generator=g).tolist()
         seqs = [samples[k][0] + samples[k][1] for k in pick]
         width = max(len(s) for s in seqs)
@@ -170,6 +179,10 @@ def supervised_warm_start(model, samples, *, steps: int, batch: int, lr: float, 
         sched.step()
         opt.zero_grad(set_to_none=True)
         bar.set_postfix(loss=f"{loss.item():.3f}")
+        if callback is not None and every and (step + 1) % every == 0:
+            model.eval()
+            callback(step + 1)
+            model.train()
     model.eval()
     return model
 
@@ -253,8 +266,9 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
         u = envs[0].unwrapped
         texts += [p.text for p in u.passages] + [ex.question for ex in u.examples]
         obs, _ = envs[0].reset(seed=0)
-        texts += [m["content"] for m in obs] * 50
-    texts += ["<search>", "</search>", "<answer>", "</answer>", "<information>", "Doc 1 (Title: "] * 50
+        scaffold = [*obs, {"role": "assistant", "content": "<search>x</search>"},
+                    {"role": "user", "content": '<information>Doc 1 (Title: "x") x</information>'}]
+        texts += [tok_template_text(scaffold)] * 100
     tok = build_tokenizer(texts, vocab_size=cfg.vocab_size)
     model = build_model(tok, **DEMO_SIZE, seed=cfg.seed)
 

@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import pytest
+
+from toolgym.trainers.config import TrainConfig, apply_overrides
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize("name", ["demo_cpu.yaml", "grpo_qwen2.5-3b_hotpotqa_2wiki.yaml"])
+def test_shipped_configs_load(name):
+    cfg = TrainConfig.from_yaml(CONFIGS / name)
+    assert cfg.envs and cfg.grpo["output_dir"]
+    assert isinstance(cfg.grpo["learning_rate"], float)
+
+
+def test_overrides_nested_and_typed():
+    cfg = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", ["grpo.learning_rate=1e-3", "credit=step", "lora.r=4",
+                                                            "envs.0.kwargs.max_turns=5"])
+    assert cfg.grpo["learning_rate"] == 1e-3 and cfg.credit == "step" and cfg.lora.r == 4
+    assert cfg.envs[0].kwargs["max_turns"] == 5
+    assert cfg.grpo_config().learning_rate == 1e-3
+
+
+@pytest.mark.parametrize("override,message", [
+    ("grpo.learnig_rate=1e-3", "Did you mean 'learning_rate'"),
+    ("credt=step", "Did you mean 'credit'"),
+    ("lora.rnk=4", "Did you mean 'r'"),
+    ("credit=stp", "Did you mean 'step'"),
+    ("gamma=0", "gamma must be in"),
+])
+def test_bad_keys_and_values_name_the_fix(override, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", [override])
+
+
+def test_env_entry_keys_checked():
+    with pytest.raises(ValueError, match="Did you mean 'kwargs'"):
+        TrainConfig.from_dict({"model": "m", "envs": [{"id": "MultiHopQA-v0", "kwarg": {}}]})
+
+
+def test_override_syntax_error():
+    with pytest.raises(ValueError, match="key=value"):
+        apply_overrides({}, ["credit"])
