@@ -51,3 +51,11 @@ def test_bad_overrides_and_agents_say_what_was_wrong():
         main(["episodes", "--kwargs", "top_k"])
     with pytest.raises(SystemExit, match="Did you mean 'oracle'"):
         main(["episodes", "--agents", "oracl", "--kwargs", "world={n_people: 60}"])
+
+
+def test_episodes_runs_the_oracle_on_any_env(capsys):
+    assert main(["episodes", "Wordle-v0", "-n", "5"]) == 0
+    rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line[:1].isalpha()}
+    assert float(rows["oracle"][1]) == 1.0 and "naive-search" not in rows
+    with pytest.raises(SystemExit, match="needs a search tool"):
+        main(["episodes", "Wordle-v0", "--agents", "naive-search"])

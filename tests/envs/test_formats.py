@@ -113,3 +113,15 @@ def test_get_format_suggests():
     assert get_format("tags").name == "tags"
     with pytest.raises(ValueError, match="Did you mean 'hermes'"):
         get_format("herms")
+
+
+@pytest.mark.parametrize("fmt", ["hermes", "tags"])
+def test_written_calls_parse_back(fmt):
+    format_ = get_format(fmt)
+    text = format_.write_call("search", {"query": 'Zoë "quoted" <b>'})
+    assert format_.parse(text, TOOLS).calls == (ToolCall("search", {"query": 'Zoë "quoted" <b>'}),)
+
+
+def test_tags_cannot_write_structured_calls():
+    with pytest.raises(ValueError, match="one string argument"):
+        TagsFormat().write_call("sql", {"query": "x", "limit": 3})

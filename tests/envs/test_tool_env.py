@@ -95,7 +95,7 @@ def test_step_after_the_end_is_an_error_not_an_exception():
     env.step(call("answer", answer="1"))
     obs, reward, terminated, truncated, info = env.step(call("add", n=1))
     assert terminated and not truncated and reward == pytest.approx(-0.1)
-    assert "call reset()" in info["parse_error"] and obs[-1]["role"] == "assistant"
+    assert "call reset()" in info["parse_error"] and obs[-1] == {"role": "tool", "content": "ok"}
 
 
 @pytest.mark.parametrize(

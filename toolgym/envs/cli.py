@@ -33,12 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_play)
 
     p = subparsers.add_parser(
-        "episodes", help="run scripted MultiHopQA agents (oracle, naive-search, no-search) and print their scores"
+        "episodes", help="run scripted agents (the oracle; on search tasks also naive-search and no-search) and print their scores"
     )
     p.add_argument("env_id", nargs="?", default="MultiHopQA-v0")
     p.add_argument("-n", "--episodes", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--agents", default="oracle,naive-search,no-search")
+    p.add_argument("--agents", default=None, help="comma-separated; default: every agent that applies")
     p.add_argument("--kwargs", nargs="*", metavar="KEY=VALUE", help="env constructor arguments, e.g. format=tags")
     p.set_defaults(handler=_episodes)
 
@@ -94,32 +94,36 @@ def _play(args: argparse.Namespace) -> int:
 def _episodes(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from toolgym.envs.errors import unknown_name_error
     from toolgym.envs.multihop_qa.scripted import SCRIPTED_AGENTS, run_episode
 
     env = _make(args.env_id, parse_overrides(args.kwargs))
-    names = [a.strip() for a in args.agents.split(",") if a.strip()]
+    tools = {tool.name for tool in env.unwrapped.tools}
+    # The model-free floors search and answer: they apply to the search tasks only.
+    default = "oracle,naive-search,no-search" if "search" in tools else "oracle"
+    names = [a.strip() for a in (args.agents or default).split(",") if a.strip()]
     for name in names:
         if name not in SCRIPTED_AGENTS:
-            from toolgym.envs.errors import unknown_name_error
-
             raise SystemExit(f"toolgym: {unknown_name_error('agent', name, SCRIPTED_AGENTS)}")
+        if name != "oracle" and "search" not in tools:
+            raise SystemExit(f"toolgym: agent {name!r} needs a search tool; {args.env_id} has {sorted(tools)}. Use --agents oracle.")
     print(f"{args.env_id}, {args.episodes} episodes per agent, seed {args.seed}\n")
-    header = f"{'agent':<14} {'EM':>6} {'F1':>6} {'return':>7} {'searches':>8} {'evidence':>8} {'eps/s':>7}"
-    rows = []
+    print(f"{'agent':<14} {'EM':>6} {'return':>7} {'tool calls':>10} {'turns':>6} {'evidence':>8} {'eps/s':>7}")
     for name in names:
         agent = SCRIPTED_AGENTS[name]()
-        totals = {"em": 0.0, "f1": 0.0, "return": 0.0, "tool_calls": 0.0, "evidence": 0.0}
+        infos = []
         start = time.perf_counter()
         for i in tqdm(range(args.episodes), desc=name, leave=False, file=sys.stderr):
             info = run_episode(env, agent, seed=args.seed + i)
-            for key in ("em", "f1", "return", "tool_calls"):
-                totals[key] += info[key]
-            gold = max(1, len(env.unwrapped.example.supporting_titles))
-            totals["evidence"] += len(info["found_supporting"]) / gold
+            gold = len(getattr(env.unwrapped, "example", None).supporting_titles) if "found_supporting" in info else 0
+            info["evidence"] = len(info["found_supporting"]) / gold if gold else None
+            infos.append(info)
         rate = args.episodes / (time.perf_counter() - start)
-        n = args.episodes
-        rows.append(f"{name:<14} {totals['em']/n:>6.3f} {totals['f1']/n:>6.3f} {totals['return']/n:>7.3f} "
-                    f"{totals['tool_calls']/n:>8.2f} {totals['evidence']/n:>8.2f} {rate:>7.0f}")
-    print(header)
-    print("\n".join(rows))
+
+        def mean(key, width, digits, infos=infos):
+            values = [i[key] for i in infos if i.get(key) is not None]
+            return f"{sum(values) / len(values):>{width}.{digits}f}" if values else f"{'-':>{width}}"
+
+        print(f"{name:<14} {mean('em', 6, 3)} {mean('return', 7, 3)} {mean('tool_calls', 10, 2)} "
+              f"{mean('turn', 6, 2)} {mean('evidence', 8, 2)} {rate:>7.0f}")
     return 0

@@ -61,6 +61,10 @@ class ActionFormat(ABC):
     def result_messages(self, results: Sequence[str], feedback: Sequence[str]) -> list[dict[str, str]]:
         """Messages that show tool results (one string per call) and feedback (errors, notes)."""
 
+    @abstractmethod
+    def write_call(self, tool: str, arguments: dict[str, Any]) -> str:
+        """The text that calls ``tool`` with ``arguments`` in this format (oracles, warm starts)."""
+
     def chat_tools(self, tools: Sequence[Tool]) -> list[dict[str, Any]] | None:
         """Schemas for ``apply_chat_template(tools=...)``; None when the prompt describes the tools."""
         return None
@@ -120,6 +124,9 @@ class HermesFormat(ActionFormat):
             messages.append({"role": "user", "content": "\n".join(feedback)})
         return messages
 
+    def write_call(self, tool: str, arguments: dict[str, Any]) -> str:
+        return f"<tool_call>{json.dumps({'name': tool, 'arguments': arguments}, ensure_ascii=False)}</tool_call>"
+
     def chat_tools(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return [tool.schema() for tool in tools]
 
@@ -175,6 +182,12 @@ class TagsFormat(ActionFormat):
             + "\nResults come back between <information> and </information>. "
             "You may reason inside <think></think> first."
         )
+
+    def write_call(self, tool: str, arguments: dict[str, Any]) -> str:
+        if len(arguments) > 1:
+            raise ValueError(f"the tags format calls tools with one string argument; {tool!r} got {sorted(arguments)}.")
+        (value,) = arguments.values() or ("",)
+        return f"<{tool}>{value}</{tool}>"
 
     def result_messages(self, results: Sequence[str], feedback: Sequence[str]) -> list[dict[str, str]]:
         parts = [f"<information>{content}</information>" for content in results]

@@ -141,3 +141,24 @@ class Tool:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+class AnswerTool(Tool):
+    """The final answer, shared by every task. It only records the text (``metadata["answer"]``);
+    the env scores it and ends the episode. ``description`` tells the model what form to give."""
+
+    name = "answer"
+    description = "Give the final answer: a short phrase (a name, a date, a place), not a sentence."
+    parameters = {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "description": "The final answer, as short as possible."}},
+        "required": ["answer"],
+    }
+    timeout = None
+
+    def __init__(self, description: str | None = None):
+        if description is not None:
+            self.description = description
+
+    def run(self, answer: str) -> ToolResult:
+        return ToolResult("Answer received.", metadata={"answer": answer})

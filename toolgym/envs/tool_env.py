@@ -154,6 +154,10 @@ class ToolEnv(gym.Env[tuple, str]):
     def _task_info(self) -> dict[str, Any]:
         return {}
 
+    def call(self, tool: str, **arguments: Any) -> str:
+        """Action text calling ``tool`` in this env's format: ``env.call("search", query="Paris")``."""
+        return self.format.write_call(tool, arguments)
+
     def oracle_action(self) -> str:
         """What an agent that knows the solution writes now: calibrates rewards and benchmarks
         (the oracle must reach the maximum score) and writes the trainer's warm-start data."""
@@ -216,11 +220,12 @@ class ToolEnv(gym.Env[tuple, str]):
             errors["parse_error"] = "no tool call found in the message"
             feedback.append(f"Error: no tool call found in your message. {self.format.protocol(self.tools)}")
 
-        if not ended:
-            start = len(self._messages)
-            new = self.format.result_messages(results, feedback)
-            self._messages.extend(new)
-            self._result_indices.extend(range(start, start + len(new)))
+        # Results are shown even when the episode ends: the last observation tells a person (or
+        # a log) what the final call did, e.g. the word a lost game was looking for.
+        start = len(self._messages)
+        new = self.format.result_messages(results, feedback)
+        self._messages.extend(new)
+        self._result_indices.extend(range(start, start + len(new)))
 
         self._terminated = ended
         budget = None

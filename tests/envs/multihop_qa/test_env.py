@@ -11,7 +11,7 @@ import pytest
 
 import toolgym  # noqa: F401
 from toolgym.envs.multihop_qa import env as env_module
-from toolgym.envs.multihop_qa.scripted import SCRIPTED_AGENTS, answer, run_episode, search
+from toolgym.envs.multihop_qa.scripted import SCRIPTED_AGENTS, run_episode
 
 
 def score(agent_name: str, fmt: str, n: int = 200, **kwargs) -> dict[str, float]:
@@ -75,7 +75,7 @@ def test_reward_metric_is_selectable(metric, expected):
     seed = next(s for s in range(100) if len(env.reset(seed=s) and env.unwrapped.example.answer.split()) == 1)
     env.reset(seed=seed)
     gold = env.unwrapped.example.answer
-    _, _, _, _, info = env.step(answer("hermes", f"{gold} extra"))
+    _, _, _, _, info = env.step(env.unwrapped.call("answer", answer=f"{gold} extra"))
     assert info["reward_terms"]["answer"] == pytest.approx(expected)
 
 
@@ -83,7 +83,7 @@ def test_tags_format_observations():
     env = gym.make("MultiHopQA-v0", format="tags")
     obs, _ = env.reset(seed=0)
     assert "<search>query</search>" in obs[0]["content"] and env.unwrapped.chat_tools is None
-    obs, *_ = env.step(search("tags", env.unwrapped.example.supporting_titles[0]))
+    obs, *_ = env.step(env.unwrapped.call("search", query=env.unwrapped.example.supporting_titles[0]))
     assert obs[-1]["role"] == "user" and obs[-1]["content"].startswith("<information>Doc 1")
 
 

@@ -13,9 +13,7 @@ from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.formats import ToolCall
 from toolgym.envs.math.calculator import CalculatorError, CalculatorTool, Limits, evaluate
 from toolgym.envs.math.problems import TEMPLATES, MathProblem, generate_problem, load_gsm8k
-from toolgym.envs.multihop_qa.scripted import call_text
-from toolgym.envs.multihop_qa.tools import AnswerTool
-from toolgym.envs.tool import Tool, ToolResult
+from toolgym.envs.tool import AnswerTool, Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
 
 DATASETS = ("synthetic", "gsm8k")
@@ -48,10 +46,6 @@ def parse_answer(text: str) -> Fraction | None:
 def answers_match(given: Fraction | None, gold: Fraction, tolerance: float) -> bool:
     """Equal up to a relative ``tolerance`` (absolute below 1), so rounding in the last places passes."""
     return given is not None and abs(given - gold) <= Fraction(tolerance) * max(1, abs(gold))
-
-
-class NumberAnswerTool(AnswerTool):
-    description = "Give the final answer: a number only, e.g. 12.5 (no units, no working)."
 
 
 class ToolMathEnv(ToolEnv):
@@ -161,7 +155,7 @@ class ToolMathEnv(ToolEnv):
 
     # -- the task -----------------------------------------------------------------------------
     def _make_tools(self) -> Sequence[Tool]:
-        return (CalculatorTool(self.limits), NumberAnswerTool())
+        return (CalculatorTool(self.limits), AnswerTool("Give the final answer: a number only, e.g. 12.5 (no units, no working)."))
 
     def _instructions(self) -> str:
         return (
@@ -203,10 +197,9 @@ class ToolMathEnv(ToolEnv):
     def oracle_action(self) -> str:
         """The gold steps not yet reached (as many as one message may run), then the answer."""
         todo = [expr for expr, value in self.problem.steps if evaluate(value) not in self._reached]
-        fmt = self.format.name
         if todo:
-            return "".join(call_text(fmt, "calculator", "expression", e) for e in todo[: self.max_calls_per_turn])
-        return call_text(fmt, "answer", "answer", self.problem.answer)
+            return "".join(self.call("calculator", expression=e) for e in todo[: self.max_calls_per_turn])
+        return self.call("answer", answer=self.problem.answer)
 
     def _task_info(self) -> dict[str, Any]:
         problem_id = self.problem.id if self.problem is not None else None

@@ -13,10 +13,10 @@ from toolgym.envs.multihop_qa.corpus import supporting_matcher
 from toolgym.envs.multihop_qa.datasets import canonical_dataset, canonical_split
 from toolgym.envs.multihop_qa.example import QAExample
 from toolgym.envs.multihop_qa.metrics import METRICS, score_answer
-from toolgym.envs.multihop_qa.tools import AnswerTool, SearchTool
+from toolgym.envs.multihop_qa.tools import SearchTool
 from toolgym.envs.retrieval.base import Passage, Retriever
 from toolgym.envs.retrieval.bm25 import BM25Retriever
-from toolgym.envs.tool import Tool, ToolResult
+from toolgym.envs.tool import AnswerTool, Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
 
 DATASETS = ("synthetic", "hotpotqa", "2wikimultihopqa", "musique")
@@ -191,12 +191,10 @@ class MultiHopQAEnv(ToolEnv):
 
     def oracle_action(self) -> str:
         """Search each gold supporting title in hop order, then answer with the gold answer."""
-        from toolgym.envs.multihop_qa.scripted import answer, search
-
         titles = self.example.supporting_titles
         if self.turn < len(titles):
-            return search(self.format.name, titles[self.turn])
-        return answer(self.format.name, self.example.answer)
+            return self.call("search", query=titles[self.turn])
+        return self.call("answer", answer=self.example.answer)
 
     def _task_info(self) -> dict[str, Any]:
         return {"question_id": self.example.id, "found_supporting": list(self._found)}

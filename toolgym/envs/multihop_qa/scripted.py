@@ -8,25 +8,8 @@ last observation in, the next action text out.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
-
-
-def call_text(format_name: str, tool: str, argument_name: str, value: str) -> str:
-    """One call written in a format: hermes JSON or a Search-R1 tag."""
-    if format_name == "tags":
-        return f"<{tool}>{value}</{tool}>"
-    payload = json.dumps({"name": tool, "arguments": {argument_name: value}}, ensure_ascii=False)
-    return f"<tool_call>{payload}</tool_call>"
-
-
-def search(format_name: str, query: str) -> str:
-    return call_text(format_name, "search", "query", query)
-
-
-def answer(format_name: str, text: str) -> str:
-    return call_text(format_name, "answer", "answer", text)
 
 
 class OracleAgent:
@@ -48,14 +31,14 @@ class NaiveSearchAgent:
     name = "naive-search"
 
     def act(self, env, observation: Sequence[dict]) -> str:
-        fmt, question = env.format.name, env.example.question
+        question = env.example.question
         if env.turn == 0:
-            return search(fmt, question)
+            return env.call("search", query=question)
         last = observation[-1]["content"] if observation else ""
         for title in _DOC_TITLE.findall(last):
             if title.lower() not in question.lower():
-                return answer(fmt, title)
-        return answer(fmt, "unknown")
+                return env.call("answer", answer=title)
+        return env.call("answer", answer="unknown")
 
 
 class NoSearchAgent:
@@ -64,7 +47,7 @@ class NoSearchAgent:
     name = "no-search"
 
     def act(self, env, observation: Sequence[dict]) -> str:
-        return answer(env.format.name, "unknown")
+        return env.call("answer", answer="unknown")
 
 
 SCRIPTED_AGENTS = {agent.name: agent for agent in (OracleAgent, NaiveSearchAgent, NoSearchAgent)}

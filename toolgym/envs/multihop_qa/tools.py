@@ -42,18 +42,3 @@ class SearchTool(Tool):
         passages = [{"id": h.passage.id, "title": h.passage.title, "text": h.passage.text} for h in hits]
         return ToolResult(format_hits(hits), metadata={"passages": passages})
 
-
-class AnswerTool(Tool):
-    """The final answer. It only records the text; the env scores it and ends the episode."""
-
-    name = "answer"
-    description = "Give the final answer: a short phrase (a name, a date, a place), not a sentence."
-    parameters = {
-        "type": "object",
-        "properties": {"answer": {"type": "string", "description": "The final answer, as short as possible."}},
-        "required": ["answer"],
-    }
-    timeout = None
-
-    def run(self, answer: str) -> ToolResult:
-        return ToolResult("Answer received.", metadata={"answer": answer})

@@ -7,17 +7,11 @@ from typing import Any, ClassVar
 
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.formats import ToolCall
-from toolgym.envs.multihop_qa.scripted import call_text
-from toolgym.envs.multihop_qa.tools import AnswerTool
 from toolgym.envs.sql.database import DatabaseConfig, ReadOnlyDatabase, shared_database
 from toolgym.envs.sql.questions import TEMPLATES, SQLQuestion, check_answer, generate_question
 from toolgym.envs.sql.tools import DescribeTool, ListTablesTool, SQLTool
-from toolgym.envs.tool import Tool, ToolResult
+from toolgym.envs.tool import AnswerTool, Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
-
-
-class SQLAnswerTool(AnswerTool):
-    description = "Give the final answer: the value (a number or a name), or the names separated by commas."
 
 
 class SQLQueryEnv(ToolEnv):
@@ -133,7 +127,7 @@ class SQLQueryEnv(ToolEnv):
 
     # -- the task -----------------------------------------------------------------------------
     def _make_tools(self) -> Sequence[Tool]:
-        return (ListTablesTool(self.db), DescribeTool(self.db), SQLTool(self.db), SQLAnswerTool())
+        return (ListTablesTool(self.db), DescribeTool(self.db), SQLTool(self.db), AnswerTool("Give the final answer: the value (a number or a name), or the names separated by commas."))
 
     def _instructions(self) -> str:
         return (
@@ -170,10 +164,9 @@ class SQLQueryEnv(ToolEnv):
 
     def oracle_action(self) -> str:
         """Run the gold query, then answer with its result."""
-        fmt = self.format.name
         if not self._gold_ran:
-            return call_text(fmt, "sql", "query", self.question.gold_sql)
-        return call_text(fmt, "answer", "answer", self.question.answer_text)
+            return self.call("sql", query=self.question.gold_sql)
+        return self.call("answer", answer=self.question.answer_text)
 
     def _task_info(self) -> dict[str, Any]:
         if self.question is None:

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from toolgym.envs.formats import ToolCall
-from toolgym.envs.multihop_qa.scripted import call_text
 from toolgym.envs.tool import Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
 from toolgym.envs.wordle.game import ABSENT, CORRECT, PRESENT, WORD_LENGTH, WordleGame, load_words
@@ -181,7 +180,7 @@ class WordleEnv(ToolEnv):
 
     def oracle_action(self) -> str:
         """Guess the secret: the maximum return, in one guess."""
-        return call_text(self.format.name, "guess", "word", self.game.secret)
+        return self.call("guess", word=self.game.secret)
 
     def _task_info(self) -> dict[str, Any]:
         history = self.game.history if self.game is not None else []
