@@ -36,6 +36,8 @@ class BM25Retriever:
     ['Rome']
     """
 
+    thread_safe = True  # per-thread stemmers and score buffers: the server calls it from any thread
+
     def __init__(
         self,
         passages: Sequence[Passage],
