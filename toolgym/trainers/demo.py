@@ -39,7 +39,8 @@ class DemoConfig:
     warm_batch: int = field(default=32, metadata={"help": "warm-start batch size"})
     warm_lr: float = field(default=3e-3, metadata={"help": "warm-start peak learning rate (cosine)"})
     warm_mix: tuple[float, float, float] = field(default=(0.3, 0.4, 0.3), metadata={
-        "help": "shares of expert (two searches, right answer), one search then a guess, immediate answer"})
+        "help": "shares of expert (two searches, right answer), one search then the director as answer, "
+                "the film as immediate answer"})
     warm_pool: int = field(default=3000, metadata={"help": "scripted trajectories generated for the warm start"})
     grpo_steps: int = field(default=60, metadata={"help": "GRPO optimiser steps"})
     lr: float = field(default=3e-4, metadata={"help": "GRPO learning rate (LoRA)"})
@@ -112,14 +113,16 @@ class ScriptedBackend:
         return out
 
 
-def _plan(kind: str, example, rng, wrong: list[str]) -> list[str]:
-    titles = example.supporting_titles
-    guess = wrong[int(rng.integers(len(wrong)))]
+def _plan(kind: str, example) -> list[str]:
+    """Scripted turns. The naive plans answer wrongly but still copy a name from the context (the
+    first hop's entity, the question's film), as naive RAG does: every target is then a copy, which
+    is what the tiny model must learn, and the naive branches keep EM at 0."""
+    film, director = example.supporting_titles[:2]
     if kind == "expert":
-        return [f"<search>{titles[0]}</search>", f"<search>{titles[1]}</search>", f"<answer>{example.answer}</answer>"]
+        return [f"<search>{film}</search>", f"<search>{director}</search>", f"<answer>{example.answer}</answer>"]
     if kind == "one_search":
-        return [f"<search>{titles[0]}</search>", f"<answer>{guess}</answer>"]
-    return [f"<answer>{guess}</answer>"]
+        return [f"<search>{film}</search>", f"<answer>{director}</answer>"]
+    return [f"<answer>{film}</answer>"]
 
 
 def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, max_completion_length: int):
@@ -130,7 +133,6 @@ def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, ma
     per_world = [n // 2] + [max(1, (n - n // 2) // max(len(envs_by_world) - 1, 1))] * (len(envs_by_world) - 1)
     for envs, count in zip(envs_by_world, per_world, strict=True):
         base = envs[0].unwrapped
-        wrong = sorted({ex.answer for ex in base.examples})
         done = 0
         while done < count:
             batch = min(len(envs), count - done)
@@ -138,7 +140,7 @@ def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, ma
             plans = {}
             for i in idx:
                 ex = base.examples[int(i)]
-                plans[f"Question: {ex.question}"] = _plan(kinds[int(rng.choice(3, p=list(mix)))], ex, rng, wrong)
+                plans[f"Question: {ex.question}"] = _plan(kinds[int(rng.choice(3, p=list(mix)))], ex)
             # one plan per question in this batch: duplicate questions share it
             engine = RolloutEngine(envs[:batch], tokenizer, ScriptedBackend(tokenizer, plans),
                                    max_completion_tokens=max_completion_length, max_turn_tokens=64)
@@ -264,7 +266,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     texts = []
     for envs in fresh:
         u = envs[0].unwrapped
-        texts += [p.text for p in u.passages] + [ex.question for ex in u.examples]
+        texts += [p.text for p in u.passages] + [ex.question for ex in u.examples] + [p.title for p in u.passages] * 3
         obs, _ = envs[0].reset(seed=0)
         scaffold = [*obs, {"role": "assistant", "content": "<search>x</search>"},
                     {"role": "user", "content": '<information>Doc 1 (Title: "x") x</information>'}]

@@ -315,9 +315,9 @@ class HFBackend:
         device = next(self.model.parameters()).device
         input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=device)
         attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+        sampling = dict(do_sample=True, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
         config = GenerationConfig(
-            do_sample=self.temperature > 0, temperature=self.temperature if self.temperature > 0 else None,
-            top_k=self.top_k, top_p=self.top_p, max_new_tokens=max_new_tokens,
+            **(sampling if self.temperature > 0 else dict(do_sample=False)), max_new_tokens=max_new_tokens,
             eos_token_id=self.tokenizer.eos_token_id, pad_token_id=pad,
             return_dict_in_generate=True, output_scores=True,
         )
