@@ -8,7 +8,14 @@ from trainer_fakes import grpo_args, register_fakes
 
 from toolgym.trainers import advantages as A
 from toolgym.trainers.grpo import EnvSpec
-from toolgym.trainers.ppo import VALUE_HEAD_FILE, PPOSettings, ToolPPOTrainer, load_value_head, ppo_losses
+from toolgym.trainers.ppo import (
+    ALGORITHMS,
+    VALUE_HEAD_FILE,
+    PPOSettings,
+    ToolPPOTrainer,
+    load_value_head,
+    ppo_losses,
+)
 
 register_fakes()
 
@@ -47,6 +54,7 @@ def test_settings_errors_name_the_value_and_the_fix():
     with pytest.raises(ValueError, match="critic_warmup_steps must be an integer >= 0, got 2.5"):
         PPOSettings(critic_warmup_steps=2.5)
     assert "ppo.vf_coef" in PPOSettings.describe()
+    assert ALGORITHMS == ("ppo", *A.ESTIMATORS)  # the light settings module lists the same estimators
 
 
 def test_ppo_losses_never_read_masked_entries():
