@@ -15,13 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
-# Run from a checkout without installing; drop perf/ itself so perf/datasets.py cannot shadow `datasets`.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from toolgym.envs.multihop_qa.corpus import pooled_corpus, recall_at_k  # noqa: E402
-from toolgym.envs.multihop_qa.datasets import load_examples  # noqa: E402
-from toolgym.envs.retrieval import make_retriever  # noqa: E402
+from toolgym.envs.multihop_qa.corpus import pooled_corpus, recall_at_k
+from toolgym.envs.multihop_qa.datasets import load_examples
+from toolgym.envs.retrieval import make_retriever
 
 SAMPLES = {
     "hotpotqa": "hotpotqa_dev_distractor.sample.json",

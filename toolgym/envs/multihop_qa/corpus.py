@@ -26,7 +26,7 @@ from typing import Literal
 
 from toolgym.envs.multihop_qa.datasets import DatasetFormatError, open_text
 from toolgym.envs.multihop_qa.example import QAExample
-from toolgym.envs.retrieval.base import Passage
+from toolgym.envs.retrieval.base import Passage, passage_from_contents
 
 __all__ = [
     "example_corpus",
@@ -80,17 +80,6 @@ def pooled_corpus(examples: Iterable[QAExample]) -> list[Passage]:
     return list(pool.values())
 
 
-def _split_contents(contents: str) -> tuple[str, str]:
-    """Search-R1 ``contents`` -> (title, text): the first line is the title, maybe in quotes."""
-    title, sep, text = contents.partition("\n")
-    if not sep:
-        return "", contents.strip()
-    title = title.strip()
-    if len(title) >= 2 and title[0] == title[-1] == '"':
-        title = title[1:-1]
-    return title, text.strip()
-
-
 def load_corpus_jsonl(path: str | PathLike[str]) -> list[Passage]:
     """Read a JSONL corpus: rows ``{"id", "title", "text"}`` or ``{"id", "contents"}``.
 
@@ -135,7 +124,8 @@ def load_corpus_jsonl(path: str | PathLike[str]) -> list[Passage]:
             elif "contents" in row:
                 if not isinstance(row["contents"], str):
                     raise DatasetFormatError(f"{where}: field 'contents' must be a string, got {row['contents']!r:.60}.")
-                title, text = _split_contents(row["contents"])
+                parsed = passage_from_contents(pid, row["contents"])
+                title, text = parsed.title, parsed.text
             else:
                 raise DatasetFormatError(
                     f"{where}: missing field 'text' (or Search-R1's 'contents'); fields present: "

@@ -270,7 +270,7 @@ def _shared_retriever(backend: str, source: tuple, options: tuple) -> Retriever:
         else:
             from toolgym.envs.retrieval import make_retriever
 
-            if mode == "index":
+            if mode == "index" and backend != "http":  # an index directory is read by Lucene
                 _RETRIEVERS[key] = make_retriever("lucene", index_path=source[4], **dict(options))
             else:
                 _RETRIEVERS[key] = make_retriever(backend, list(passages), **dict(options))

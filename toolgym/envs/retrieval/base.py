@@ -29,11 +29,11 @@ def passage_from_contents(doc_id: str, contents: str) -> Passage:
     """
     title, sep, text = contents.partition("\n")
     if not sep:
-        return Passage(doc_id, "", contents)
+        return Passage(doc_id, "", contents.strip())
     title = title.strip()
     if len(title) >= 2 and title[0] == title[-1] == '"':
         title = title[1:-1]
-    return Passage(doc_id, title, text)
+    return Passage(doc_id, title, text.strip())
 
 
 @dataclass(frozen=True)

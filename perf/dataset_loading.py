@@ -1,6 +1,6 @@
 """Real-data loaders and corpora on the shared dev samples: sizes, load time, oracle evidence.
 
-    python perf/datasets.py [--data ../shared/data]
+    python perf/dataset_loading.py [--data ../shared/data]
 
 Prints a Markdown table: examples, context paragraphs, pooled passages after de-duplication,
 the time to load and normalise the file, and, for an oracle that searches each gold title in hop
