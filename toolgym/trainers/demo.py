@@ -35,8 +35,9 @@ class DemoConfig:
     fresh_worlds: int = field(default=3, metadata={"help": "extra worlds whose invented names the warm start "
                                                            "also uses, so copying names generalises"})
     vocab_size: int = field(default=1000, metadata={"help": "byte-level BPE vocabulary size"})
-    warm_steps: int = field(default=1000, metadata={"help": "supervised warm-start steps"})
-    warm_batch: int = field(default=32, metadata={"help": "warm-start batch size"})
+    warm_steps: int = field(default=4000, metadata={"help": "supervised warm-start steps"})
+    warm_batch: int = field(default=8, metadata={"help": "warm-start batch size (small batches: the most learning "
+                                                         "per CPU second here)"})
     warm_lr: float = field(default=3e-3, metadata={"help": "warm-start peak learning rate (cosine)"})
     warm_mix: tuple[float, float, float] = field(default=(0.3, 0.4, 0.3), metadata={
         "help": "shares of expert (two searches, right answer), one search then the director as answer, "
@@ -51,7 +52,7 @@ class DemoConfig:
     max_turns: int = field(default=3, metadata={"help": "env max_turns"})
     max_turn_tokens: int = field(default=24, metadata={"help": "tokens sampled per turn at most"})
     max_completion_length: int = field(default=320, metadata={"help": "completion tokens per episode (all turns)"})
-    eval_questions: int = field(default=64, metadata={"help": "held-out questions evaluated (test split)"})
+    eval_questions: int = field(default=40, metadata={"help": "held-out questions evaluated (test split)"})
     eval_samples: int = field(default=4, metadata={"help": "sampled episodes per held-out question (T=1)"})
     eval_every: int = field(default=10, metadata={"help": "GRPO steps between held-out evaluations (0: none)"})
     system_prompt: str = field(default=SHORT_PROMPT, metadata={
@@ -118,11 +119,13 @@ def _plan(kind: str, example) -> list[str]:
     first hop's entity, the question's film), as naive RAG does: every target is then a copy, which
     is what the tiny model must learn, and the naive branches keep EM at 0."""
     film, director = example.supporting_titles[:2]
+    # A space after the opening tag: names then tokenise as they do in the question and passages
+    # (" Zano", not "Zano"), so copying is token-for-token.
     if kind == "expert":
-        return [f"<search>{film}</search>", f"<search>{director}</search>", f"<answer>{example.answer}</answer>"]
+        return [f"<search> {film}</search>", f"<search> {director}</search>", f"<answer> {example.answer}</answer>"]
     if kind == "one_search":
-        return [f"<search>{film}</search>", f"<answer>{director}</answer>"]
-    return [f"<answer>{film}</answer>"]
+        return [f"<search> {film}</search>", f"<answer> {director}</answer>"]
+    return [f"<answer> {film}</answer>"]
 
 
 def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, max_completion_length: int):
