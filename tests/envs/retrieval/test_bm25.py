@@ -4,6 +4,7 @@ import threading
 import bm25s
 import numpy as np
 import pytest
+import Stemmer
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
@@ -42,6 +43,12 @@ def test_empty_corpus_is_refused():
 words = st.sampled_from("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split())
 
 
+def reference_tokens(texts):
+    """bm25s's own tokenisation, the rules the index must follow."""
+    return bm25s.tokenize(list(texts), stopwords="en", stemmer=Stemmer.Stemmer("english"), return_ids=False,
+                          show_progress=False)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     docs=st.lists(st.lists(words, min_size=0, max_size=12), min_size=1, max_size=25),
@@ -54,16 +61,75 @@ def test_scores_match_bm25s_own_retrieval(docs, query, k):
     passages = [Passage(str(i), "", " ".join(d)) for i, d in enumerate(docs)]
     r = BM25Retriever(passages, cache=False)
     (hits,) = r.search([" ".join(query)], k)
-    # The reference: bm25s's own indexing and scoring of the same tokens.
+    # The reference: bm25s's own tokenisation, indexing and scoring.
     reference_index = bm25s.BM25(k1=0.9, b=0.4)
-    reference_index.index(r._tokenize([p.contents for p in passages], return_ids=True), show_progress=False)
-    query_tokens = r._tokenize([" ".join(query)], return_ids=False)[0]
+    reference_index.index(bm25s.tokenize([p.contents for p in passages], stopwords="en",
+                                         stemmer=Stemmer.Stemmer("english"), show_progress=False),
+                          show_progress=False)
+    query_tokens = reference_tokens([" ".join(query)])[0]
     ids = [reference_index.vocab_dict[t] for t in query_tokens if t in reference_index.vocab_dict]
     reference = reference_index.get_scores(ids) if ids else np.zeros(len(passages))
     expected = sorted((float(s) for s in reference if s > 0), reverse=True)[:k]
     np.testing.assert_allclose([h.score for h in hits], expected, rtol=1e-5)
     for h in hits:  # each hit carries its own document's score
         assert h.score == pytest.approx(float(reference[int(h.passage.id)]), rel=1e-5)
+
+
+texts = st.lists(st.sampled_from(["the", "and", "running", "Runs", "x", "ab", "Éa", "ßx", "İi", "ΣΑΣ", "ς1",
+                                  "a_b", "don't", "co-op", " ", ".", ",", "\n", "\t"]), max_size=15).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=texts)
+def test_tokenisation_is_bm25s_tokenisation(text):
+    r = BM25Retriever([Passage("0", "", text + " running and more text")], cache=False)
+    expected = reference_tokens([text])[0]
+    assert r.tokenize(text) == expected
+    assert r._query_term_ids(text) == [r._vocab[t] for t in expected]  # the indexed words are known
+
+
+def zipf_corpus(seed: int, n_docs: int, vocab: int = 300):
+    """Documents of Zipfian words: frequent terms with long postings, as in real text."""
+    rng = np.random.default_rng(seed)
+    p = 1.0 / np.arange(1, vocab + 1)
+    p /= p.sum()
+    names = [f"w{i}x" for i in range(vocab)]
+    docs = [[names[w] for w in rng.choice(vocab, size=int(rng.integers(0, 40)), p=p)] for _ in range(n_docs)]
+    queries = [" ".join(names[w] for w in rng.choice(vocab, size=int(rng.integers(1, 7)), p=p ** 0.5 / (p ** 0.5).sum()))
+               for _ in range(30)]
+    return [Passage(str(i), "", " ".join(d)) for i, d in enumerate(docs)], queries
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), n_docs=st.integers(1, 600), k=st.sampled_from([1, 3, 10, 50]))
+def test_pruned_search_equals_exhaustive_scoring(seed, n_docs, k):
+    """MaxScore skips postings but returns exactly the exhaustive top k: same documents, same float32 scores."""
+    import toolgym.envs.retrieval.bm25 as bm25
+
+    passages, queries = zipf_corpus(seed, n_docs)
+    assume(any(p.text for p in passages))
+    r = BM25Retriever(passages, cache=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bm25, "_EXHAUSTIVE", 0)  # prune every query, however small
+        for q in queries:
+            check_pruned(r, q, k)
+
+
+def check_pruned(r, q, k):
+    ids = r._query_term_ids(q)
+    if not ids:
+        return
+    docs, scores = r._top_k(ids, k)
+    matrix = r._index.scores
+    full = np.zeros(len(r), dtype=np.float32)  # every document, summed in query order
+    for t in ids:
+        s, e = matrix["indptr"][t], matrix["indptr"][t + 1]
+        full[matrix["indices"][s:e]] += matrix["data"][s:e]
+    order = np.lexsort((np.arange(len(r)), -full))[:k]
+    order = order[full[order] > 0]
+    scores, docs = scores[scores > 0], docs[scores > 0]
+    np.testing.assert_array_equal(scores, full[order])  # bit for bit
+    assert list(docs) == list(order)  # ties too: by position
 
 
 def test_indexing_in_chunks_gives_the_same_index(monkeypatch, passages):

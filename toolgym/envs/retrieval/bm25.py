@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import Sequence
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,16 @@ from toolgym.envs.retrieval.cache import (  # noqa: F401 - re-exported: the orig
 logger = logging.getLogger(__name__)
 
 _CHUNK = 20_000  # passages tokenised at a time while indexing (fits local offsets in uint16)
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s's (and scikit-learn's) token pattern
+_EXHAUSTIVE = 50_000  # queries with fewer postings than this are scored exhaustively: pruning would not pay
+_SLACK = 1e-5  # relative margin on pruning bounds: float32 sums in another order differ in the last bits
+_QUERY_CACHE = 100_000  # words whose term id is remembered between queries (cleared when full)
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values: ``np.unique`` by sorting (numpy 2's hash-based unique is ~10x slower here)."""
+    values = np.sort(values)
+    return values[np.concatenate(([True], values[1:] != values[:-1]))] if values.size else values
 
 
 class BM25Retriever:
@@ -55,27 +67,31 @@ class BM25Retriever:
         key = f"{self.fingerprint}-k1{k1}-b{b}"
         self.cache_path = Path(cache_dir or default_cache_dir()) / "bm25" / key if cache else None
         self._init_engine()
-        self._index = self._load() if self.cache_path is not None else None
-        if self._index is None:
-            self._index = self._build()
+        index = self._load() if self.cache_path is not None else None
+        if index is None:
+            index = self._build()
+            self._index = index
             if self.cache_path is not None:
                 self._save()
-        self._vocab = self._index.vocab_dict
+        self._set_index(index)
 
     def _init_engine(self) -> None:
         import bm25s
         import Stemmer
+        from bm25s.stopwords import STOPWORDS_EN
 
         self._bm25s = bm25s
         self._stemmer_cls = Stemmer.Stemmer
+        self._stopwords = frozenset(STOPWORDS_EN)
+        self._query_ids: dict[str, int] = {}  # word -> term id, -1 for stopwords and unknown words
 
     # -- pickling: the stemmers (C objects) and the module are recreated, not pickled ------
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        del state["_bm25s"], state["_stemmer_cls"]
-        state.pop("_threads", None)
+        for name in ("_bm25s", "_stemmer_cls", "_stopwords", "_query_ids", "_threads"):
+            state.pop(name, None)
         if self.cache_path is not None and self.cache_path.is_dir():
-            del state["_index"], state["_vocab"]  # the receiver loads the cache: smaller pickles
+            del state["_index"], state["_vocab"], state["_max_score"]  # the receiver loads the cache
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -83,41 +99,85 @@ class BM25Retriever:
         self._init_engine()
         if "_index" not in state:
             self._index = self._load() or self._build()
-            self._vocab = self._index.vocab_dict
+            self._set_index(self._index)
+
+    def _set_index(self, index) -> None:
+        self._index = index
+        self._vocab = index.vocab_dict
+        matrix = index.scores
+        # Each term's best score in any document: the bound that lets a query skip a term's postings.
+        self._max_score = np.maximum.reduceat(matrix["data"], matrix["indptr"][:-1]).astype(np.float64)
+
+    # -- tokenising: bm25s.tokenize's rules, without its per-call overhead -------------------
+    def tokenize(self, text: str) -> list[str]:
+        """Lower-case, bm25s's token pattern, bm25s's English stopwords, Snowball English stems.
+
+        Equal to ``bm25s.tokenize([text], stopwords="en", stemmer=Stemmer("english"),
+        return_ids=False)[0]`` (tested), which costs ~0.2 ms a call in progress-bar setup alone.
+        """
+        stem = self._local().stemmer.stemWord
+        return [stem(w) for w in _TOKEN.findall(text.lower()) if w not in self._stopwords]
+
+    def _query_term_ids(self, text: str) -> list[int]:
+        """The query's term ids in query order (repeats kept, as bm25s scores them); unknown words dropped."""
+        cache = self._query_ids
+        ids = []
+        for word in _TOKEN.findall(text.lower()):
+            tid = cache.get(word)
+            if tid is None:
+                if word in self._stopwords:
+                    tid = -1
+                else:
+                    tid = self._vocab.get(self._local().stemmer.stemWord(word), -1)
+                if len(cache) >= _QUERY_CACHE:
+                    cache.clear()
+                cache[word] = tid  # a dict store is atomic under the GIL: threads may share the cache
+            if tid >= 0:
+                ids.append(tid)
+        return ids
 
     # -- building and caching -------------------------------------------------------------
-    def _tokenize(self, texts: Sequence[str], *, return_ids: bool):
-        return self._bm25s.tokenize(
-            list(texts), stopwords="en", stemmer=self._local().stemmer, return_ids=return_ids,
-            show_progress=False,
-        )
-
     def _build(self):
         """Index in chunks, straight into bm25s's CSC layout (scores precomputed per term and document).
 
         ``bm25s.BM25.index`` holds every token of the corpus as a Python int at once (about 4 GB
-        for 1M passages of 100 words); this keeps only compact numpy arrays of (term, document,
-        count) per chunk and writes the same scores as bm25s (tested against it).
+        for 1M passages of 100 words); this keeps 3 bytes per posting while tokenising (the
+        document offset in its chunk and the term count; term ids once per chunk and term) and
+        writes the same scores as bm25s (tested against it).
         """
         n = len(self.passages)
         vocab: dict[str, int] = {}
+        stemmer, stopwords = self._local().stemmer, self._stopwords
+
+        class WordIds(dict):  # word -> term id, filled on first sight: one dict lookup per token after that
+            def __missing__(self, word: str) -> int:
+                tid = -1 if word in stopwords else vocab.setdefault(stemmer.stemWord(word), len(vocab))
+                self[word] = tid
+                return tid
+
+        word_ids = WordIds()
         doc_len = np.zeros(n, dtype=np.float32)
-        chunks = []  # per chunk: (term ids sorted, local doc offsets, term counts)
+        chunks = []  # per chunk: (start, term ids present, postings per term, local doc offsets, counts)
         for start in range(0, n, _CHUNK):
-            tokens = self._tokenize([p.contents for p in self.passages[start:start + _CHUNK]], return_ids=False)
-            lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
-            doc_len[start:start + len(tokens)] = lengths
-            terms = np.fromiter((vocab.setdefault(w, len(vocab)) for doc in tokens for w in doc),
-                                dtype=np.int64, count=int(lengths.sum()))
-            del tokens
-            local = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+            words = [_TOKEN.findall(p.contents.lower()) for p in self.passages[start:start + _CHUNK]]
+            sizes = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+            terms = np.fromiter(map(word_ids.__getitem__, chain.from_iterable(words)), dtype=np.int64,
+                                count=int(sizes.sum()))
+            del words
+            local = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+            kept = terms >= 0
+            terms, local = terms[kept], local[kept]
+            doc_len[start:start + len(sizes)] = np.bincount(local, minlength=len(sizes))
             keys, counts = np.unique(terms * _CHUNK + local, return_counts=True)  # sorted by term, then doc
-            chunks.append((start, (keys // _CHUNK).astype(np.int32), (keys % _CHUNK).astype(np.uint16),
-                           counts.astype(np.float32)))
+            uterms, per_term = np.unique(keys // _CHUNK, return_counts=True)
+            count_type = np.uint8 if counts.max(initial=0) < 256 else np.uint32
+            chunks.append((start, uterms.astype(np.int32), per_term.astype(np.int32),
+                           (keys % _CHUNK).astype(np.uint16), counts.astype(count_type)))
+        del word_ids
         n_vocab = len(vocab)
         df = np.zeros(n_vocab, dtype=np.int64)
-        for _, terms, _, _ in chunks:
-            df += np.bincount(terms, minlength=n_vocab)
+        for _, uterms, per_term, _, _ in chunks:
+            df[uterms] += per_term
         idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)  # Lucene's idf, as bm25s "lucene"
         avg_len = float(doc_len.mean()) or 1.0
         k1, b = self.params["k1"], self.params["b"]
@@ -127,13 +187,15 @@ class BM25Retriever:
         indices = np.empty(int(indptr[-1]), dtype=np.int32)
         fill = indptr[:-1].copy()
         while chunks:  # counting sort into term-major order; each chunk is freed once placed
-            start, terms, local, tf = chunks.pop(0)
-            rank = np.arange(len(terms)) - np.searchsorted(terms, terms, side="left")
+            start, uterms, per_term, local, counts = chunks.pop(0)
+            terms = np.repeat(uterms, per_term)
+            rank = np.arange(len(terms)) - np.repeat(np.cumsum(per_term) - per_term, per_term)
             pos = fill[terms] + rank
             docs = local.astype(np.int32) + start
+            tf = counts.astype(np.float32)
             indices[pos] = docs
             data[pos] = idf[terms] * tf / (tf + norm[docs])
-            fill += np.bincount(terms, minlength=n_vocab)
+            fill[uterms] += per_term
         index = self._bm25s.BM25(**self.params)
         index.scores = {"data": data, "indices": indices, "indptr": indptr, "num_docs": n}
         index.vocab_dict = vocab
@@ -168,25 +230,99 @@ class BM25Retriever:
         if not queries:
             return []
         k = max(1, min(int(k), len(self.passages)))
-        tokens = self._tokenize(queries, return_ids=False)
         results = []
-        for query in tokens:
+        for query in queries:
             # Words the corpus never saw score nothing; a query left empty gets no hits.
-            ids = [self._vocab[t] for t in query if t in self._vocab]
+            ids = self._query_term_ids(query)
             docs, scores = self._top_k(ids, k) if ids else ((), ())
             results.append([Hit(self.passages[int(d)], float(s)) for d, s in zip(docs, scores) if s > 0])
         return results
 
     def _top_k(self, token_ids: list[int], k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sum the query terms' precomputed BM25 columns over their postings only.
+        """The ``k`` best documents by the sum of the query terms' precomputed BM25 scores.
 
-        bm25s stores every (term, document) score in a CSC matrix; its own ``retrieve`` scores all
-        documents and partitions an array of the corpus size per query, which dominates at 100k+
-        passages. Touching only the postings gives the same scores ~10x faster at 100k.
+        The result equals scoring every posting of every query term (bm25s's scores; ties broken by
+        document position), but large queries skip most postings (MaxScore, term at a time): terms
+        are read from the rarest up, and once the best scores the remaining (frequent) terms could
+        add up to fall below a proven lower bound of the k-th best score, no document outside the
+        postings read so far can reach the top k. The remaining terms are then only looked up
+        (binary search in their document-sorted postings) for the candidates that still can.
         """
         matrix = self._index.scores
+        indptr = matrix["indptr"]
+        terms = np.asarray(token_ids, dtype=np.int64)
+        starts, ends = indptr[terms], indptr[terms + 1]
+        if int((ends - starts).sum()) <= _EXHAUSTIVE:
+            return self._exhaustive(terms, k)
+        order = np.argsort(ends - starts, kind="stable")  # rarest first: high bounds, short lists
+        bound = self._max_score[terms[order]]
+        rest = np.concatenate([np.cumsum(bound[::-1])[::-1], [0.0]])  # rest[j]: the best terms j.. can add
+        indices, data = matrix["indices"], matrix["data"]
+        acc = self._accumulator()
+        read: list[np.ndarray] = []  # the postings read so far, per term
+        threshold, fresh = 0.0, True  # a lower bound of the k-th best score; is it up to date?
+        j = 0
+        try:
+            while j < len(order):
+                if rest[j] < threshold * (1 - _SLACK):
+                    break  # a document absent from every term read so far scores below the k-th best
+                t = order[j]
+                s, e = starts[t], ends[t]
+                if not fresh and e - s > _EXHAUSTIVE // 4:  # before a long list, tighten the bound
+                    threshold, fresh = self._kth_score(read, terms[order[j:]], k), True
+                    continue
+                docs = indices[s:e]
+                acc[docs] += data[s:e]  # a term's postings hold each document once: += is exact
+                read.append(docs)
+                fresh = False
+                j += 1
+            docs = np.concatenate(read)
+            # Only documents whose best case still reaches the bound stay candidates; filtering the
+            # postings before de-duplicating keeps the sort small.
+            candidates = _distinct(docs[acc[docs] + rest[j] >= threshold * (1 - _SLACK)])
+            partial = acc[candidates].astype(np.float64)
+        finally:
+            for docs in read:  # reset only what was touched: the buffer is reused by the next query
+                acc[docs] = 0.0
+        for jj in range(j, len(order)):  # the skipped terms: looked up for the candidates left
+            keep = partial + rest[jj] >= threshold * (1 - _SLACK)
+            candidates, partial = candidates[keep], partial[keep]
+            partial += self._lookup(terms[order[jj]], candidates)
+        if candidates.size > k:  # ``partial`` is now each candidate's full score, up to float rounding
+            kth = np.partition(partial, candidates.size - k)[candidates.size - k]
+            candidates = candidates[partial >= kth * (1 - _SLACK)]
+        scores = np.zeros(len(candidates), dtype=np.float32)
+        for t in terms:  # summed in query order, as the exhaustive scorer does: the same float32 bits
+            scores += self._lookup(t, candidates)
+        best = np.lexsort((candidates, -scores))[:k]  # best first; ties by position, as bm25s
+        return candidates[best], scores[best]
+
+    def _kth_score(self, read: list[np.ndarray], unread: np.ndarray, k: int) -> float:
+        """A lower bound of the k-th best score: the k-th best full score of the best partial scorers."""
+        acc = self._accumulator()
+        docs = np.concatenate(read)
+        m = min(docs.size, k * len(read))  # a document appears once per term: these hold >= k documents
+        best = _distinct(docs[np.argpartition(-acc[docs], m - 1)[:m]] if m < docs.size else docs)
+        if best.size < k:
+            return 0.0
+        full = acc[best].astype(np.float64)
+        for t in unread:
+            full += self._lookup(t, best)
+        return float(np.partition(full, best.size - k)[best.size - k])
+
+    def _lookup(self, term: int, docs: np.ndarray) -> np.ndarray:
+        """The term's score in each of ``docs`` (sorted), 0 where it does not occur."""
+        matrix = self._index.scores
+        s, e = matrix["indptr"][term], matrix["indptr"][term + 1]
+        column = matrix["indices"][s:e]
+        pos = np.minimum(np.searchsorted(column, docs), e - s - 1)
+        return np.where(column[pos] == docs, matrix["data"][s:e][pos], np.float32(0))
+
+    def _exhaustive(self, terms: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sum the query terms' score columns over all their postings (fastest for short lists)."""
+        matrix = self._index.scores
         data, indices, indptr = matrix["data"], matrix["indices"], matrix["indptr"]
-        spans = [(indptr[t], indptr[t + 1]) for t in token_ids]
+        spans = [(indptr[t], indptr[t + 1]) for t in terms]
         docs = np.concatenate([indices[s:e] for s, e in spans])
         if docs.size == 0:
             return docs, np.zeros(0, np.float32)
@@ -196,7 +332,7 @@ class BM25Retriever:
         # A document appears at most once per term, so the best k * n_terms postings hold the top k.
         m = min(docs.size, k * len(spans))
         best = np.argpartition(-acc[docs], m - 1)[:m] if m < docs.size else slice(None)
-        top = np.unique(docs[best])
+        top = _distinct(docs[best])
         scores = acc[top]
         acc[docs] = 0.0  # reset only what was touched: the buffer is reused by the next query
         order = np.lexsort((top, -scores))[:k]  # best first; ties by position, as bm25s
