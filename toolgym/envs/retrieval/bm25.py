@@ -243,51 +243,55 @@ class BM25Retriever:
 
         The result equals scoring every posting of every query term (bm25s's scores; ties broken by
         document position), but large queries skip most postings (MaxScore, term at a time): terms
-        are read from the rarest up, and once the best scores the remaining (frequent) terms could
-        add up to fall below a proven lower bound of the k-th best score, no document outside the
-        postings read so far can reach the top k. The remaining terms are then only looked up
-        (binary search in their document-sorted postings) for the candidates that still can.
+        are read rarest first, and the most frequent terms whose best scores add up to less than a
+        proven lower bound of the k-th best score are never read: a document absent from every
+        term read cannot reach the top k. The skipped terms are then only looked up (binary search
+        in their document-sorted postings) for the candidates that still can.
         """
         matrix = self._index.scores
-        indptr = matrix["indptr"]
+        indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
         terms = np.asarray(token_ids, dtype=np.int64)
-        starts, ends = indptr[terms], indptr[terms + 1]
-        if int((ends - starts).sum()) <= _EXHAUSTIVE:
+        lengths = indptr[terms + 1] - indptr[terms]
+        if int(lengths.sum()) <= _EXHAUSTIVE:
             return self._exhaustive(terms, k)
-        order = np.argsort(ends - starts, kind="stable")  # rarest first: high bounds, short lists
-        bound = self._max_score[terms[order]]
-        rest = np.concatenate([np.cumsum(bound[::-1])[::-1], [0.0]])  # rest[j]: the best terms j.. can add
-        indices, data = matrix["indices"], matrix["data"]
+        bound = self._max_score[terms]  # per query term: the most it adds to any document's score
+        unread = sorted(range(len(terms)), key=lambda i: lengths[i])  # rarest first
         acc = self._accumulator()
         read: list[np.ndarray] = []  # the postings read so far, per term
         threshold, fresh = 0.0, True  # a lower bound of the k-th best score; is it up to date?
-        j = 0
         try:
-            while j < len(order):
-                if rest[j] < threshold * (1 - _SLACK):
-                    break  # a document absent from every term read so far scores below the k-th best
-                t = order[j]
-                s, e = starts[t], ends[t]
-                if not fresh and e - s > _EXHAUSTIVE // 4:  # before a long list, tighten the bound
-                    threshold, fresh = self._kth_score(read, terms[order[j:]], k), True
+            while True:
+                skip, skipped = set(), 0.0  # the most frequent terms that cannot lift a document to the bound
+                for i in reversed(unread):
+                    if skipped + bound[i] < threshold * (1 - _SLACK):
+                        skip.add(i)
+                        skipped += bound[i]
+                needed = [i for i in unread if i not in skip]
+                if not needed:
+                    break
+                i = needed[0]
+                if not fresh and lengths[i] > _EXHAUSTIVE // 4:  # before a long list, tighten the bound
+                    threshold, fresh = self._kth_score(read, terms[unread], k), True
                     continue
-                docs = indices[s:e]
-                acc[docs] += data[s:e]  # a term's postings hold each document once: += is exact
-                read.append(docs)
+                s, e = indptr[terms[i]], indptr[terms[i] + 1]
+                acc[indices[s:e]] += data[s:e]  # a term's postings hold each document once: += is exact
+                read.append(indices[s:e])
+                unread.remove(i)
                 fresh = False
-                j += 1
             docs = np.concatenate(read)
             # Only documents whose best case still reaches the bound stay candidates; filtering the
             # postings before de-duplicating keeps the sort small.
-            candidates = _distinct(docs[acc[docs] + rest[j] >= threshold * (1 - _SLACK)])
+            candidates = _distinct(docs[acc[docs] + skipped >= threshold * (1 - _SLACK)])
             partial = acc[candidates].astype(np.float64)
         finally:
             for docs in read:  # reset only what was touched: the buffer is reused by the next query
                 acc[docs] = 0.0
-        for jj in range(j, len(order)):  # the skipped terms: looked up for the candidates left
-            keep = partial + rest[jj] >= threshold * (1 - _SLACK)
+        unread.sort(key=lambda i: -bound[i])  # the skipped terms, most pruning power first
+        for i in unread:
+            skipped -= bound[i]
+            partial += self._lookup(terms[i], candidates)
+            keep = partial + skipped >= threshold * (1 - _SLACK)
             candidates, partial = candidates[keep], partial[keep]
-            partial += self._lookup(terms[order[jj]], candidates)
         if candidates.size > k:  # ``partial`` is now each candidate's full score, up to float rounding
             kth = np.partition(partial, candidates.size - k)[candidates.size - k]
             candidates = candidates[partial >= kth * (1 - _SLACK)]
@@ -315,6 +319,12 @@ class BM25Retriever:
         matrix = self._index.scores
         s, e = matrix["indptr"][term], matrix["indptr"][term + 1]
         column = matrix["indices"][s:e]
+        if docs.size * 3 > e - s:  # many documents: one pass over the postings beats binary searches
+            scratch = self._accumulator("scratch")  # not the scores: a lookup may run mid-query
+            scratch[column] = matrix["data"][s:e]
+            found = scratch[docs]
+            scratch[column] = 0.0
+            return found
         pos = np.minimum(np.searchsorted(column, docs), e - s - 1)
         return np.where(column[pos] == docs, matrix["data"][s:e][pos], np.float32(0))
 
@@ -347,13 +357,14 @@ class BM25Retriever:
             local.stemmer = self._stemmer_cls("english")
         return local
 
-    def _accumulator(self) -> np.ndarray:
-        """A zeroed float32 buffer of the corpus size, one per thread, reset after each query."""
+    def _accumulator(self, name: str = "acc") -> np.ndarray:
+        """A zeroed float32 buffer of the corpus size, one per thread and name, reset after each use."""
         local = self._local()
-        acc = getattr(local, "acc", None)
-        if acc is None:
-            acc = local.acc = np.zeros(len(self.passages), dtype=np.float32)
-        return acc
+        buffer = getattr(local, name, None)
+        if buffer is None:
+            buffer = np.zeros(len(self.passages), dtype=np.float32)
+            setattr(local, name, buffer)
+        return buffer
 
     def __len__(self) -> int:
         return len(self.passages)
