@@ -147,3 +147,24 @@ def test_single_turn_equals_plain_trl(tiny_dir, tmp_path, credit):
         t.current_gradient_accumulation_steps = 1  # set by train(); we call compute_loss directly
     la, lb = ours.compute_loss(ours.model, a), plain.compute_loss(plain.model, b)
     assert torch.allclose(la, lb, atol=1e-6), (la, lb)
+
+
+def test_window_context_is_refused_with_a_clear_error():
+    import gymnasium as gym
+    from trainer_fakes import FakeQAEnv
+
+    from toolgym.trainers.grpo import EnvRolloutFunc
+
+    if "FakeQAWindow-v0" not in gym.registry:
+        gym.register("FakeQAWindow-v0", entry_point=FakeQAEnv, kwargs={"context": "window"},
+                     disable_env_checker=True)
+    func = EnvRolloutFunc([EnvSpec("FakeQAWindow-v0")])
+    with pytest.raises(NotImplementedError, match="context='full'"):
+        func._envs_for([{"env": 0, "seed": 0}])
+
+
+def test_system_prompt_wrapper_replaces_only_the_system_message():
+    env = EnvSpec("FakeQA-v0", system_prompt="Be brief.").make()
+    obs, _ = env.reset(seed=0)
+    assert obs[0] == {"role": "system", "content": "Be brief."} and obs[1]["role"] == "user"
+    assert env.unwrapped.messages[0]["content"] != "Be brief."
