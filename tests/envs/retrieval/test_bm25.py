@@ -136,7 +136,8 @@ def test_indexing_in_chunks_gives_the_same_index(monkeypatch, passages):
     import toolgym.envs.retrieval.bm25 as bm25
 
     whole = BM25Retriever(passages * 5, cache=False)
-    monkeypatch.setattr(bm25, "_CHUNK", 3)
+    monkeypatch.setattr(bm25, "_CHUNK", 5)
+    monkeypatch.setattr(bm25, "_TOKENISE", 2)  # sub-batches that do not divide a chunk
     chunked = BM25Retriever(passages * 5, cache=False)
     for key in ("data", "indices", "indptr"):
         np.testing.assert_allclose(chunked._index.scores[key], whole._index.scores[key], rtol=1e-6)

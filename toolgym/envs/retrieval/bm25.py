@@ -23,6 +23,7 @@ from toolgym.envs.retrieval.cache import (  # noqa: F401 - re-exported: the orig
 logger = logging.getLogger(__name__)
 
 _CHUNK = 20_000  # passages tokenised at a time while indexing (fits local offsets in uint16)
+_TOKENISE = 1_000  # passages whose words are held as Python strings at once while indexing
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s's (and scikit-learn's) token pattern
 _EXHAUSTIVE = 50_000  # queries with fewer postings than this are scored exhaustively: pruning would not pay
 _SLACK = 1e-5  # relative margin on pruning bounds: float32 sums in another order differ in the last bits
@@ -159,11 +160,14 @@ class BM25Retriever:
         doc_len = np.zeros(n, dtype=np.float32)
         chunks = []  # per chunk: (start, term ids present, postings per term, local doc offsets, counts)
         for start in range(0, n, _CHUNK):
-            words = [_TOKEN.findall(p.contents.lower()) for p in self.passages[start:start + _CHUNK]]
-            sizes = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
-            terms = np.fromiter(map(word_ids.__getitem__, chain.from_iterable(words)), dtype=np.int64,
-                                count=int(sizes.sum()))
-            del words
+            sizes, terms = [], []
+            end = min(start + _CHUNK, n)
+            for sub in range(start, end, _TOKENISE):  # few word strings alive at once
+                words = [_TOKEN.findall(p.contents.lower()) for p in self.passages[sub:min(sub + _TOKENISE, end)]]
+                sizes.append(np.fromiter(map(len, words), dtype=np.int64, count=len(words)))
+                terms.append(np.fromiter(map(word_ids.__getitem__, chain.from_iterable(words)), dtype=np.int64,
+                                         count=int(sizes[-1].sum())))
+            sizes, terms = np.concatenate(sizes), np.concatenate(terms)
             local = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
             kept = terms >= 0
             terms, local = terms[kept], local[kept]
