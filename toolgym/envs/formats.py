@@ -26,6 +26,11 @@ from toolgym.envs.tool import Tool
 _THINK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL)
 
 
+def _without_thoughts(text: str) -> str:
+    """``text`` minus its ``<think>`` blocks (calls written while thinking are not actions)."""
+    return _THINK.sub("", text) if "<think>" in text else text
+
+
 @dataclass(frozen=True)
 class ToolCall:
     """A call the agent asked for: a tool name and its arguments (not yet validated)."""
@@ -85,7 +90,7 @@ class HermesFormat(ActionFormat):
     _BLOCK = re.compile(r"<tool_call>(.*?)(</tool_call>|\Z)", re.DOTALL)
 
     def parse(self, text: str, tools: Sequence[Tool]) -> ParsedAction:
-        text = _THINK.sub("", text)
+        text = _without_thoughts(text)
         calls, errors = [], []
         blocks = list(self._BLOCK.finditer(text))
         for number, block in enumerate(blocks, start=1):
@@ -150,7 +155,7 @@ class TagsFormat(ActionFormat):
         return None
 
     def parse(self, text: str, tools: Sequence[Tool]) -> ParsedAction:
-        text = _THINK.sub("", text)
+        text = _without_thoughts(text)
         by_name = {tool.name: tool for tool in tools}
         calls, errors, attempted = [], [], False
         for match in self._TAG.finditer(text):

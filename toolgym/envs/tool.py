@@ -25,7 +25,8 @@ class ToolResult:
         content: the text the agent will see.
         ok: False when the call failed (bad arguments, time limit, an exception, a server down).
         error: what went wrong, for ``info["tool_error"]``; None when ok.
-        metadata: JSON-serialisable facts for the env (ids of passages returned, a final answer...).
+        metadata: facts for the env to interpret (the passages returned, a final answer...); the
+            env turns what matters into its own JSON-serialisable ``info``.
     """
 
     content: str

@@ -15,6 +15,7 @@ evidence process reward and for retrieval recall.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import unicodedata
@@ -140,6 +141,7 @@ def load_corpus_jsonl(path: str | PathLike[str]) -> list[Passage]:
     return passages
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_title(title: str) -> str:
     """Unicode-normalised, case-folded, underscores as spaces, single-spaced: for matching titles."""
     title = unicodedata.normalize("NFKC", title).replace("_", " ").casefold()

@@ -14,7 +14,7 @@ from toolgym.envs.multihop_qa.datasets import canonical_dataset, canonical_split
 from toolgym.envs.multihop_qa.example import QAExample
 from toolgym.envs.multihop_qa.metrics import METRICS, score_answer
 from toolgym.envs.multihop_qa.tools import SearchTool
-from toolgym.envs.retrieval.base import Passage, Retriever
+from toolgym.envs.retrieval.base import Retriever
 from toolgym.envs.retrieval.bm25 import BM25Retriever
 from toolgym.envs.tool import AnswerTool, Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
@@ -174,8 +174,7 @@ class MultiHopQAEnv(ToolEnv):
             self._queries.add(query)
             if self._is_gold is None:  # built at the first search, so reset() stays cheap
                 self._is_gold = supporting_matcher(self.example, match=self._evidence_match)
-            for fields in result.metadata.get("passages", []):
-                passage = Passage(**fields)
+            for passage in result.metadata.get("passages", []):
                 # The matcher's key: a title-matched dataset counts a page once, whatever paragraph came back.
                 key = self._is_gold.key(passage)
                 if key not in self._found_keys and key in self._is_gold.keys:

@@ -39,6 +39,5 @@ class SearchTool(Tool):
             return ToolResult.failure(f"search backend failed: {type(err).__name__}: {err}")
         if not hits:
             return ToolResult(f"No results found for {query!r}.", metadata={"passages": []})
-        passages = [{"id": h.passage.id, "title": h.passage.title, "text": h.passage.text} for h in hits]
-        return ToolResult(format_hits(hits), metadata={"passages": passages})
+        return ToolResult(format_hits(hits), metadata={"passages": [h.passage for h in hits]})
 
