@@ -42,3 +42,21 @@ def test_env_entry_keys_checked():
 def test_override_syntax_error():
     with pytest.raises(ValueError, match="key=value"):
         apply_overrides({}, ["credit"])
+
+
+@pytest.mark.parametrize("override,message", [
+    ("algorithm=rlo", "Did you mean 'rloo'"),
+    ("ppo.lamb=0.9", "Did you mean 'lam'"),
+    ("ppo.credit=step", "Unknown config key 'ppo.credit'"),  # credit is top-level, shared with GRPO
+    ("ppo.cliprange=1.5", "ppo.cliprange must be in"),
+])
+def test_algorithm_and_ppo_section_are_validated(override, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", ["algorithm=ppo", override])
+
+
+def test_ppo_settings_take_the_shared_top_level_keys():
+    cfg = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", ["algorithm=rloo", "credit=step", "gamma=0.9",
+                                                            "ppo.vf_coef=0.5"])
+    settings = cfg.ppo_settings()
+    assert (settings.algorithm, settings.credit, settings.gamma, settings.vf_coef) == ("rloo", "step", 0.9, 0.5)

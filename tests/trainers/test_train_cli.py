@@ -53,3 +53,15 @@ def test_accelerate_two_cpu_processes(tiny_dir, tmp_path):
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "'episode/turns'" in res.stdout and "'step_time'" in res.stdout and (tmp_path / "run" / "final" / "adapter_config.json").is_file()
+
+
+@pytest.mark.slow
+def test_algorithm_ppo_trains_through_the_config_path(tiny_dir, tmp_path):
+    from toolgym.trainers.api import train
+    from toolgym.trainers.ppo import ToolPPOTrainer
+
+    cfg = _config(tiny_dir, tmp_path / "run", max_steps=1, save_strategy="no")
+    cfg.update(algorithm="ppo", ppo={"vf_coef": 0.5})
+    trainer = train(cfg)
+    assert isinstance(trainer, ToolPPOTrainer) and trainer.state.global_step == 1
+    assert (tmp_path / "run" / "final" / "value_head.safetensors").is_file()

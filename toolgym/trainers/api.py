@@ -15,7 +15,8 @@ from toolgym.trainers.config import TrainConfig
 
 
 def build_trainer(config: TrainConfig, **grpo_overrides):
-    """A ready :class:`~toolgym.trainers.grpo.ToolGRPOTrainer` for ``config`` (model loaded, LoRA set)."""
+    """A ready trainer for ``config`` (model loaded, LoRA set): :class:`~toolgym.trainers.grpo.ToolGRPOTrainer`
+    for ``algorithm: grpo``, :class:`~toolgym.trainers.ppo.ToolPPOTrainer` for ppo and the other estimators."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer
@@ -26,10 +27,14 @@ def build_trainer(config: TrainConfig, **grpo_overrides):
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(config.model, **config.model_kwargs)
     envs = [EnvSpec(e.id, dict(e.kwargs), e.weight, e.system_prompt) for e in config.envs]
-    return ToolGRPOTrainer(model, envs=envs, args=args, credit=config.credit, gamma=config.gamma,
-                           max_turn_tokens=config.max_turn_tokens, num_tasks=config.num_tasks,
-                           processing_class=tok, peft_config=config.lora.peft_config(),
-                           chat_template_kwargs=config.chat_template_kwargs or None)
+    common = dict(envs=envs, args=args, max_turn_tokens=config.max_turn_tokens, num_tasks=config.num_tasks,
+                  processing_class=tok, peft_config=config.lora.peft_config(),
+                  chat_template_kwargs=config.chat_template_kwargs or None)
+    if config.algorithm == "grpo":
+        return ToolGRPOTrainer(model, credit=config.credit, gamma=config.gamma, **common)
+    from toolgym.trainers.ppo import ToolPPOTrainer
+
+    return ToolPPOTrainer(model, ppo=config.ppo_settings(), **common)
 
 
 def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None = None,

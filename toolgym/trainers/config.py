@@ -26,8 +26,11 @@ from typing import Any
 import yaml
 
 from toolgym.envs.errors import suggest
+from toolgym.trainers.ppo_settings import ALGORITHMS, PPOSettings
 
 CREDITS = ("outcome", "step")
+# PPOSettings fields that the config holds at the top level (shared with GRPO).
+_TOP_LEVEL_PPO = {"algorithm", "credit", "gamma"}
 
 
 def _help(text: str, **kw) -> Any:
@@ -83,6 +86,8 @@ class TrainConfig:
 
     model: str = _help("the policy: a local path or a hub id")
     envs: list[EnvEntry] = _help("the env mix", default_factory=list)
+    algorithm: str = _help("grpo (TRL's GRPO), ppo (a critic with GAE over turns), or the critic-free rloo, "
+                           "reinforce_pp, reinforce_pp_baseline on the same rollouts", default="grpo")
     credit: str = _help("outcome: GRPO on the episode return; step: per-step returns for each step's tokens",
                         default="outcome")
     gamma: float = _help("discount of the per-step returns (credit: step)", default=1.0)
@@ -94,6 +99,9 @@ class TrainConfig:
     chat_template_kwargs: dict[str, Any] = _help("apply_chat_template kwargs", default_factory=dict)
     grpo: dict[str, Any] = _help("trl.GRPOConfig fields (output_dir, learning_rate, num_generations, ...)",
                                  default_factory=dict)
+    ppo: dict[str, Any] = _help("PPOSettings fields for algorithm ppo/rloo/reinforce_pp/... (lam, cliprange, "
+                                "vf_coef, critic_warmup_steps, ...); algorithm, credit and gamma stay top-level",
+                                default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:
@@ -113,6 +121,16 @@ class TrainConfig:
             raise ValueError(f"max_turn_tokens and num_tasks must be >= 1, got {self.max_turn_tokens}, {self.num_tasks}")
         _check_keys(self.grpo, _grpo_fields(), "grpo")
         self.grpo = {k: _number(v) if isinstance(v, str) else v for k, v in self.grpo.items()}
+        if self.algorithm not in ALGORITHMS:
+            hint = suggest(str(self.algorithm), ALGORITHMS)
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}." +
+                             (f" Did you mean {hint!r}?" if hint else ""))
+        _check_keys(self.ppo, {f.name for f in dataclasses.fields(PPOSettings)} - _TOP_LEVEL_PPO, "ppo")
+        self.ppo_settings()  # validates the ppo section now, not at the first training step
+
+    def ppo_settings(self) -> PPOSettings:
+        """The PPO / estimator settings: ``ppo:`` plus the top-level algorithm, credit and gamma."""
+        return PPOSettings(algorithm=self.algorithm, credit=self.credit, gamma=self.gamma, **self.ppo)
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
@@ -213,8 +231,10 @@ def _number(text: str):
 def describe() -> str:
     """The config keys with their help, for ``toolgym train --help-config``."""
     lines = []
-    for cls, prefix in ((TrainConfig, ""), (EnvEntry, "envs[]."), (LoraSettings, "lora.")):
+    for cls, prefix in ((TrainConfig, ""), (EnvEntry, "envs[]."), (LoraSettings, "lora."), (PPOSettings, "ppo.")):
         for f in dataclasses.fields(cls):
+            if prefix == "ppo." and f.name in _TOP_LEVEL_PPO:
+                continue
             lines.append(f"  {prefix}{f.name}: {f.metadata.get('help', '')}")
     lines.append("  grpo.<field>: any trl.GRPOConfig field (see TRL's docs), passed through unchanged")
     return "\n".join(lines)
