@@ -31,7 +31,7 @@ from typing import Any
 import gymnasium as gym
 
 from toolgym.trainers._deps import require
-from toolgym.trainers.rollout import HFBackend, RolloutEngine, VLLMBackend, step_returns
+from toolgym.trainers.rollout import HFBackend, RolloutEngine, VLLMBackend
 
 require("trl", "train")
 import torch  # noqa: E402
@@ -181,35 +181,12 @@ def episode_metrics(episodes) -> dict[str, float]:
 
 def step_advantages(step_rewards: Sequence[Sequence[float]], num_generations: int, gamma: float = 1.0,
                     scale: str = "group") -> list[list[float]]:
-    """Per-step advantages: returns-to-go normalised over all steps of each group's episodes.
+    """Per-step advantages for ``credit: step``: returns-to-go normalised over all steps of each
+    group's episodes, TRL's way (``(G - mean) / (std + 1e-4)``, ``scale`` group|batch|none), so that
+    one-step episodes get exactly TRL's numbers. The GRPO estimator of :mod:`toolgym.trainers.advantages`."""
+    from toolgym.trainers import advantages
 
-    ``step_rewards`` lists, per episode (groups of ``num_generations`` consecutive episodes), the
-    reward of each step. Mirrors TRL's outcome advantage (``(r - mean) / (std + 1e-4)``, unbiased
-    std, ``scale`` in group|batch|none) so that one-step episodes get exactly TRL's numbers.
-    """
-    if len(step_rewards) % num_generations:
-        raise ValueError(f"{len(step_rewards)} episodes is not a multiple of num_generations={num_generations}")
-    returns = [step_returns(r, gamma) for r in step_rewards]
-    flat_all = torch.tensor([g for rs in returns for g in rs], dtype=torch.float32)
-    out = []
-    for start in range(0, len(returns), num_generations):
-        group = returns[start:start + num_generations]
-        flat = torch.tensor([g for rs in group for g in rs], dtype=torch.float32)
-        mean = flat.mean() if flat.numel() else torch.tensor(0.0)
-        if scale == "group":
-            std = flat.std() if flat.numel() > 1 else torch.tensor(0.0)
-        elif scale == "batch":
-            std = flat_all.std() if flat_all.numel() > 1 else torch.tensor(0.0)
-        elif scale == "none":
-            std = None
-        else:
-            raise ValueError(f"scale_rewards must be 'group', 'batch' or 'none', got {scale!r}")
-        for rs in group:
-            adv = torch.tensor(rs, dtype=torch.float32) - mean
-            if std is not None:
-                adv = adv / (std + 1e-4)
-            out.append(adv.tolist())
-    return out
+    return advantages.step_advantages(step_rewards, num_generations, "grpo", "step", gamma, scale)
 
 
 class ToolGRPOTrainer(GRPOTrainer):
