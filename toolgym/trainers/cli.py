@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--output-dir", default=None, help="where results.json, demo.png and checkpoints go")
     d.add_argument("--seed", type=int, default=None)
     d.add_argument("--credit", choices=("outcome", "step"), default=None)
+    d.add_argument("--algorithm", choices=("grpo", "ppo", "rloo", "reinforce_pp", "reinforce_pp_baseline"),
+                   default=None, help="grpo (default), ppo, or a critic-free estimator")
     d.add_argument("--help-config", action="store_true", help="list the demo settings and exit")
     d.set_defaults(handler=_demo)
 
@@ -60,7 +62,7 @@ def _demo(args) -> int:
             raise SystemExit(f"toolgym demo: unknown setting {item!r}." + (f" Did you mean {hint!r}?" if hint else "") +
                              " See toolgym demo --help-config.")
         kw[key] = _parse(raw, fields[key].default)
-    for key in ("output_dir", "seed", "credit"):
+    for key in ("output_dir", "seed", "credit", "algorithm"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     from toolgym.trainers.demo import run_demo

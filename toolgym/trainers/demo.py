@@ -30,6 +30,8 @@ class DemoConfig:
     output_dir: str = field(default="runs/demo", metadata={"help": "where results, plots and checkpoints go"})
     seed: int = field(default=0, metadata={"help": "seed of the model init, warm-start data and GRPO"})
     credit: str = field(default="outcome", metadata={"help": "GRPO credit: outcome or step"})
+    algorithm: str = field(default="grpo", metadata={"help": "grpo, ppo (critic + GAE over turns), rloo, reinforce_pp "
+                                                             "or reinforce_pp_baseline"})
     world_seed: int = field(default=0, metadata={"help": "seed of the synthetic world trained and tested on"})
     n_people: int = field(default=1000, metadata={"help": "world size (questions ~ n_people/4)"})
     fresh_worlds: int = field(default=3, metadata={"help": "extra worlds whose invented names the warm start "
@@ -63,6 +65,10 @@ class DemoConfig:
     def __post_init__(self):
         if self.credit not in ("outcome", "step"):
             raise ValueError(f"credit must be 'outcome' or 'step', got {self.credit!r}")
+        from toolgym.trainers.ppo_settings import ALGORITHMS, PPOSettings
+
+        if self.algorithm not in ALGORITHMS:
+            PPOSettings(algorithm=self.algorithm)  # raises naming the valid ones and the closest
         if self.completions_per_step % self.num_generations:
             raise ValueError(f"completions_per_step ({self.completions_per_step}) must be a multiple of "
                              f"num_generations ({self.num_generations})")
@@ -347,14 +353,19 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
         logging_steps=5, save_strategy="steps", save_steps=20, save_total_limit=1, report_to="none",
         use_cpu=True, bf16=False, seed=cfg.seed, disable_tqdm=not progress,
     )
-    trainer = ToolGRPOTrainer(
-        model, envs=[EnvSpec("MultiHopQA-v0", env_kwargs(cfg, "train"),
-                                                  system_prompt=cfg.system_prompt or None)], args=args, credit=cfg.credit,
-        max_turn_tokens=cfg.max_turn_tokens, processing_class=tok, callbacks=[HeldOut()],
+    common = dict(
+        envs=[EnvSpec("MultiHopQA-v0", env_kwargs(cfg, "train"), system_prompt=cfg.system_prompt or None)],
+        args=args, max_turn_tokens=cfg.max_turn_tokens, processing_class=tok, callbacks=[HeldOut()],
         peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                target_modules="all-linear", task_type="CAUSAL_LM"),
         num_tasks=cfg.grpo_steps * cfg.completions_per_step,
     )
+    if cfg.algorithm == "grpo":
+        trainer = ToolGRPOTrainer(model, credit=cfg.credit, **common)
+    else:  # PPO and the critic-free estimators share the rollouts and TRL's machinery
+        from toolgym.trainers.ppo import PPOSettings, ToolPPOTrainer
+
+        trainer = ToolPPOTrainer(model, ppo=PPOSettings(algorithm=cfg.algorithm, credit=cfg.credit), **common)
     t, eval_before = time.time(), timings["eval_s"]
     trainer.train()
     timings["grpo_s"] = time.time() - t - (timings["eval_s"] - eval_before)  # without the held-out evals
@@ -412,7 +423,8 @@ def plot(r: dict, path: Path) -> None:
     axes[3].set_xlabel("GRPO step")
     axes[3].set_title("held-out sampled EM")
     axes[3].set_ylim(0, 1)
-    fig.suptitle(f"toolgym demo (credit={r['config']['credit']}, seed={r['config']['seed']})")
+    fig.suptitle(f"toolgym demo ({r['config'].get('algorithm', 'grpo')}, credit={r['config']['credit']}, "
+                 f"seed={r['config']['seed']})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
