@@ -76,6 +76,16 @@ def validate_arguments(arguments: Any, schema: dict[str, Any]) -> str | None:
     return None
 
 
+def string_arguments(optional: tuple[str, ...] = (), **descriptions: str) -> dict[str, Any]:
+    """The JSON schema of arguments that are all strings (most tools take one):
+    ``string_arguments(query="What to look for")``; names in ``optional`` may be left out."""
+    return {
+        "type": "object",
+        "properties": {name: {"type": "string", "description": text} for name, text in descriptions.items()},
+        "required": [name for name in descriptions if name not in optional],
+    }
+
+
 class Tool:
     """A callable an agent can use, described for the model by a name, a description and a schema.
 
@@ -150,11 +160,7 @@ class AnswerTool(Tool):
 
     name = "answer"
     description = "Give the final answer: a short phrase (a name, a date, a place), not a sentence."
-    parameters = {
-        "type": "object",
-        "properties": {"answer": {"type": "string", "description": "The final answer, as short as possible."}},
-        "required": ["answer"],
-    }
+    parameters = string_arguments(answer="The final answer, as short as possible.")
     timeout = None
 
     def __init__(self, description: str | None = None):

@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 
-from toolgym.envs.tool import Tool, ToolResult
+from toolgym.envs.tool import Tool, ToolResult, string_arguments
 
 
 class CalculatorError(ValueError):
@@ -306,11 +306,7 @@ class CalculatorTool(Tool):
         "Evaluate an arithmetic expression exactly: numbers, + - * / ** % and parentheses, "
         "e.g. (12 * 3.5 - 4) / 2. No variables or functions."
     )
-    parameters = {
-        "type": "object",
-        "properties": {"expression": {"type": "string", "description": "The arithmetic expression to evaluate."}},
-        "required": ["expression"],
-    }
+    parameters = string_arguments(expression="The arithmetic expression to evaluate.")
     # Bounded by its own limits (size, digits, deadline): no thread needed.
     timeout = None
 

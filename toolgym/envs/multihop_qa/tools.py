@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from toolgym.envs.retrieval.base import Hit, Retriever
-from toolgym.envs.tool import Tool, ToolResult
+from toolgym.envs.tool import Tool, ToolResult, string_arguments
 
 
 def format_hits(hits: list[Hit]) -> str:
@@ -16,11 +16,7 @@ class SearchTool(Tool):
 
     name = "search"
     description = "Search the knowledge base. Returns the most relevant passages (title and text) for a query."
-    parameters = {
-        "type": "object",
-        "properties": {"query": {"type": "string", "description": "What to look for, e.g. a name."}},
-        "required": ["query"],
-    }
+    parameters = string_arguments(query="What to look for, e.g. a name.")
     # In-process retrieval is fast and bounded; remote backends carry their own socket timeouts.
     timeout = None
 

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.sql.database import QueryError, ReadOnlyDatabase, format_result
-from toolgym.envs.tool import Tool, ToolResult
+from toolgym.envs.tool import Tool, ToolResult, string_arguments
 
 
 class ListTablesTool(Tool):
     name = "list_tables"
     description = "List the tables of the database with their row counts (optionally only names containing a text)."
-    parameters = {
-        "type": "object",
-        "properties": {"like": {"type": "string", "description": "Only tables whose name contains this text; empty for all."}},
-        "required": [],
-    }
+    parameters = string_arguments(optional=("like",), like="Only tables whose name contains this text; empty for all.")
     timeout = None  # bounded by the database's own step and time limits
 
     def __init__(self, db: ReadOnlyDatabase):
@@ -30,11 +26,7 @@ class ListTablesTool(Tool):
 class DescribeTool(Tool):
     name = "describe"
     description = "Show a table's columns (its CREATE TABLE statement), its row count and its first 3 rows."
-    parameters = {
-        "type": "object",
-        "properties": {"table": {"type": "string", "description": "The table name, e.g. orders."}},
-        "required": ["table"],
-    }
+    parameters = string_arguments(table="The table name, e.g. orders.")
     timeout = None
 
     def __init__(self, db: ReadOnlyDatabase):
@@ -53,11 +45,7 @@ class DescribeTool(Tool):
 class SQLTool(Tool):
     name = "sql"
     description = "Run one read-only SQLite query (SELECT or WITH ... SELECT) and see the rows."
-    parameters = {
-        "type": "object",
-        "properties": {"query": {"type": "string", "description": "One SQLite SELECT statement."}},
-        "required": ["query"],
-    }
+    parameters = string_arguments(query="One SQLite SELECT statement.")
     timeout = None
 
     def __init__(self, db: ReadOnlyDatabase):

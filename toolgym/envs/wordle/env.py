@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from toolgym.envs.formats import ToolCall
-from toolgym.envs.tool import Tool, ToolResult
+from toolgym.envs.tool import Tool, ToolResult, string_arguments
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
 from toolgym.envs.wordle.game import ABSENT, CORRECT, PRESENT, WORD_LENGTH, WordleGame, load_words
 
@@ -18,11 +18,7 @@ class GuessTool(Tool):
 
     name = "guess"
     description = "Guess the secret five-letter word. Returns the letter feedback."
-    parameters = {
-        "type": "object",
-        "properties": {"word": {"type": "string", "description": "A five-letter English word, e.g. crane."}},
-        "required": ["word"],
-    }
+    parameters = string_arguments(word="A five-letter English word, e.g. crane.")
     timeout = None  # a dictionary look-up and five comparisons
 
     def __init__(self, allowed: frozenset[str]):
