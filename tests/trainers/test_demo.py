@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from toolgym.trainers.demo import DemoConfig, run_demo
+from toolgym.trainers.demo import DemoConfig, compare_algorithms, copy_accuracy, run_demo
 
 
 @pytest.mark.slow
@@ -20,6 +20,75 @@ def test_demo_pipeline_end_to_end(tmp_path, algorithm):
         assert 0.0 <= r[key]["em"] <= 1.0 and r[key]["episodes"] > 0
 
 
+TINY_DEMO = dict(n_people=80, fresh_worlds=1, vocab_size=500, warm_steps=4, warm_pool=40, warm_batch=4, grpo_steps=2,
+                 completions_per_step=8, num_generations=4, eval_questions=2, eval_samples=1, eval_every=1,
+                 max_turn_tokens=8, max_completion_length=160)
+
+
+@pytest.mark.slow
+def test_compare_algorithms_from_one_warm_model(tmp_path):
+    runs = compare_algorithms(DemoConfig(output_dir=str(tmp_path), **TINY_DEMO), ["grpo", "rloo"], progress=False)
+    curves = json.loads((tmp_path / "curves.json").read_text())["algorithms"]
+    assert list(curves) == ["grpo", "rloo"] and (tmp_path / "curves.png").stat().st_size > 0
+    assert [p["step"] for p in curves["rloo"]["curve"]] == [0, 1, 2]
+    for name in ("grpo", "rloo"):  # each trains its own adapter
+        assert (tmp_path / name / "final" / "adapter_config.json").is_file()
+        assert json.loads((tmp_path / name / "results.json").read_text())["config"]["algorithm"] == name
+    # a later run can start RL from the saved warm model instead of warming again
+    again = run_demo(DemoConfig(output_dir=str(tmp_path / "reuse"), warm_model=str(tmp_path / "warm"), **TINY_DEMO),
+                     progress=False)
+    assert not (tmp_path / "reuse" / "warm").exists() and again["timings"]["warm_start_s"] == 0.0
+    assert again["copy_accuracy"] == runs["grpo"]["copy_accuracy"]
+    assert again["before"] == runs["grpo"]["before"]  # same weights, same seeded evaluation
+
+
+def test_copy_accuracy_scores_the_names_not_the_tags(tiny):
+    import torch
+
+    _, tok = tiny
+    ids = lambda text: tok(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    prompt = ids("Question: Where was the director of Kike born?")
+    turns = [ids("<search> Kike</search>"), ids("<search> Balith</search>"), ids("<answer> Atil</answer>")]
+    env = ids("<information>x</information>")
+    completion, mask = [], []
+    for k, turn in enumerate(turns):
+        completion += turn
+        mask += [1] * len(turn)
+        if k < 2:
+            completion += env
+            mask += [0] * len(env)
+    seq = prompt + completion
+
+    class Predicts:
+        """A 'model' whose argmax at position i is ``next_ids[i]``."""
+
+        training = False
+
+        def __init__(self, next_ids):
+            self.next_ids = next_ids
+
+        def eval(self):
+            return self
+
+        def train(self, mode=True):
+            return self
+
+        def __call__(self, x):
+            logits = torch.zeros(1, len(self.next_ids), len(tok))
+            logits[0, torch.arange(len(self.next_ids)), torch.tensor(self.next_ids)] = 1.0
+            return type("Out", (), {"logits": logits})
+
+    truth = seq[1:] + [0]
+    assert copy_accuracy(Predicts(truth), tok, [(prompt, completion, mask)]) == [1.0, 1.0, 1.0]
+    # the wrong tag at the start of turn 2 does not count; a wrong name token in turn 3 does
+    wrong = list(truth)
+    turn2 = len(prompt) + len(turns[0]) + len(env)
+    wrong[turn2 - 1] = tok.convert_tokens_to_ids("<answer>") if "<answer>" in tok.get_vocab() else wrong[turn2 - 1] + 1
+    turn3_name = len(prompt) + len(turns[0]) + len(env) + len(turns[1]) + len(env) + 1
+    wrong[turn3_name] = (wrong[turn3_name] + 1) % len(tok)
+    assert copy_accuracy(Predicts(wrong), tok, [(prompt, completion, mask)]) == [1.0, 1.0, 0.0]
+
+
 def test_demo_config_validates():
     with pytest.raises(ValueError, match="multiple of num_generations"):
         DemoConfig(completions_per_step=10, num_generations=4)
@@ -27,3 +96,12 @@ def test_demo_config_validates():
         DemoConfig(credit="steps")
     with pytest.raises(ValueError, match="Did you mean 'rloo'"):
         DemoConfig(algorithm="rlo")
+
+
+def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
+    from toolgym.cli import main
+
+    with pytest.raises(ValueError, match="Did you mean 'rloo'"):
+        main(["demo", "--compare", "grpo,rlo"])
+    with pytest.raises(SystemExit, match="unknown setting 'warm_stpes=3'. Did you mean 'warm_steps'"):
+        main(["demo", "warm_stpes=3"])

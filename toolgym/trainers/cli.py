@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--credit", choices=("outcome", "step"), default=None)
     d.add_argument("--algorithm", choices=("grpo", "ppo", "rloo", "reinforce_pp", "reinforce_pp_baseline"),
                    default=None, help="grpo (default), ppo, or a critic-free estimator")
+    d.add_argument("--compare", default=None, metavar="ALGORITHMS",
+                   help="comma-separated algorithms (or 'all') trained from one warm start; writes curves.png")
     d.add_argument("--help-config", action="store_true", help="list the demo settings and exit")
     d.set_defaults(handler=_demo)
 
@@ -65,9 +67,18 @@ def _demo(args) -> int:
     for key in ("output_dir", "seed", "credit", "algorithm"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
-    from toolgym.trainers.demo import run_demo
+    from toolgym.trainers.demo import compare_algorithms, run_demo
 
-    run_demo(DemoConfig(**kw))
+    cfg = DemoConfig(**kw)
+    if args.compare:
+        from toolgym.trainers.ppo_settings import ALGORITHMS
+
+        algorithms = list(ALGORITHMS) if args.compare == "all" else args.compare.split(",")
+        for a in algorithms:
+            DemoConfig(algorithm=a)  # an unknown name fails here, with the closest valid one
+        compare_algorithms(cfg, algorithms)
+    else:
+        run_demo(cfg)
     return 0
 
 

@@ -10,6 +10,7 @@ comes back). Writes ``results.json``, ``demo.png`` and checkpoints under ``outpu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -57,6 +58,8 @@ class DemoConfig:
     eval_questions: int = field(default=40, metadata={"help": "held-out questions evaluated (test split)"})
     eval_samples: int = field(default=4, metadata={"help": "sampled episodes per held-out question (T=1)"})
     eval_every: int = field(default=10, metadata={"help": "GRPO steps between held-out evaluations (0: none)"})
+    warm_model: str = field(default="", metadata={
+        "help": "a saved warm model (e.g. runs/demo/warm) to start RL from, instead of building and warming one"})
     system_prompt: str = field(default=SHORT_PROMPT, metadata={
         "help": "system message shown instead of the env's (empty: the env's own); short keeps the tiny model fast"})
     threads: int = field(default=1, metadata={"help": "torch threads (0: torch's default). One is fastest for a "
@@ -199,10 +202,12 @@ def supervised_warm_start(model, samples, *, steps: int, batch: int, lr: float, 
 
 
 # -- evaluation ------------------------------------------------------------------------------------
-def copy_accuracy(model, samples) -> list[float]:
-    """Teacher-forced accuracy of whole expert turns on held-out scripted episodes, per turn
-    (1: the film copied from the question, 2: the director copied from a passage, 3: the
-    birthplace). RL does not repair copying (DESIGN.md), so check this after the warm start."""
+def copy_accuracy(model, tokenizer, samples) -> list[float]:
+    """Teacher-forced accuracy of the copied names on held-out expert episodes, per turn (1: the
+    film copied from the question, 2: the director copied from a passage, 3: the birthplace): a
+    turn counts when every token after its action tag (``<search>``, ``<answer>``) is predicted.
+    The tag itself is left out: in the warm-start mix the same context leads to either tag. RL does
+    not repair copying (DESIGN.md), so check this after the warm start."""
     import torch
 
     hits: list[list[int]] = [[], [], []]
@@ -220,8 +225,9 @@ def copy_accuracy(model, samples) -> list[float]:
                 while k < len(completion) and mask[k] == 1:
                     k += 1
                 if turn < 3:
-                    ok = all(pred[len(prompt) + j - 1] == completion[j] for j in range(start, k))
-                    hits[turn].append(int(ok))
+                    name = start + next((j for j in range(1, k - start + 1)
+                                         if tokenizer.decode(completion[start:start + j]).endswith(">")), 0)
+                    hits[turn].append(int(all(pred[len(prompt) + j - 1] == completion[j] for j in range(name, k))))
     model.train(was_training)
     return [sum(h) / len(h) if h else 0.0 for h in hits]
 
@@ -270,81 +276,111 @@ def naive_rag(envs, n_questions: int) -> dict[str, float]:
 
 
 # -- the whole demo ------------------------------------------------------------------------------------
-def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
-    """Build, warm up, evaluate, train with GRPO, evaluate; returns (and writes) the results."""
+@dataclass
+class WarmStart:
+    """What the RL stage starts from: the warm model, its tokenizer, the envs and the 'before' numbers."""
+
+    model: Any
+    tokenizer: Any
+    test_envs: list
+    before: dict[str, float]
+    before_greedy: dict[str, float]
+    naive_rag: dict[str, float]
+    copy_accuracy: list[float]
+    timings: dict[str, float]
+
+
+def held_out_eval(cfg: DemoConfig, ws: WarmStart, model, temperature: float = 1.0) -> dict[str, float]:
+    return evaluate(model, ws.tokenizer, ws.test_envs, cfg.eval_questions, cfg.eval_samples, temperature=temperature,
+                    max_turn_tokens=cfg.max_turn_tokens, max_completion_length=cfg.max_completion_length, seed=cfg.seed)
+
+
+def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
+    """Steps 1-3: worlds, tokenizer and tiny model (or ``cfg.warm_model``), supervised warm start,
+    and the held-out numbers before RL (sampled and greedy EM, copy accuracy, naive RAG)."""
     import numpy as np
     import torch
-    from peft import LoraConfig
-    from transformers import TrainerCallback
-    from trl import GRPOConfig
 
-    from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer
-    from toolgym.trainers.tiny_model import DEMO_SIZE, build_model, build_tokenizer, save_tiny
+    from toolgym.trainers.tiny_model import DEMO_SIZE, build_model, build_tokenizer, load_tiny, save_tiny
 
-    t0 = time.time()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"warm_start_s": 0.0}
     log = (lambda *a: print(*a, flush=True)) if progress else (lambda *a: None)
 
     # 1. worlds: the training world (train split for learning, test split held out) and fresh ones
     train_envs = [_make(cfg, env_kwargs(cfg, "train")) for _ in range(64)]
     test_envs = [_make(cfg, env_kwargs(cfg, "test")) for _ in range(64)]
-    fresh = [[_make(cfg, env_kwargs(cfg, "train", world_seed=1000 + k)) for _ in range(64)] for k in range(cfg.fresh_worlds)]
     log(f"world: {len(train_envs[0].unwrapped.examples)} train / {len(test_envs[0].unwrapped.examples)} test "
         f"questions; fresh worlds: {cfg.fresh_worlds}")
 
-    # 2. tokenizer on text the model will see, never on the held-out world's text: fresh worlds'
-    #    passages, the prompts, the action syntax
-    texts = []
-    for envs in fresh:
-        u = envs[0].unwrapped
-        texts += [p.text for p in u.passages] + [ex.question for ex in u.examples] + [p.title for p in u.passages] * 3
-        obs, _ = envs[0].reset(seed=0)
-        scaffold = [*obs, {"role": "assistant", "content": "<search>x</search>"},
-                    {"role": "user", "content": '<information>Doc 1 (Title: "x") x</information>'}]
-        texts += [tok_template_text(scaffold)] * 100
-    tok = build_tokenizer(texts, vocab_size=cfg.vocab_size)
-    model = build_model(tok, **DEMO_SIZE, seed=cfg.seed)
+    if cfg.warm_model:
+        model, tok = load_tiny(cfg.warm_model)
+        log(f"warm model loaded from {cfg.warm_model}")
+    else:
+        fresh = [[_make(cfg, env_kwargs(cfg, "train", world_seed=1000 + k)) for _ in range(64)]
+                 for k in range(cfg.fresh_worlds)]
+        # 2. tokenizer on text the model will see, never on the held-out world's text: fresh worlds'
+        #    passages, the prompts, the action syntax
+        texts = []
+        for envs in fresh:
+            u = envs[0].unwrapped
+            texts += [p.text for p in u.passages] + [ex.question for ex in u.examples] + [p.title for p in u.passages] * 3
+            obs, _ = envs[0].reset(seed=0)
+            scaffold = [*obs, {"role": "assistant", "content": "<search>x</search>"},
+                        {"role": "user", "content": '<information>Doc 1 (Title: "x") x</information>'}]
+            texts += [tok_template_text(scaffold)] * 100
+        tok = build_tokenizer(texts, vocab_size=cfg.vocab_size)
+        model = build_model(tok, **DEMO_SIZE, seed=cfg.seed)
 
-    # 3. warm start on scripted trajectories
-    t = time.time()
-    pool = warm_trajectories(tok, [train_envs] + fresh, cfg.warm_pool, cfg.warm_mix, rng, cfg.max_completion_length)
-    supervised_warm_start(model, pool, steps=cfg.warm_steps, batch=cfg.warm_batch, lr=cfg.warm_lr, seed=cfg.seed,
-                          pad_id=tok.pad_token_id, progress=progress)
-    timings["warm_start_s"] = time.time() - t
-    save_tiny(model, tok, out / "warm")
+        # 3. warm start on scripted trajectories
+        t = time.time()
+        pool = warm_trajectories(tok, [train_envs] + fresh, cfg.warm_pool, cfg.warm_mix, rng, cfg.max_completion_length)
+        supervised_warm_start(model, pool, steps=cfg.warm_steps, batch=cfg.warm_batch, lr=cfg.warm_lr, seed=cfg.seed,
+                              pad_id=tok.pad_token_id, progress=progress)
+        timings["warm_start_s"] = time.time() - t
+        save_tiny(model, tok, out / "warm")
     heldout = warm_trajectories(tok, [test_envs], 2 * min(cfg.eval_questions, 32), (1.0, 0.0, 0.0),
                                 np.random.default_rng(cfg.seed + 1), cfg.max_completion_length)
-    copy_acc = copy_accuracy(model, heldout)
+    copy_acc = copy_accuracy(model, tok, heldout)
     log(f"teacher-forced held-out copy accuracy per expert turn (film, director, birthplace): "
         f"{[round(a, 2) for a in copy_acc]}")
 
-    def held_out(temperature=1.0):
-        return evaluate(model, tok, test_envs, cfg.eval_questions, cfg.eval_samples, temperature=temperature,
-                        max_turn_tokens=cfg.max_turn_tokens, max_completion_length=cfg.max_completion_length,
-                        seed=cfg.seed)
-
+    ws = WarmStart(model, tok, test_envs, {}, {}, naive_rag(test_envs, cfg.eval_questions), copy_acc, timings)
     t = time.time()
-    before, before_greedy = held_out(), held_out(0.0)
-    baseline = naive_rag(test_envs, cfg.eval_questions)
+    ws.before, ws.before_greedy = held_out_eval(cfg, ws, model), held_out_eval(cfg, ws, model, 0.0)
     timings["eval_s"] = time.time() - t
-    log(f"after warm start: sampled EM {before['em']:.2f}, greedy EM {before_greedy['em']:.2f}; "
-        f"naive RAG EM {baseline['em']:.2f}")
+    log(f"after warm start: sampled EM {ws.before['em']:.2f}, greedy EM {ws.before_greedy['em']:.2f}; "
+        f"naive RAG EM {ws.naive_rag['em']:.2f}")
+    return ws
 
-    # 4. GRPO with LoRA
-    curve = [{"step": 0, **before}]
+
+def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool = True) -> dict[str, Any]:
+    """Step 4-5: RL with LoRA (``cfg.algorithm``) from ``model``, held-out EM every ``eval_every``
+    steps, the final numbers; writes ``results.json``, ``demo.png`` and the adapter under ``out``."""
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl import GRPOConfig
+
+    from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer
+
+    t0 = time.time()
+    out.mkdir(parents=True, exist_ok=True)
+    log = (lambda *a: print(*a, flush=True)) if progress else (lambda *a: None)
+    timings = dict(ws.timings)
+    curve = [{"step": 0, **ws.before}]
 
     class HeldOut(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             if cfg.eval_every and state.global_step % cfg.eval_every == 0:
                 te = time.time()
-                curve.append({"step": state.global_step, **held_out()})
+                curve.append({"step": state.global_step, **held_out_eval(cfg, ws, model)})
                 timings["eval_s"] += time.time() - te
-                log(f"GRPO step {state.global_step}: held-out sampled EM {curve[-1]['em']:.2f}")
+                log(f"{cfg.algorithm} step {state.global_step}: held-out sampled EM {curve[-1]['em']:.2f}, "
+                    f"return {curve[-1]['return']:.3f}")
 
     args = GRPOConfig(
         output_dir=str(out / "grpo"), max_steps=cfg.grpo_steps, learning_rate=cfg.lr, lr_scheduler_type="constant",
@@ -355,7 +391,7 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
     )
     common = dict(
         envs=[EnvSpec("MultiHopQA-v0", env_kwargs(cfg, "train"), system_prompt=cfg.system_prompt or None)],
-        args=args, max_turn_tokens=cfg.max_turn_tokens, processing_class=tok, callbacks=[HeldOut()],
+        args=args, max_turn_tokens=cfg.max_turn_tokens, processing_class=ws.tokenizer, callbacks=[HeldOut()],
         peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                target_modules="all-linear", task_type="CAUSAL_LM"),
         num_tasks=cfg.grpo_steps * cfg.completions_per_step,
@@ -366,33 +402,69 @@ def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
         from toolgym.trainers.ppo import PPOSettings, ToolPPOTrainer
 
         trainer = ToolPPOTrainer(model, ppo=PPOSettings(algorithm=cfg.algorithm, credit=cfg.credit), **common)
-    t, eval_before = time.time(), timings["eval_s"]
+    eval_before = timings["eval_s"]
     trainer.train()
-    timings["grpo_s"] = time.time() - t - (timings["eval_s"] - eval_before)  # without the held-out evals
-    model = trainer.model
+    timings["grpo_s"] = time.time() - t0 - (timings["eval_s"] - eval_before)  # without the held-out evals
     trainer.save_model(str(out / "final"))
 
-    after, after_greedy = held_out(), held_out(0.0)
-    if not curve or curve[-1]["step"] != cfg.grpo_steps:
+    after, after_greedy = held_out_eval(cfg, ws, trainer.model), held_out_eval(cfg, ws, trainer.model, 0.0)
+    if curve[-1]["step"] != cfg.grpo_steps:
         curve.append({"step": cfg.grpo_steps, **after})
-    timings["total_s"] = time.time() - t0
+    timings["total_s"] = timings.get("warm_start_s", 0.0) + time.time() - t0
     reach = next((c["step"] for c in curve if c["em"] >= 0.8), None)
-    results = {"config": asdict(cfg), "before": before, "before_greedy": before_greedy, "after": after,
-               "after_greedy": after_greedy, "naive_rag": baseline, "copy_accuracy": copy_acc, "curve": curve, "steps_to_em_0.8": reach,
-               "timings": timings, "train_log": trainer.state.log_history}
+    results = {"config": asdict(cfg), "before": ws.before, "before_greedy": ws.before_greedy, "after": after,
+               "after_greedy": after_greedy, "naive_rag": ws.naive_rag, "copy_accuracy": ws.copy_accuracy,
+               "curve": curve, "steps_to_em_0.8": reach, "timings": timings, "train_log": trainer.state.log_history}
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     plot(results, out / "demo.png")
     log(summary(results))
     return results
 
 
+def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
+    """Build, warm up, evaluate, train with RL, evaluate; returns (and writes) the results."""
+    t0 = time.time()
+    ws = warm_start(cfg, progress)
+    results = reinforce(cfg, ws, ws.model, Path(cfg.output_dir), progress)
+    results["timings"]["total_s"] = time.time() - t0
+    (Path(cfg.output_dir) / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    return results
+
+
+def compare_algorithms(cfg: DemoConfig, algorithms: list[str], progress: bool = True) -> dict[str, Any]:
+    """One warm start, then each algorithm from a copy of the same warm model with the same seed;
+    writes ``<output_dir>/<algorithm>/`` for each, ``curves.json`` and ``curves.png`` (held-out
+    return and sampled EM against the RL step, one line per algorithm)."""
+    import copy
+
+    ws = warm_start(cfg, progress)
+    runs = {}
+    for algorithm in algorithms:
+        run_cfg = dataclasses.replace(cfg, algorithm=algorithm)
+        runs[algorithm] = reinforce(run_cfg, ws, copy.deepcopy(ws.model), Path(cfg.output_dir) / algorithm, progress)
+    curves = {a: {"curve": r["curve"], "rl_s": r["timings"]["grpo_s"], "steps_to_em_0.8": r["steps_to_em_0.8"]}
+              for a, r in runs.items()}
+    out = Path(cfg.output_dir)
+    (out / "curves.json").write_text(json.dumps({"config": asdict(cfg), "naive_rag": ws.naive_rag,
+                                                 "algorithms": curves}, indent=2))
+    plot_curves(curves, ws.naive_rag, out / "curves.png", title=f"toolgym demo: algorithms (credit={cfg.credit}, "
+                                                                 f"seed={cfg.seed})")
+    log = (lambda *a: print(*a, flush=True)) if progress else (lambda *a: None)
+    log(f"{'algorithm':<22} {'return':>7} {'sampled EM':>10} {'tool calls':>10} {'RL s':>6}")
+    for a, r in runs.items():
+        log(f"{a:<22} {r['after']['return']:>7.3f} {r['after']['em']:>10.2f} {r['after']['tool_calls']:>10.2f} "
+            f"{r['timings']['grpo_s']:>6.0f}")
+    return runs
+
+
 def summary(r: dict) -> str:
+    after = "after " + r["config"].get("algorithm", "grpo").upper().replace("REINFORCE_PP", "REINFORCE++").replace("_BASELINE", "-b")
     rows = [("naive RAG", r["naive_rag"], None), ("warm start", r["before"], r["before_greedy"]),
-            ("after GRPO", r["after"], r["after_greedy"])]
-    lines = [f"{'agent':<12} {'sampled EM':>10} {'greedy EM':>9} {'F1':>6} {'return':>7} {'tool calls':>10}"]
+            (after, r["after"], r["after_greedy"])]
+    lines = [f"{'agent':<20} {'sampled EM':>10} {'greedy EM':>9} {'F1':>6} {'return':>7} {'tool calls':>10}"]
     for name, m, g in rows:
         greedy = f"{g['em']:.2f}" if g else "-"
-        lines.append(f"{name:<12} {m['em']:>10.2f} {greedy:>9} {m['f1']:>6.2f} {m['return']:>7.2f} "
+        lines.append(f"{name:<20} {m['em']:>10.2f} {greedy:>9} {m['f1']:>6.2f} {m['return']:>7.2f} "
                      f"{m['tool_calls']:>10.2f}")
     t = r["timings"]
     lines.append("held-out teacher-forced copy accuracy after the warm start (film, director, birthplace): "
@@ -425,6 +497,29 @@ def plot(r: dict, path: Path) -> None:
     axes[3].set_ylim(0, 1)
     fig.suptitle(f"toolgym demo ({r['config'].get('algorithm', 'grpo')}, credit={r['config']['credit']}, "
                  f"seed={r['config']['seed']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_curves(curves: dict[str, dict], naive: dict[str, float], path: Path, title: str) -> None:
+    """Held-out return and sampled EM against the RL step, one line per algorithm."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for ax, key, label in zip(axes, ["return", "em"], ["held-out episode return", "held-out sampled EM"], strict=True):
+        for algorithm, c in curves.items():
+            ax.plot([p["step"] for p in c["curve"]], [p[key] for p in c["curve"]], marker="o", ms=3, label=algorithm)
+        ax.axhline(naive[key], ls=":", color="gray", label="naive RAG")
+        ax.set_xlabel("RL step")
+        ax.set_title(label)
+    axes[1].axhline(0.8, ls="--", color="gray", lw=0.8)
+    axes[1].set_ylim(-0.02, 1)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
