@@ -35,6 +35,8 @@ class DemoConfig:
                                                              "or reinforce_pp_baseline"})
     world_seed: int = field(default=0, metadata={"help": "seed of the synthetic world trained and tested on"})
     n_people: int = field(default=1000, metadata={"help": "world size (questions ~ n_people/4)"})
+    short_names: bool = field(default=False, metadata={"help": "one-word names for people and films in every world "
+                                                               "(WorldConfig.short_names): shorter copies"})
     fresh_worlds: int = field(default=3, metadata={"help": "extra worlds whose invented names the warm start "
                                                            "also uses, so copying names generalises"})
     vocab_size: int = field(default=1000, metadata={"help": "byte-level BPE vocabulary size"})
@@ -82,7 +84,7 @@ class DemoConfig:
 def env_kwargs(cfg: DemoConfig, split: str, world_seed: int | None = None) -> dict[str, Any]:
     return dict(dataset="synthetic", split=split, format="tags", max_turns=cfg.max_turns, top_k=1,
                 world={"seed": cfg.world_seed if world_seed is None else world_seed, "n_people": cfg.n_people,
-                       "templates": [TEMPLATE]})
+                       "templates": [TEMPLATE], "short_names": cfg.short_names})
 
 
 def _make(cfg: DemoConfig, kwargs):
@@ -469,7 +471,7 @@ def summary(r: dict) -> str:
     t = r["timings"]
     lines.append("held-out teacher-forced copy accuracy after the warm start (film, director, birthplace): "
                  + ", ".join(f"{a:.2f}" for a in r.get("copy_accuracy", [])))
-    lines.append(f"GRPO steps to held-out sampled EM >= 0.8: {r['steps_to_em_0.8']}; total {t['total_s']:.0f} s "
+    lines.append(f"RL steps to held-out sampled EM >= 0.8: {r['steps_to_em_0.8']}; total {t['total_s']:.0f} s "
                  f"(warm start {t['warm_start_s']:.0f} s)")
     return "\n".join(lines)
 

@@ -183,6 +183,21 @@ def test_templates_filter_gives_the_cpu_demo_task():
         assert q.supporting_titles[1] in film and q.answer in director
 
 
+def test_short_names_gives_one_word_people_and_films_and_still_asks_questions():
+    long = build_world(n_people=160, seed=7, templates=("film_director_birthplace",))
+    short = build_world(n_people=160, seed=7, templates=("film_director_birthplace",), short_names=True)
+    assert all(len(q.supporting_titles[1].split()) == 2 for q in all_questions(long))  # people: two words
+    questions = all_questions(short)
+    assert len(questions) > 20
+    for q in questions:
+        film, director = q.supporting_titles
+        assert " " not in film and " " not in director
+        assert director in short.passage(film).text and q.answer in short.passage(director).text
+    assert all(" " not in name for name in short.new_entity_names(20, "person"))
+    with pytest.raises(ValueError, match="short_names must be true or false, got 'yes'"):
+        build_world(n_people=160, short_names="yes")
+
+
 def test_every_gold_passage_is_found_by_searching_its_title(world):
     """The oracle agent searches each supporting title in hop order: top-3 must hold that passage."""
     titles = sorted({t for q in all_questions(world) for t in q.supporting_titles})

@@ -160,6 +160,9 @@ class WorldConfig:
     leak_check_k: int = 5
     # Fractions of anchors (first entities) for train / validation / test; must sum to 1.
     splits: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    # One-word names for people and films ("Ladoli", not "Nipi Lekranouth"): shorter copies, which
+    # the CPU demo's tiny model learns to make from unseen passages; other kinds keep their forms.
+    short_names: bool = False
 
     def __post_init__(self):
         # Accept lists (YAML, gym.make kwargs) but store tuples so the config stays hashable.
@@ -193,6 +196,8 @@ class WorldConfig:
                 f"No question template matches hops={self.hops}, question_types={self.question_types}, "
                 f"templates={self.templates}. Widen one of them; templates: {available}."
             )
+        if not isinstance(self.short_names, (bool, np.bool_)):
+            raise ValueError(f"short_names must be true or false, got {self.short_names!r}.")
         if not isinstance(self.distractors, (int, float)) or not 0 <= self.distractors <= 10:
             raise ValueError(f"distractors must be a number in [0, 10] (twins per entity), got {self.distractors!r}.")
         if not isinstance(self.leak_check_k, (int, np.integer)) or self.leak_check_k < 1:
@@ -341,9 +346,12 @@ class _Namer:
         return options[int(self.rng.integers(len(options)))]
 
 
-def _make_name(namer: _Namer, kind: str) -> tuple[str, dict]:
-    """A fresh name of ``kind`` and the recipe (form and words) its distractor twins vary."""
-    if kind == "person":
+def _make_name(namer: _Namer, kind: str, short: bool = False) -> tuple[str, dict]:
+    """A fresh name of ``kind`` and the recipe (form and words) its distractor twins vary
+    (``short``: one word for people and films)."""
+    if short and kind in ("person", "film"):
+        form = "{w}"
+    elif kind == "person":
         form = "{w} {v}"
     elif kind == "org":
         form = "{w} " + namer.pick(_ORG_SUFFIXES)
@@ -516,7 +524,8 @@ class SyntheticWorld:
         namer = _Namer(names_rng, self._taken)
         counts = config.counts()
         self.entities: dict[str, list[_Entity]] = {
-            kind: [_Entity(kind, i, *_make_name(namer, kind)) for i in range(counts[kind])] for kind in KINDS
+            kind: [_Entity(kind, i, *_make_name(namer, kind, config.short_names)) for i in range(counts[kind])]
+            for kind in KINDS
         }
         for kind in ANCHOR_KINDS:
             for e in self.entities[kind]:
@@ -775,7 +784,7 @@ class SyntheticWorld:
         if kind not in KINDS:
             raise unknown_name_error("entity kind", kind, KINDS)
         namer = _Namer(_stable_rng(self.config.seed, "fresh-names", seed), set(self._taken))
-        return [_make_name(namer, kind)[0] for _ in range(n)]
+        return [_make_name(namer, kind, self.config.short_names)[0] for _ in range(n)]
 
     def stats(self) -> dict[str, int]:
         """Sizes: passages, real entities, distractors, questions per split, rejected by the check."""
