@@ -505,14 +505,15 @@ def plot(r: dict, path: Path) -> None:
 
 
 def plot_curves(curves: dict[str, dict], naive: dict[str, float], path: Path, title: str) -> None:
-    """Held-out return and sampled EM against the RL step, one line per algorithm."""
+    """Held-out return, sampled EM and tool calls against the RL step, one line per algorithm."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, key, label in zip(axes, ["return", "em"], ["held-out episode return", "held-out sampled EM"], strict=True):
+    panels = [("return", "held-out episode return"), ("em", "held-out sampled EM"), ("tool_calls", "tool calls / episode")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(15, 3.8))
+    for ax, (key, label) in zip(axes, panels, strict=True):
         for algorithm, c in curves.items():
             ax.plot([p["step"] for p in c["curve"]], [p[key] for p in c["curve"]], marker="o", ms=3, label=algorithm)
         ax.axhline(naive[key], ls=":", color="gray", label="naive RAG")
