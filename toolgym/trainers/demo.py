@@ -48,7 +48,7 @@ class DemoConfig:
         "help": "shares of expert (two searches, right answer), one search then the director as answer, "
                 "the film as immediate answer"})
     warm_pool: int = field(default=3000, metadata={"help": "scripted trajectories generated for the warm start"})
-    grpo_steps: int = field(default=60, metadata={"help": "GRPO optimiser steps"})
+    grpo_steps: int = field(default=60, metadata={"help": "RL optimiser steps (GRPO or the chosen algorithm)"})
     lr: float = field(default=3e-4, metadata={"help": "GRPO learning rate (LoRA)"})
     lora_r: int = field(default=32, metadata={"help": "LoRA rank"})
     lora_alpha: int = field(default=64, metadata={"help": "LoRA alpha"})
@@ -278,6 +278,11 @@ def naive_rag(envs, n_questions: int) -> dict[str, float]:
 
 
 # -- the whole demo ------------------------------------------------------------------------------------
+def _printer(progress: bool):
+    """``print`` with flush when ``progress``, else a no-op."""
+    return (lambda *a: print(*a, flush=True)) if progress else (lambda *a: None)
+
+
 @dataclass
 class WarmStart:
     """What the RL stage starts from: the warm model, its tokenizer, the envs and the 'before' numbers."""
@@ -311,7 +316,7 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
         torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     timings: dict[str, float] = {"warm_start_s": 0.0}
-    log = (lambda *a: print(*a, flush=True)) if progress else (lambda *a: None)
+    log = _printer(progress)
 
     # 1. worlds: the training world (train split for learning, test split held out) and fresh ones
     train_envs = [_make(cfg, env_kwargs(cfg, "train")) for _ in range(64)]
@@ -371,7 +376,7 @@ def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool =
 
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
-    log = (lambda *a: print(*a, flush=True)) if progress else (lambda *a: None)
+    log = _printer(progress)
     timings = dict(ws.timings)
     curve = [{"step": 0, **ws.before}]
 
@@ -406,7 +411,7 @@ def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool =
         trainer = ToolPPOTrainer(model, ppo=PPOSettings(algorithm=cfg.algorithm, credit=cfg.credit), **common)
     eval_before = timings["eval_s"]
     trainer.train()
-    timings["grpo_s"] = time.time() - t0 - (timings["eval_s"] - eval_before)  # without the held-out evals
+    timings["rl_s"] = time.time() - t0 - (timings["eval_s"] - eval_before)  # without the held-out evals
     trainer.save_model(str(out / "final"))
 
     after, after_greedy = held_out_eval(cfg, ws, trainer.model), held_out_eval(cfg, ws, trainer.model, 0.0)
@@ -444,29 +449,29 @@ def compare_algorithms(cfg: DemoConfig, algorithms: list[str], progress: bool = 
     for algorithm in algorithms:
         run_cfg = dataclasses.replace(cfg, algorithm=algorithm)
         runs[algorithm] = reinforce(run_cfg, ws, copy.deepcopy(ws.model), Path(cfg.output_dir) / algorithm, progress)
-    curves = {a: {"curve": r["curve"], "rl_s": r["timings"]["grpo_s"], "steps_to_em_0.8": r["steps_to_em_0.8"]}
+    curves = {a: {"curve": r["curve"], "rl_s": r["timings"]["rl_s"], "steps_to_em_0.8": r["steps_to_em_0.8"]}
               for a, r in runs.items()}
     out = Path(cfg.output_dir)
     (out / "curves.json").write_text(json.dumps({"config": asdict(cfg), "naive_rag": ws.naive_rag,
                                                  "algorithms": curves}, indent=2))
     plot_curves(curves, ws.naive_rag, out / "curves.png", title=f"toolgym demo: algorithms (credit={cfg.credit}, "
                                                                  f"seed={cfg.seed})")
-    log = (lambda *a: print(*a, flush=True)) if progress else (lambda *a: None)
+    log = _printer(progress)
     log(f"{'algorithm':<22} {'return':>7} {'sampled EM':>10} {'tool calls':>10} {'RL s':>6}")
     for a, r in runs.items():
         log(f"{a:<22} {r['after']['return']:>7.3f} {r['after']['em']:>10.2f} {r['after']['tool_calls']:>10.2f} "
-            f"{r['timings']['grpo_s']:>6.0f}")
+            f"{r['timings']['rl_s']:>6.0f}")
     return runs
 
 
 def summary(r: dict) -> str:
-    after = "after " + r["config"].get("algorithm", "grpo").upper().replace("REINFORCE_PP", "REINFORCE++").replace("_BASELINE", "-b")
+    after = f"after {r['config'].get('algorithm', 'grpo')}"
     rows = [("naive RAG", r["naive_rag"], None), ("warm start", r["before"], r["before_greedy"]),
             (after, r["after"], r["after_greedy"])]
-    lines = [f"{'agent':<20} {'sampled EM':>10} {'greedy EM':>9} {'F1':>6} {'return':>7} {'tool calls':>10}"]
+    lines = [f"{'agent':<27} {'sampled EM':>10} {'greedy EM':>9} {'F1':>6} {'return':>7} {'tool calls':>10}"]
     for name, m, g in rows:
         greedy = f"{g['em']:.2f}" if g else "-"
-        lines.append(f"{name:<20} {m['em']:>10.2f} {greedy:>9} {m['f1']:>6.2f} {m['return']:>7.2f} "
+        lines.append(f"{name:<27} {m['em']:>10.2f} {greedy:>9} {m['f1']:>6.2f} {m['return']:>7.2f} "
                      f"{m['tool_calls']:>10.2f}")
     t = r["timings"]
     lines.append("held-out teacher-forced copy accuracy after the warm start (film, director, birthplace): "
