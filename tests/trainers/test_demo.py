@@ -101,7 +101,11 @@ def test_demo_config_validates():
 def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
     from toolgym.cli import main
 
-    with pytest.raises(ValueError, match="Did you mean 'rloo'"):
+    with pytest.raises(SystemExit, match="toolgym demo: .*got 'rlo'. Did you mean 'rloo'"):
         main(["demo", "--compare", "grpo,rlo"])
+    with pytest.raises(SystemExit, match="credit must be 'outcome' or 'step', got 'steps'"):
+        main(["demo", "credit=steps"])
+    with pytest.raises(SystemExit, match="warm_steps='many' is not a valid int \\(default 4000\\)"):
+        main(["demo", "warm_steps=many"])
     with pytest.raises(SystemExit, match="unknown setting 'warm_stpes=3'. Did you mean 'warm_steps'"):
         main(["demo", "warm_stpes=3"])

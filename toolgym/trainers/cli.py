@@ -63,19 +63,25 @@ def _demo(args) -> int:
             hint = suggest(key, fields)
             raise SystemExit(f"toolgym demo: unknown setting {item!r}." + (f" Did you mean {hint!r}?" if hint else "") +
                              " See toolgym demo --help-config.")
-        kw[key] = _parse(raw, fields[key].default)
+        try:
+            kw[key] = _parse(raw, fields[key].default)
+        except ValueError:
+            raise SystemExit(f"toolgym demo: {key}={raw!r} is not a valid {type(fields[key].default).__name__} "
+                             f"(default {fields[key].default!r}).") from None
     for key in ("output_dir", "seed", "credit", "algorithm"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     from toolgym.trainers.demo import compare_algorithms, run_demo
+    from toolgym.trainers.ppo_settings import ALGORITHMS
 
-    cfg = DemoConfig(**kw)
-    if args.compare:
-        from toolgym.trainers.ppo_settings import ALGORITHMS
-
-        algorithms = list(ALGORITHMS) if args.compare == "all" else args.compare.split(",")
+    algorithms = [] if not args.compare else list(ALGORITHMS) if args.compare == "all" else args.compare.split(",")
+    try:  # settings are checked before any work; a bad one is a one-line error, not a traceback
+        cfg = DemoConfig(**kw)
         for a in algorithms:
-            DemoConfig(algorithm=a)  # an unknown name fails here, with the closest valid one
+            DemoConfig(algorithm=a)
+    except ValueError as err:
+        raise SystemExit(f"toolgym demo: {err}") from None
+    if algorithms:
         compare_algorithms(cfg, algorithms)
     else:
         run_demo(cfg)
