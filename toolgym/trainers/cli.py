@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from toolgym.trainers.ppo_settings import ALGORITHMS  # no torch or trl: the parser stays light
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a policy with GRPO on toolgym envs (TRL, LoRA, vLLM optional)",
@@ -24,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("--output-dir", default=None, help="where results.json, demo.png and checkpoints go")
     d.add_argument("--seed", type=int, default=None)
     d.add_argument("--credit", choices=("outcome", "step"), default=None)
-    d.add_argument("--algorithm", choices=("grpo", "ppo", "rloo", "reinforce_pp", "reinforce_pp_baseline"),
+    d.add_argument("--algorithm", choices=ALGORITHMS,
                    default=None, help="grpo (default), ppo, or a critic-free estimator")
     d.add_argument("--compare", default=None, metavar="ALGORITHMS",
                    help="comma-separated algorithms (or 'all') trained from one warm start; writes curves.png")
@@ -72,7 +74,6 @@ def _demo(args) -> int:
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
     from toolgym.trainers.demo import compare_algorithms, run_demo
-    from toolgym.trainers.ppo_settings import ALGORITHMS
 
     algorithms = [] if not args.compare else list(ALGORITHMS) if args.compare == "all" else args.compare.split(",")
     try:  # settings are checked before any work; a bad one is a one-line error, not a traceback
