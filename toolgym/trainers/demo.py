@@ -102,6 +102,20 @@ def tok_template_text(messages) -> str:
     return jinja2.Template(qwen_chat_template()).render(messages=messages, add_generation_prompt=True)
 
 
+def tokenizer_texts(envs) -> list[str]:
+    """What the demo's tokenizer is trained on: each env's world (passages, questions, titles
+    thrice) and its chat scaffolding (prompts, action and result syntax)."""
+    texts = []
+    for env in envs:
+        u = env.unwrapped
+        texts += [p.text for p in u.passages] + [ex.question for ex in u.examples] + [p.title for p in u.passages] * 3
+        obs, _ = env.reset(seed=0)
+        scaffold = [*obs, {"role": "assistant", "content": "<search>x</search>"},
+                    {"role": "user", "content": '<information>Doc 1 (Title: "x") x</information>'}]
+        texts += [tok_template_text(scaffold)] * 100
+    return texts
+
+
 # -- scripted trajectories for the warm start --------------------------------------------------------
 class ScriptedBackend:
     """A generation backend that 'samples' scripted texts: plans[question] = list of turn texts."""
@@ -331,17 +345,8 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
     else:
         fresh = [[_make(cfg, env_kwargs(cfg, "train", world_seed=1000 + k)) for _ in range(64)]
                  for k in range(cfg.fresh_worlds)]
-        # 2. tokenizer on text the model will see, never on the held-out world's text: fresh worlds'
-        #    passages, the prompts, the action syntax
-        texts = []
-        for envs in fresh:
-            u = envs[0].unwrapped
-            texts += [p.text for p in u.passages] + [ex.question for ex in u.examples] + [p.title for p in u.passages] * 3
-            obs, _ = envs[0].reset(seed=0)
-            scaffold = [*obs, {"role": "assistant", "content": "<search>x</search>"},
-                        {"role": "user", "content": '<information>Doc 1 (Title: "x") x</information>'}]
-            texts += [tok_template_text(scaffold)] * 100
-        tok = build_tokenizer(texts, vocab_size=cfg.vocab_size)
+        # 2. tokenizer on text the model will see, never on the held-out world's text
+        tok = build_tokenizer(tokenizer_texts([envs[0] for envs in fresh]), vocab_size=cfg.vocab_size)
         model = build_model(tok, **DEMO_SIZE, seed=cfg.seed)
 
         # 3. warm start on scripted trajectories
