@@ -28,6 +28,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=("pure", "episodes"), default="pure")
     parser.add_argument("--short-names", action="store_true", help="one-word people and films (WorldConfig)")
+    parser.add_argument("--facts-only", action="store_true", help="passages without the unasked facts (WorldConfig)")
     parser.add_argument("--vocab", type=int, default=1000)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
@@ -47,8 +48,9 @@ def main() -> None:
     from toolgym.trainers.tiny_model import build_model, build_tokenizer
 
     torch.set_num_threads(1)
-    train_cfg = D.DemoConfig(n_people=300, short_names=args.short_names)
-    test_cfg = D.DemoConfig(short_names=args.short_names)
+    world = dict(short_names=args.short_names, facts_only=args.facts_only)
+    train_cfg = D.DemoConfig(n_people=300, **world)
+    test_cfg = D.DemoConfig(**world)
     # 32 envs per world: scripted episodes are rolled out 32 at a time
     fresh = [[D._make(train_cfg, D.env_kwargs(train_cfg, "train", world_seed=1000 + k)) for _ in range(32)]
              for k in range(args.worlds)]

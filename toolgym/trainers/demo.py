@@ -37,6 +37,8 @@ class DemoConfig:
     n_people: int = field(default=1000, metadata={"help": "world size (questions ~ n_people/4)"})
     short_names: bool = field(default=False, metadata={"help": "one-word names for people and films in every world "
                                                                "(WorldConfig.short_names): shorter copies"})
+    facts_only: bool = field(default=False, metadata={"help": "passages state only the film's director and the "
+                                                              "person's birthplace (WorldConfig.facts_only)"})
     fresh_worlds: int = field(default=3, metadata={"help": "extra worlds whose invented names the warm start "
                                                            "also uses, so copying names generalises"})
     vocab_size: int = field(default=1000, metadata={"help": "byte-level BPE vocabulary size"})
@@ -84,7 +86,8 @@ class DemoConfig:
 def env_kwargs(cfg: DemoConfig, split: str, world_seed: int | None = None) -> dict[str, Any]:
     return dict(dataset="synthetic", split=split, format="tags", max_turns=cfg.max_turns, top_k=1,
                 world={"seed": cfg.world_seed if world_seed is None else world_seed, "n_people": cfg.n_people,
-                       "templates": [TEMPLATE], "short_names": cfg.short_names})
+                       "templates": [TEMPLATE], "short_names": cfg.short_names,
+                       "facts_only": cfg.facts_only})
 
 
 def _make(cfg: DemoConfig, kwargs):

@@ -198,6 +198,26 @@ def test_short_names_gives_one_word_people_and_films_and_still_asks_questions():
         build_world(n_people=160, short_names="yes")
 
 
+def test_facts_only_passages_state_just_the_asked_relations():
+    full = build_world(n_people=160, seed=7, templates=("film_director_birthplace",))
+    lean = build_world(n_people=160, seed=7, templates=("film_director_birthplace",), facts_only=True)
+    assert full.config.asked_sentences() == {"film.director", "person.birthplace"}
+    # a person's passage keeps the name line and the birthplace only
+    assert len(all_questions(lean)) > 20
+    for q in all_questions(lean):
+        film, director = (lean.passage(t).text for t in q.supporting_titles)
+        assert q.supporting_titles[1] in film and q.answer in director
+        assert lean._entity_of[q.supporting_titles[0]].keys == ["film.director"]
+        assert lean._entity_of[q.supporting_titles[1]].keys == ["person.birth_year", "person.birthplace"]
+        assert len(full._entity_of[q.supporting_titles[1]].keys) == 4  # + university, employer
+    # all templates: every relation some question reads stays, so the oracle can still answer
+    everything = build_world(n_people=160, seed=7, facts_only=True)
+    for q in all_questions(everything)[:50]:
+        assert q.answer in " ".join(everything.passage(t).text for t in q.supporting_titles) or q.type == "comparison"
+    with pytest.raises(ValueError, match="facts_only must be true or false, got 1"):
+        build_world(n_people=160, facts_only=1)
+
+
 def test_every_gold_passage_is_found_by_searching_its_title(world):
     """The oracle agent searches each supporting title in hop order: top-3 must hold that passage."""
     titles = sorted({t for q in all_questions(world) for t in q.supporting_titles})

@@ -163,6 +163,10 @@ class WorldConfig:
     # One-word names for people and films ("Ladoli", not "Nipi Lekranouth"): shorter copies, which
     # the CPU demo's tiny model learns to make from unseen passages; other kinds keep their forms.
     short_names: bool = False
+    # Passages state only their entity's name line and the relations the active templates read
+    # (film_director_birthplace: the director, the birthplace), not the other facts. Fewer competing
+    # names in a passage: what the CPU demo's tiny model can learn to pick from in minutes.
+    facts_only: bool = False
 
     def __post_init__(self):
         # Accept lists (YAML, gym.make kwargs) but store tuples so the config stays hashable.
@@ -198,6 +202,8 @@ class WorldConfig:
             )
         if not isinstance(self.short_names, (bool, np.bool_)):
             raise ValueError(f"short_names must be true or false, got {self.short_names!r}.")
+        if not isinstance(self.facts_only, (bool, np.bool_)):
+            raise ValueError(f"facts_only must be true or false, got {self.facts_only!r}.")
         if not isinstance(self.distractors, (int, float)) or not 0 <= self.distractors <= 10:
             raise ValueError(f"distractors must be a number in [0, 10] (twins per entity), got {self.distractors!r}.")
         if not isinstance(self.leak_check_k, (int, np.integer)) or self.leak_check_k < 1:
@@ -217,6 +223,16 @@ class WorldConfig:
             if t.type in self.question_types and lo <= t.hops <= hi
             and (self.templates is None or t.name in self.templates)
         )
+
+    def asked_sentences(self) -> frozenset[str]:
+        """The sentence keys (``_SENTENCES``) stating a relation some active template reads."""
+        keys = set()
+        for t in self.active_templates():
+            for kind, path in ((t.anchor, t.path), (t.other, t.other_path)):
+                for relation in path:
+                    keys.add(_FACT_SENTENCE[(kind, relation)])
+                    kind = RELATIONS[kind][relation]
+        return frozenset(keys)
 
     def counts(self) -> dict[str, int]:
         """Real entities of each kind (distractors come on top)."""
@@ -445,8 +461,9 @@ class _Entity:
         self.passage: Passage | None = None
 
 
-def _render(e: _Entity, rng: np.random.Generator) -> None:
-    """Fill ``e.sentences``: 2-5 encyclopedia sentences stating only ``e``'s forward relations."""
+def _render(e: _Entity, rng: np.random.Generator, only: frozenset[str] | None = None) -> None:
+    """Fill ``e.sentences``: 2-5 encyclopedia sentences stating only ``e``'s forward relations
+    (with ``only``: the name line and the sentences whose keys are in it)."""
     a = e.attrs
 
     def pick(options):
@@ -483,6 +500,8 @@ def _render(e: _Entity, rng: np.random.Generator) -> None:
         fill.update(genre=pick(_BOOK_GENRES), languages=int(rng.integers(2, 40)))
         chosen = (["book.author"] + (["book.publisher"] if "publisher" in a else [])
                   + (["book.setting"] if "setting" in a else []) + ["book.extra"])
+    if only is not None:
+        chosen = chosen[:1] + [key for key in chosen[1:] if key in only]
     e.keys = chosen
     # "a engineer" -> "an engineer"; names never follow an article, so this only touches wording.
     e.sentences = [_AN.sub(r"\1n ", pick(_SENTENCES[key]).format(**fill)) for key in chosen]
@@ -534,8 +553,9 @@ class SyntheticWorld:
         namer.rng, namer._buffer = twins_rng, []  # twins never shift the real world's names or facts
         self.distractors = self._twins(namer, twins_rng)
         everything = [e for kind in KINDS for e in self.entities[kind]] + self.distractors
+        only = config.asked_sentences() if config.facts_only else None
         for e in everything:
-            _render(e, text_rng)
+            _render(e, text_rng, only)
         order = text_rng.permutation(len(everything))
         self.passages: list[Passage] = []
         for n, i in enumerate(order):
