@@ -107,5 +107,9 @@ def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
         main(["demo", "credit=steps"])
     with pytest.raises(SystemExit, match="warm_steps='many' is not a valid int \\(default 4000\\)"):
         main(["demo", "warm_steps=many"])
+    with pytest.raises(SystemExit, match="short_names='ture' is not a valid bool"):
+        main(["demo", "short_names=ture"])
+    with pytest.raises(SystemExit, match="warm_mix must be three shares summing to 1, got \\(0.5, 0.5, 0.5\\)"):
+        main(["demo", "warm_mix=(0.5, 0.5, 0.5)"])
     with pytest.raises(SystemExit, match="unknown setting 'warm_stpes=3'. Did you mean 'warm_steps'"):
         main(["demo", "warm_stpes=3"])

@@ -90,8 +90,10 @@ def _demo(args) -> int:
 
 
 def _parse(raw: str, default):
-    if isinstance(default, bool):
+    if isinstance(default, bool):  # a typo ("ture") is an error, not a silent False
+        if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise ValueError(raw)
         return raw.lower() in ("1", "true", "yes")
-    if isinstance(default, tuple):
-        return tuple(float(x) for x in raw.split(","))
+    if isinstance(default, tuple):  # 0.5,0.3,0.2 or (0.5, 0.3, 0.2)
+        return tuple(float(x) for x in raw.strip("()[] ").split(","))
     return type(default)(raw)
