@@ -14,6 +14,15 @@ def test_shipped_configs_load(name):
     assert isinstance(cfg.grpo["learning_rate"], float)
 
 
+def test_demo_cpu_config_trains_on_the_demo_world():
+    """configs/demo_cpu.yaml continues `toolgym demo`'s warm model: same env, world and prompt."""
+    from toolgym.trainers.demo import DemoConfig, env_kwargs
+
+    cfg, demo = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml"), DemoConfig()
+    assert cfg.envs[0].kwargs == env_kwargs(demo, "train")
+    assert cfg.envs[0].system_prompt == demo.system_prompt
+
+
 def test_overrides_nested_and_typed():
     cfg = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", ["grpo.learning_rate=1e-3", "credit=step", "lora.r=4",
                                                             "envs.0.kwargs.max_turns=5"])

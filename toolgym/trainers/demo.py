@@ -35,21 +35,21 @@ class DemoConfig:
                                                              "or reinforce_pp_baseline"})
     world_seed: int = field(default=0, metadata={"help": "seed of the synthetic world trained and tested on"})
     n_people: int = field(default=1000, metadata={"help": "world size (questions ~ n_people/4)"})
-    short_names: bool = field(default=False, metadata={"help": "one-word names for people and films in every world "
+    short_names: bool = field(default=True, metadata={"help": "one-word names for people and films in every world "
                                                                "(WorldConfig.short_names): shorter copies"})
-    facts_only: bool = field(default=False, metadata={"help": "passages state only the film's director and the "
+    facts_only: bool = field(default=True, metadata={"help": "passages state only the film's director and the "
                                                               "person's birthplace (WorldConfig.facts_only)"})
-    fresh_worlds: int = field(default=3, metadata={"help": "extra worlds whose invented names the warm start "
+    fresh_worlds: int = field(default=12, metadata={"help": "extra worlds whose invented names the warm start "
                                                            "also uses, so copying names generalises"})
-    vocab_size: int = field(default=1000, metadata={"help": "byte-level BPE vocabulary size"})
+    vocab_size: int = field(default=3000, metadata={"help": "byte-level BPE vocabulary size"})
     warm_steps: int = field(default=4000, metadata={"help": "supervised warm-start steps"})
     warm_batch: int = field(default=8, metadata={"help": "warm-start batch size (small batches: the most learning "
                                                          "per CPU second here)"})
     warm_lr: float = field(default=3e-3, metadata={"help": "warm-start peak learning rate (cosine)"})
-    warm_mix: tuple[float, float, float] = field(default=(0.3, 0.4, 0.3), metadata={
+    warm_mix: tuple[float, float, float] = field(default=(0.5, 0.3, 0.2), metadata={
         "help": "shares of expert (two searches, right answer), one search then the director as answer, "
                 "the film as immediate answer"})
-    warm_pool: int = field(default=3000, metadata={"help": "scripted trajectories generated for the warm start"})
+    warm_pool: int = field(default=12000, metadata={"help": "scripted trajectories generated for the warm start"})
     grpo_steps: int = field(default=60, metadata={"help": "RL optimiser steps (GRPO or the chosen algorithm)"})
     lr: float = field(default=3e-4, metadata={"help": "GRPO learning rate (LoRA)"})
     lora_r: int = field(default=32, metadata={"help": "LoRA rank"})
