@@ -16,3 +16,18 @@ def test_chat_template_is_qwen25(tiny):
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"}]
     out = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     assert out == "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_saved_tokenizer_reloads_through_auto_tokenizer_with_the_same_ids(tmp_path):
+    """TRL, `toolgym train` and `warm_model=` load the tiny model by path with AutoTokenizer, which
+    picks Qwen2Tokenizer from the model type: it must split text exactly as the trained one did."""
+    from transformers import AutoTokenizer
+
+    from toolgym.trainers.tiny_model import TEST_SIZE, build_model, build_tokenizer, save_tiny
+
+    texts = ["Krater (b. 1955) is a physician. Krater's birthplace is Ditu.", "<search> Zorvath Quellin</search>",
+             'Doc 1 (Title: "The Ibraher") 12,500 staff; naïve 東京 \n\n  x', "<|im_start|>user\nQ<|im_end|>"]
+    trained = build_tokenizer(texts * 50, vocab_size=400)  # numbers seen often enough to be merged
+    auto = AutoTokenizer.from_pretrained(save_tiny(build_model(trained, **TEST_SIZE), trained, tmp_path))
+    for text in texts:
+        assert auto(text, add_special_tokens=False)["input_ids"] == trained(text, add_special_tokens=False)["input_ids"]

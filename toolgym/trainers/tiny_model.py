@@ -51,11 +51,20 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 600, min_frequency: 
         chat template; ``decode(encode(s)) == s`` for any string.
     """
     require("tokenizers", "train")
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
+
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    # Qwen2's own normaliser and pre-tokeniser (digits one by one): a saved model has model_type
+    # qwen2, so AutoTokenizer loads its tokenizer as Qwen2Tokenizer, which installs these. Train
+    # with anything else and the reloaded tokenizer splits text differently from the trained one.
+    core.normalizer = normalizers.NFC()
+    core.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
