@@ -48,12 +48,11 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int = 600, min_frequency: 
 
     Returns:
         A tokenizer with eos ``<|im_end|>``, pad ``<|endoftext|>``, left padding and the Qwen2.5
-        chat template; ``decode(encode(s)) == s`` for any string.
+        chat template; ``decode(encode(s)) == s`` for any NFC-normalised string.
     """
     require("tokenizers", "train")
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
-
     from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
     core = Tokenizer(models.BPE())
