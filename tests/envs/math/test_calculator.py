@@ -97,12 +97,17 @@ _exprs = st.recursive(
 )
 
 
+# Arithmetic only: the 0.5 s wall-clock guard is tested on its own, and a busy CI machine can
+# pause any single call past it (seen once on a three-operation expression).
+_NO_CLOCK = Limits(max_seconds=3600)
+
+
 @settings(max_examples=200, deadline=None)
 @given(_exprs)
 def test_agrees_with_fraction_arithmetic(case):
     expression, expected = case
     if expected is None:  # a division by zero somewhere
         with pytest.raises(CalculatorError, match="division by zero"):
-            evaluate(expression)
+            evaluate(expression, _NO_CLOCK)
     else:
-        assert evaluate(expression) == expected
+        assert evaluate(expression, _NO_CLOCK) == expected
