@@ -14,6 +14,7 @@ steps (``toolgym.trainers.demo.copy_accuracy``: the tokens after the action tag)
     python perf/copy_learning.py --task episodes --steps 800
     python perf/copy_learning.py --task episodes --short-names --vocab 3000 --steps 600
     python perf/copy_learning.py --task episodes --hidden 256 --layers 4 --short-names --vocab 3000
+    python perf/copy_learning.py --task episodes --short-names --facts-only --vocab 3000 --steps 1000 --every 200
 """
 
 from __future__ import annotations
