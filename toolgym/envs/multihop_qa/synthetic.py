@@ -200,10 +200,9 @@ class WorldConfig:
                 f"No question template matches hops={self.hops}, question_types={self.question_types}, "
                 f"templates={self.templates}. Widen one of them; templates: {available}."
             )
-        if not isinstance(self.short_names, (bool, np.bool_)):
-            raise ValueError(f"short_names must be true or false, got {self.short_names!r}.")
-        if not isinstance(self.facts_only, (bool, np.bool_)):
-            raise ValueError(f"facts_only must be true or false, got {self.facts_only!r}.")
+        for name in ("short_names", "facts_only"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}.")
         if not isinstance(self.distractors, (int, float)) or not 0 <= self.distractors <= 10:
             raise ValueError(f"distractors must be a number in [0, 10] (twins per entity), got {self.distractors!r}.")
         if not isinstance(self.leak_check_k, (int, np.integer)) or self.leak_check_k < 1:
