@@ -2,7 +2,12 @@ import json
 
 import pytest
 
-from toolgym.trainers.demo import DemoConfig, compare_algorithms, copy_accuracy, run_demo
+from toolgym.trainers.demo import (
+    DemoConfig,
+    compare_algorithms,
+    copy_accuracy,
+    run_demo,
+)
 
 
 @pytest.mark.slow
@@ -113,3 +118,22 @@ def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
         main(["demo", "warm_mix=(0.5, 0.5, 0.5)"])
     with pytest.raises(SystemExit, match="unknown setting 'warm_stpes=3'. Did you mean 'warm_steps'"):
         main(["demo", "warm_stpes=3"])
+
+
+def test_sampled_token_loss_equals_the_models_own_loss(tiny):
+    import torch
+
+    from toolgym.trainers.demo import sampled_token_loss
+
+    model, tok = tiny
+    torch.manual_seed(0)
+    ids = torch.randint(3, len(tok), (3, 12))
+    att = torch.ones_like(ids)
+    att[1, 9:] = 0  # a padded row
+    labels = torch.full_like(ids, -100)
+    labels[0, 4:8], labels[1, 2:9], labels[2, 10:] = ids[0, 4:8], ids[1, 2:9], ids[2, 10:]
+    expected = model(input_ids=ids, attention_mask=att, labels=labels).loss
+    assert torch.allclose(sampled_token_loss(model, ids, att, labels), expected, atol=1e-5)
+    labels[2, 10:] = -100  # fewer labelled tokens: a different loss, still the same as the model's
+    assert torch.allclose(sampled_token_loss(model, ids, att, labels),
+                          model(input_ids=ids, attention_mask=att, labels=labels).loss, atol=1e-5)

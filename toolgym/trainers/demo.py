@@ -181,6 +181,19 @@ def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, ma
     return samples
 
 
+def sampled_token_loss(model, input_ids, attention_mask, labels):
+    """``model(..., labels=labels).loss`` (mean next-token loss over labelled tokens), with the LM
+    head run only where a label is: most tokens of an episode are the env's, and the head over the
+    vocabulary is a large share of this tiny model's compute."""
+    import torch
+
+    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    target = labels[:, 1:]
+    keep = target != -100
+    logits = model.get_output_embeddings()(hidden[:, :-1][keep])
+    return torch.nn.functional.cross_entropy(logits.float(), target[keep])
+
+
 def supervised_warm_start(model, samples, *, steps: int, batch: int, lr: float, seed: int, pad_id: int,
                           progress: bool = True, callback=None, every: int = 0):
     """Next-token loss on the sampled (env_mask 1) tokens of scripted episodes; AdamW, cosine."""
@@ -205,7 +218,7 @@ def supervised_warm_start(model, samples, *, steps: int, batch: int, lr: float, 
             ids[r, :n] = torch.tensor(p + c)
             att[r, :n] = 1
             labels[r, len(p):n] = torch.tensor([t if keep else -100 for t, keep in zip(c, m, strict=True)])
-        loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
+        loss = sampled_token_loss(model, ids, att, labels)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
