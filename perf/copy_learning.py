@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--facts-only", action="store_true", help="passages without the unasked facts (WorldConfig)")
     parser.add_argument("--vocab", type=int, default=1000)
     parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--ffn", type=int, default=0, help="MLP width (0: 4 x hidden)")
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--kv-heads", type=int, default=2)
@@ -56,7 +57,7 @@ def main() -> None:
     fresh = [[D._make(train_cfg, D.env_kwargs(train_cfg, "train", world_seed=1000 + k)) for _ in range(32)]
              for k in range(args.worlds)]
     tok = build_tokenizer(D.tokenizer_texts([envs[0] for envs in fresh[:6]]), vocab_size=args.vocab)
-    model = build_model(tok, hidden_size=args.hidden, intermediate_size=4 * args.hidden, num_hidden_layers=args.layers,
+    model = build_model(tok, hidden_size=args.hidden, intermediate_size=args.ffn or 4 * args.hidden, num_hidden_layers=args.layers,
                         num_attention_heads=args.heads, num_key_value_heads=args.kv_heads, seed=0)
 
     if args.task == "pure":
