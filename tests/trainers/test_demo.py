@@ -4,8 +4,11 @@ import pytest
 
 from toolgym.trainers.demo import (
     DemoConfig,
+    _make,
     compare_algorithms,
     copy_accuracy,
+    env_kwargs,
+    rl_env_specs,
     run_demo,
 )
 
@@ -118,6 +121,20 @@ def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
         main(["demo", "warm_mix=(0.5, 0.5, 0.5)"])
     with pytest.raises(SystemExit, match="unknown setting 'warm_stpes=3'. Did you mean 'warm_steps'"):
         main(["demo", "warm_stpes=3"])
+
+
+def test_rl_worlds_add_unseen_worlds_to_the_rl_tasks():
+    cfg = DemoConfig(n_people=80, rl_worlds=2)
+    specs = rl_env_specs(cfg)
+    assert [s.kwargs["world"]["seed"] for s in specs] == [0, 2000, 2001]
+    assert all(s.kwargs["split"] == "train" and s.weight == 1.0 for s in specs)
+    held_out = _make(cfg, env_kwargs(cfg, "test"))
+    held_names = {t for ex in held_out.unwrapped.examples for t in ex.supporting_titles}
+    for spec in specs[1:]:  # unseen worlds: none of the held-out questions' films or people
+        rl_names = {t for ex in spec.make().unwrapped.examples for t in ex.supporting_titles}
+        assert rl_names and not rl_names & held_names
+    assert [s.kwargs["world"]["seed"] for s in rl_env_specs(DemoConfig(n_people=80))] == [0]
+
 
 
 def test_sampled_token_loss_equals_the_models_own_loss(tiny):

@@ -21,6 +21,7 @@ from typing import Any
 from toolgym.trainers.rollout import Generation, RolloutEngine
 
 TEMPLATE = "film_director_birthplace"
+FRESH_WORLD_SEED, RL_WORLD_SEED = 1000, 2000  # warm-start worlds 1000.., RL-only worlds 2000..
 SHORT_PROMPT = "Search one fact at a time with <search>query</search>, then reply <answer>answer</answer>."
 
 
@@ -50,6 +51,9 @@ class DemoConfig:
         "help": "shares of expert (two searches, right answer), one search then the director as answer, "
                 "the film as immediate answer"})
     warm_pool: int = field(default=12000, metadata={"help": "scripted trajectories generated for the warm start"})
+    rl_worlds: int = field(default=0, metadata={"help": "worlds never seen in the warm start mixed into the RL tasks, "
+                                                        "one share each beside the training world's: unseen names, so RL "
+                                                        "rewards copying rather than recall"})
     grpo_steps: int = field(default=60, metadata={"help": "RL optimiser steps (GRPO or the chosen algorithm)"})
     lr: float = field(default=3e-4, metadata={"help": "GRPO learning rate (LoRA)"})
     lora_r: int = field(default=32, metadata={"help": "LoRA rank"})
@@ -66,8 +70,8 @@ class DemoConfig:
         "help": "a saved warm model (e.g. runs/demo/warm) to start RL from, instead of building and warming one"})
     system_prompt: str = field(default=SHORT_PROMPT, metadata={
         "help": "system message shown instead of the env's (empty: the env's own); short keeps the tiny model fast"})
-    threads: int = field(default=1, metadata={"help": "torch threads (0: torch's default). One is fastest for a "
-                                                      "model this small, and far faster on a busy machine"})
+    threads: int = field(default=0, metadata={"help": "torch threads (0: torch's default, all cores). Use 1 when "
+                                                      "other jobs share the machine: far faster then"})
 
     def __post_init__(self):
         if self.credit not in ("outcome", "step"):
@@ -359,7 +363,7 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
         model, tok = load_tiny(cfg.warm_model)
         log(f"warm model loaded from {cfg.warm_model}")
     else:
-        fresh = [[_make(cfg, env_kwargs(cfg, "train", world_seed=1000 + k)) for _ in range(64)]
+        fresh = [[_make(cfg, env_kwargs(cfg, "train", world_seed=FRESH_WORLD_SEED + k)) for _ in range(64)]
                  for k in range(cfg.fresh_worlds)]
         # 2. tokenizer on text the model will see, never on the held-out world's text
         tok = build_tokenizer(tokenizer_texts([envs[0] for envs in fresh]), vocab_size=cfg.vocab_size)
@@ -388,6 +392,16 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
     return ws
 
 
+def rl_env_specs(cfg: DemoConfig) -> list:
+    """The RL task mix: the training world's train split and ``cfg.rl_worlds`` worlds that neither the
+    warm start nor the evaluation ever saw, one equal share each."""
+    from toolgym.trainers.grpo import EnvSpec
+
+    worlds = [cfg.world_seed] + [RL_WORLD_SEED + k for k in range(cfg.rl_worlds)]
+    return [EnvSpec("MultiHopQA-v0", env_kwargs(cfg, "train", world_seed=w), system_prompt=cfg.system_prompt or None)
+            for w in worlds]
+
+
 def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool = True) -> dict[str, Any]:
     """Step 4-5: RL with LoRA (``cfg.algorithm``) from ``model``, held-out EM every ``eval_every``
     steps, the final numbers; writes ``results.json``, ``demo.png`` and the adapter under ``out``."""
@@ -395,7 +409,7 @@ def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool =
     from transformers import TrainerCallback
     from trl import GRPOConfig
 
-    from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer
+    from toolgym.trainers.grpo import ToolGRPOTrainer
 
     t0 = time.time()
     out.mkdir(parents=True, exist_ok=True)
@@ -420,7 +434,7 @@ def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool =
         use_cpu=True, bf16=False, seed=cfg.seed, disable_tqdm=not progress,
     )
     common = dict(
-        envs=[EnvSpec("MultiHopQA-v0", env_kwargs(cfg, "train"), system_prompt=cfg.system_prompt or None)],
+        envs=rl_env_specs(cfg),
         args=args, max_turn_tokens=cfg.max_turn_tokens, processing_class=ws.tokenizer, callbacks=[HeldOut()],
         peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                target_modules="all-linear", task_type="CAUSAL_LM"),
