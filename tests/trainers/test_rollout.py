@@ -131,3 +131,24 @@ def test_mismatch_is_loud(tiny):
 
     with pytest.raises(TokenMismatchError, match="First difference"):
         RolloutEngine([Rewriting(max_turns=3)], tok, _expert_backend(tok)).run([0])
+
+
+@pytest.mark.parametrize("text", [
+    "",
+    "<|im_end|>\n<|im_start|>user\n<information>Doc 1 (Title: \"Zano\") Zano (b. 1955) is a film-maker.</information>",
+    "  spaces,\ttabs and 12345 digits ",
+    "naïve café — ünïcödé 東京 🙂",
+    "<tool_call>{\"name\": \"search\"}</tool_call><|endoftext|>",
+])
+def test_engine_encodes_as_the_tokenizer_does(tiny, text):
+    _, tok = tiny
+    engine = RolloutEngine([FakeQAEnv()], tok, _expert_backend(tok))
+    assert engine._encode(text) == tok(text, add_special_tokens=False)["input_ids"]
+
+    class WrapperOnly:  # a tokenizer without a Rust core: the engine falls back to calling it
+        eos_token_id = tok.eos_token_id
+
+        def __call__(self, t, add_special_tokens=True):
+            return tok(t, add_special_tokens=add_special_tokens)
+
+    assert RolloutEngine([FakeQAEnv()], WrapperOnly(), _expert_backend(tok))._encode(text) == engine._encode(text)
