@@ -40,7 +40,7 @@ class DemoConfig:
                                                                "(WorldConfig.short_names): shorter copies"})
     facts_only: bool = field(default=True, metadata={"help": "passages state only the film's director and the "
                                                               "person's birthplace (WorldConfig.facts_only)"})
-    fresh_worlds: int = field(default=12, metadata={"help": "extra worlds whose invented names the warm start "
+    fresh_worlds: int = field(default=24, metadata={"help": "extra worlds whose invented names the warm start "
                                                            "also uses, so copying names generalises"})
     vocab_size: int = field(default=3000, metadata={"help": "byte-level BPE vocabulary size"})
     warm_steps: int = field(default=4000, metadata={"help": "supervised warm-start steps"})
@@ -50,7 +50,7 @@ class DemoConfig:
     warm_mix: tuple[float, float, float] = field(default=(0.5, 0.3, 0.2), metadata={
         "help": "shares of expert (two searches, right answer), one search then the director as answer, "
                 "the film as immediate answer"})
-    warm_pool: int = field(default=12000, metadata={"help": "scripted trajectories generated for the warm start"})
+    warm_pool: int = field(default=32000, metadata={"help": "scripted trajectories generated for the warm start"})
     rl_worlds: int = field(default=0, metadata={"help": "worlds never seen in the warm start mixed into the RL tasks, "
                                                         "one share each beside the training world's: unseen names, so RL "
                                                         "rewards copying rather than recall"})
