@@ -54,7 +54,7 @@ def main() -> None:
     train_cfg = D.DemoConfig(n_people=300, **world)
     test_cfg = D.DemoConfig(**world)
     # 32 envs per world: scripted episodes are rolled out 32 at a time
-    fresh = [[D._make(train_cfg, D.env_kwargs(train_cfg, "train", world_seed=1000 + k)) for _ in range(32)]
+    fresh = [[D._make(train_cfg, D.env_kwargs(train_cfg, "train", world_seed=D.FRESH_WORLD_SEED + k)) for _ in range(32)]
              for k in range(args.worlds)]
     tok = build_tokenizer(D.tokenizer_texts([envs[0] for envs in fresh[:6]]), vocab_size=args.vocab)
     model = build_model(tok, hidden_size=args.hidden, intermediate_size=args.ffn or 4 * args.hidden, num_hidden_layers=args.layers,

@@ -10,6 +10,7 @@ from toolgym.trainers.demo import (
     env_kwargs,
     rl_env_specs,
     run_demo,
+    sampled_token_loss,
 )
 
 
@@ -136,11 +137,8 @@ def test_rl_worlds_add_unseen_worlds_to_the_rl_tasks():
     assert [s.kwargs["world"]["seed"] for s in rl_env_specs(DemoConfig(n_people=80))] == [0]
 
 
-
 def test_sampled_token_loss_equals_the_models_own_loss(tiny):
     import torch
-
-    from toolgym.trainers.demo import sampled_token_loss
 
     model, tok = tiny
     torch.manual_seed(0)
