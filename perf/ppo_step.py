@@ -46,8 +46,8 @@ def main() -> None:
     from peft import LoraConfig
     from trl import GRPOConfig
 
-    from toolgym.trainers.demo import DemoConfig, _make, env_kwargs
-    from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer
+    from toolgym.trainers.demo import DemoConfig, _make, env_kwargs, env_spec
+    from toolgym.trainers.grpo import ToolGRPOTrainer
     from toolgym.trainers.ppo import PPOSettings, ToolPPOTrainer
     from toolgym.trainers.tiny_model import DEMO_SIZE, build_model, build_tokenizer, save_tiny
 
@@ -56,7 +56,7 @@ def main() -> None:
     base = _make(cfg, env_kwargs(cfg, "train")).unwrapped
     tok = build_tokenizer([p.text for p in base.passages] + [e.question for e in base.examples], vocab_size=1000)
     path = save_tiny(build_model(tok, **DEMO_SIZE), tok, tempfile.mkdtemp())
-    envs = [EnvSpec("MultiHopQA-v0", env_kwargs(cfg, "train"), system_prompt=cfg.system_prompt)]
+    envs = [env_spec(cfg, env_kwargs(cfg, "train"))]
 
     def build(algorithm: str, max_steps: int = 1):
         gargs = GRPOConfig(output_dir=tempfile.mkdtemp(), max_steps=max_steps, learning_rate=3e-4,

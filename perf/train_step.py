@@ -31,8 +31,8 @@ def main() -> None:
     from peft import LoraConfig
     from trl import GRPOConfig, GRPOTrainer
 
-    from toolgym.trainers.demo import DemoConfig, _make, env_kwargs
-    from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer
+    from toolgym.trainers.demo import DemoConfig, _make, env_kwargs, env_spec
+    from toolgym.trainers.grpo import ToolGRPOTrainer
     from toolgym.trainers.tiny_model import DEMO_SIZE, build_model, build_tokenizer, save_tiny
 
     torch.set_num_threads(args.threads)
@@ -54,8 +54,7 @@ def main() -> None:
         times = [h["step_time"] for h in trainer.state.log_history if "step_time" in h]
         return statistics.median(times[1:])  # the first step pays warm-up costs
 
-    multi = ToolGRPOTrainer(str(path), envs=[EnvSpec("MultiHopQA-v0", env_kwargs(cfg, "train"),
-                                                     system_prompt=cfg.system_prompt)],
+    multi = ToolGRPOTrainer(str(path), envs=[env_spec(cfg, env_kwargs(cfg, "train"))],
                             args=grpo_args(tempfile.mkdtemp(), max_completion_length=320), max_turn_tokens=24,
                             processing_class=tok, peft_config=lora(), num_tasks=512)
     multi.train()

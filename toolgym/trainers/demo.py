@@ -94,10 +94,15 @@ def env_kwargs(cfg: DemoConfig, split: str, world_seed: int | None = None) -> di
                        "facts_only": cfg.facts_only})
 
 
-def _make(cfg: DemoConfig, kwargs):
+def env_spec(cfg: DemoConfig, kwargs):
+    """The demo's env as an :class:`EnvSpec`: MultiHopQA with ``kwargs`` and the demo's system prompt."""
     from toolgym.trainers.grpo import EnvSpec
 
-    return EnvSpec("MultiHopQA-v0", kwargs, system_prompt=cfg.system_prompt or None).make()
+    return EnvSpec("MultiHopQA-v0", kwargs, system_prompt=cfg.system_prompt or None)
+
+
+def _make(cfg: DemoConfig, kwargs):
+    return env_spec(cfg, kwargs).make()
 
 
 def tok_template_text(messages) -> str:
@@ -395,11 +400,8 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
 def rl_env_specs(cfg: DemoConfig) -> list:
     """The RL task mix: the training world's train split and ``cfg.rl_worlds`` worlds that neither the
     warm start nor the evaluation ever saw, one equal share each."""
-    from toolgym.trainers.grpo import EnvSpec
-
     worlds = [cfg.world_seed] + [RL_WORLD_SEED + k for k in range(cfg.rl_worlds)]
-    return [EnvSpec("MultiHopQA-v0", env_kwargs(cfg, "train", world_seed=w), system_prompt=cfg.system_prompt or None)
-            for w in worlds]
+    return [env_spec(cfg, env_kwargs(cfg, "train", world_seed=w)) for w in worlds]
 
 
 def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool = True) -> dict[str, Any]:
