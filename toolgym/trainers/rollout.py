@@ -157,6 +157,9 @@ class RolloutEngine:
         self.max_turn_tokens = max_turn_tokens
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
         self._stop_ids = {tokenizer.eos_token_id}
+        # A fast tokenizer's Rust core gives the same ids as tokenizer(text) without the Python
+        # wrapper's per-call overhead, which is most of the engine's own time per turn.
+        self._fast_encoder = getattr(tokenizer, "backend_tokenizer", None)
 
     # -- text <-> tokens -------------------------------------------------------------------------------
     def _render(self, env, messages) -> str:
@@ -166,11 +169,8 @@ class RolloutEngine:
         )
 
     def _encode(self, text: str) -> list[int]:
-        # A fast tokenizer's Rust core gives the same ids as tokenizer(text) without the Python
-        # wrapper's per-call overhead, which is most of the engine's own time per turn.
-        backend = getattr(self.tokenizer, "backend_tokenizer", None)
-        if backend is not None:
-            return backend.encode(text, add_special_tokens=False).ids
+        if self._fast_encoder is not None:
+            return self._fast_encoder.encode(text, add_special_tokens=False).ids
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def _decode(self, ids: Sequence[int]) -> str:
