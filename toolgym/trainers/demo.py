@@ -273,17 +273,14 @@ def copy_accuracy(model, tokenizer, samples) -> list[float]:
     return [sum(h) / len(h) if h else 0.0 for h in hits]
 
 
-def evaluate(model, tokenizer, envs, n_questions: int, samples: int, *, temperature: float = 1.0,
-             max_turn_tokens: int = 24, max_completion_length: int = 320, seed: int = 0) -> dict[str, float]:
-    """Held-out metrics: ``samples`` episodes per question (0 temperature = greedy, one each)."""
+def held_out_episodes(model, tokenizer, envs, order: list[int], *, temperature: float = 1.0,
+                      max_turn_tokens: int = 24, max_completion_length: int = 320, seed: int = 0) -> list:
+    """One sampled episode per entry of ``order`` (question indices of ``envs``' split), rolled out
+    ``len(envs)`` at a time; temperature 0 is greedy."""
     import torch
 
     from toolgym.trainers.rollout import HFBackend
 
-    base = envs[0].unwrapped
-    questions = list(range(min(n_questions, len(base.examples))))
-    reps = 1 if temperature == 0 else samples
-    order = [q for q in questions for _ in range(reps)]
     torch.manual_seed(seed)
     backend = HFBackend(model, tokenizer, temperature=temperature, top_k=0)
     episodes = []
@@ -295,8 +292,19 @@ def evaluate(model, tokenizer, envs, n_questions: int, samples: int, *, temperat
                                max_turn_tokens=max_turn_tokens)
         episodes += engine.run([0] * len(chunk), options=[{"index": q} for q in chunk])
     model.train(was_training)
+    return episodes
+
+
+def evaluate(model, tokenizer, envs, n_questions: int, samples: int, *, temperature: float = 1.0,
+             max_turn_tokens: int = 24, max_completion_length: int = 320, seed: int = 0) -> dict[str, float]:
+    """Held-out metrics: ``samples`` episodes per question (0 temperature = greedy, one each)."""
     from toolgym.trainers.grpo import episode_metrics
 
+    questions = range(min(n_questions, len(envs[0].unwrapped.examples)))
+    reps = 1 if temperature == 0 else samples
+    episodes = held_out_episodes(model, tokenizer, envs, [q for q in questions for _ in range(reps)],
+                                 temperature=temperature, max_turn_tokens=max_turn_tokens,
+                                 max_completion_length=max_completion_length, seed=seed)
     m = episode_metrics(episodes)
     return {"em": m["answer/em"], "f1": m["answer/f1"], "return": m["episode/return"], "tool_calls": m["tools/calls"],
             "turns": m["episode/turns"], "episodes": len(episodes)}
