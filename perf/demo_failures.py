@@ -1,0 +1,70 @@
+"""Where a demo policy goes wrong on held-out questions: each sampled episode's actions as a pattern.
+
+Loads ``<run>/warm`` (and the LoRA adapter in ``<run>/final`` unless ``--warm-only``), samples
+``--samples`` episodes per test question at ``--temperature``, and counts the action patterns:
+``sF`` a search for the film, ``sD`` for the director, ``aA`` the right answer, ``?`` any other
+argument, ``BAD`` an unparsable turn. ``sF sD aA`` is the expert; ``s? ...`` miscopied the film.
+
+    python perf/demo_failures.py runs/demo                # after `toolgym demo`
+    python perf/demo_failures.py runs/demo --warm-only    # the warm model before RL
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+from pathlib import Path
+
+
+def pattern(actions: list[str], film: str, director: str, answer: str) -> str:
+    labels = {film: "F", director: "D", answer: "A"}
+    out = []
+    for action in actions:
+        m = re.fullmatch(r"<(search|answer)> ?(.*?)</\1>", action.strip())
+        out.append("BAD" if m is None else m.group(1)[0] + labels.get(m.group(2), "?"))
+    return " ".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path, help="a `toolgym demo --output-dir` directory")
+    ap.add_argument("--warm-only", action="store_true", help="the warm model, without the RL adapter")
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--temperature", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+
+    import torch
+
+    from toolgym.trainers.demo import DemoConfig, _make, env_kwargs, held_out_episodes
+    from toolgym.trainers.tiny_model import load_tiny
+
+    torch.set_num_threads(args.threads)
+    model, tok = load_tiny(args.run / "warm")
+    if not args.warm_only:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, args.run / "final")
+    model.eval()
+    cfg = DemoConfig()
+    envs = [_make(cfg, env_kwargs(cfg, "test")) for _ in range(64)]
+    examples = envs[0].unwrapped.examples
+    order = [q for q in range(len(examples)) for _ in range(args.samples)]
+    episodes = held_out_episodes(model, tok, envs, order, temperature=args.temperature, seed=args.seed,
+                                 max_turn_tokens=cfg.max_turn_tokens, max_completion_length=cfg.max_completion_length)
+
+    counts = collections.Counter()
+    for q, ep in zip(order, episodes, strict=True):
+        ex = examples[q]
+        film, director = ex.supporting_titles[:2]
+        counts[pattern([m["content"] for m in ep.messages if m["role"] == "assistant"], film, director, ex.answer)] += 1
+    print(f"{len(episodes)} held-out episodes, {args.run}{' (warm only)' if args.warm_only else ''}, "
+          f"temperature {args.temperature}\n\n| episodes | actions |\n|---:|---|")
+    for actions, n in counts.most_common():
+        print(f"| {n} | `{actions}` |")
+
+
+if __name__ == "__main__":
+    main()
