@@ -11,6 +11,7 @@ from toolgym.trainers.demo import (
     rl_env_specs,
     run_demo,
     sampled_token_loss,
+    warm_trajectories,
 )
 
 
@@ -105,6 +106,8 @@ def test_demo_config_validates():
         DemoConfig(credit="steps")
     with pytest.raises(ValueError, match="Did you mean 'rloo'"):
         DemoConfig(algorithm="rlo")
+    with pytest.raises(ValueError, match="warm_world_share must be in \\[0, 1\\], got 1.5"):
+        DemoConfig(warm_world_share=1.5)
 
 
 def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
@@ -135,6 +138,28 @@ def test_rl_worlds_add_unseen_worlds_to_the_rl_tasks():
         rl_names = {t for ex in spec.make().unwrapped.examples for t in ex.supporting_titles}
         assert rl_names and not rl_names & held_names
     assert [s.kwargs["world"]["seed"] for s in rl_env_specs(DemoConfig(n_people=80))] == [0]
+
+
+def test_warm_pool_gives_the_training_world_its_share_in_any_number_of_processes(tiny):
+    import numpy as np
+
+    _, tok = tiny
+    cfg = DemoConfig(n_people=80)
+    worlds = [[_make(cfg, env_kwargs(cfg, "train", world_seed=w)) for _ in range(4)] for w in (0, 1000, 1001)]
+    questions = [{ex.question for ex in envs[0].unwrapped.examples} for envs in worlds]
+
+    def per_world(samples):
+        texts = [tok.decode(p) for p, _, _ in samples]
+        return [sum(any(q in t for q in qs) for t in texts) for qs in questions]
+
+    rng = np.random.default_rng(0)
+    assert per_world(warm_trajectories(tok, worlds, 20, (1.0, 0.0, 0.0), rng, 160, first_share=0.1)) == [2, 9, 9]
+    assert per_world(warm_trajectories(tok, worlds, 20, (1.0, 0.0, 0.0), rng, 160)) == [10, 5, 5]
+    assert len(warm_trajectories(tok, worlds[:1], 7, (1.0, 0.0, 0.0), rng, 160, first_share=0.1)) == 7
+    # forked workers build the same pool as one process: the draws are made before the rollouts
+    one, two = (warm_trajectories(tok, worlds, 24, (0.4, 0.35, 0.25), np.random.default_rng(3), 160, processes=p)
+                for p in (1, 2))
+    assert one == two and len({len(c) for _, c, _ in one}) > 1  # several kinds of episode
 
 
 def test_sampled_token_loss_equals_the_models_own_loss(tiny):

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import multiprocessing
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,10 +49,14 @@ class DemoConfig:
     warm_batch: int = field(default=8, metadata={"help": "warm-start batch size (small batches: the most learning "
                                                          "per CPU second here)"})
     warm_lr: float = field(default=3e-3, metadata={"help": "warm-start peak learning rate (cosine)"})
-    warm_mix: tuple[float, float, float] = field(default=(0.5, 0.3, 0.2), metadata={
+    warm_mix: tuple[float, float, float] = field(default=(0.4, 0.35, 0.25), metadata={
         "help": "shares of expert (two searches, right answer), one search then the director as answer, "
                 "the film as immediate answer"})
     warm_pool: int = field(default=32000, metadata={"help": "scripted trajectories generated for the warm start"})
+    warm_world_share: float = field(default=0.04, metadata={
+        "help": "share of the warm-start pool on the training world's questions, the rest spread over the fresh "
+                "worlds (0.04: about one world's share; each name is seen a few times, so names are copied, not "
+                "recalled)"})
     rl_worlds: int = field(default=0, metadata={"help": "worlds never seen in the warm start mixed into the RL tasks, "
                                                         "one share each beside the training world's: unseen names, so RL "
                                                         "rewards copying rather than recall"})
@@ -70,8 +76,8 @@ class DemoConfig:
         "help": "a saved warm model (e.g. runs/demo/warm) to start RL from, instead of building and warming one"})
     system_prompt: str = field(default=SHORT_PROMPT, metadata={
         "help": "system message shown instead of the env's (empty: the env's own); short keeps the tiny model fast"})
-    threads: int = field(default=0, metadata={"help": "torch threads (0: torch's default, all cores). Use 1 when "
-                                                      "other jobs share the machine: far faster then"})
+    threads: int = field(default=0, metadata={"help": "torch threads and warm-pool processes (0: all cores). Use 1 "
+                                                      "when other jobs share the machine: far faster then"})
 
     def __post_init__(self):
         if self.credit not in ("outcome", "step"):
@@ -83,6 +89,8 @@ class DemoConfig:
         if self.completions_per_step % self.num_generations:
             raise ValueError(f"completions_per_step ({self.completions_per_step}) must be a multiple of "
                              f"num_generations ({self.num_generations})")
+        if not 0 <= self.warm_world_share <= 1:
+            raise ValueError(f"warm_world_share must be in [0, 1], got {self.warm_world_share}")
         if len(self.warm_mix) != 3 or abs(sum(self.warm_mix) - 1) > 1e-6 or min(self.warm_mix) < 0:
             raise ValueError(f"warm_mix must be three shares summing to 1, got {self.warm_mix}")
 
@@ -165,29 +173,52 @@ def _plan(kind: str, example) -> list[str]:
     return [f"<answer> {film}</answer>"]
 
 
-def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, max_completion_length: int):
-    """``n`` scripted episodes (prompt_ids, completion_ids, env_mask), half on the training world,
-    half on fresh worlds, kinds drawn with ``mix``."""
+def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, max_completion_length: int,
+                      first_share: float = 0.5, processes: int = 1):
+    """``n`` scripted episodes (prompt_ids, completion_ids, env_mask), ``first_share`` of them on the
+    first world (the training world), the rest spread evenly over the others; kinds drawn with ``mix``.
+
+    Every batch's questions and kinds are drawn here first, in one fixed order; the rollouts then
+    run in ``processes`` forked workers (scripted rollouts are deterministic), so the pool is the
+    same for any number of processes.
+    """
     kinds = ("expert", "one_search", "immediate")
-    samples = []
-    per_world = [n // 2] + [max(1, (n - n // 2) // max(len(envs_by_world) - 1, 1))] * (len(envs_by_world) - 1)
-    for envs, count in zip(envs_by_world, per_world, strict=True):
-        base = envs[0].unwrapped
-        done = 0
-        while done < count:
-            batch = min(len(envs), count - done)
-            idx = rng.integers(len(base.examples), size=batch)
-            plans = {}
-            for i in idx:
-                ex = base.examples[int(i)]
-                plans[f"Question: {ex.question}"] = _plan(kinds[int(rng.choice(3, p=list(mix)))], ex)
-            # one plan per question in this batch: duplicate questions share it
-            engine = RolloutEngine(envs[:batch], tokenizer, ScriptedBackend(tokenizer, plans),
-                                   max_completion_tokens=max_completion_length, max_turn_tokens=64)
-            eps = engine.run([0] * batch, options=[{"index": int(i)} for i in idx])
-            samples += [(e.prompt_ids, e.completion_ids, e.env_mask) for e in eps]
-            done += batch
-    return samples
+    first = n if len(envs_by_world) == 1 else round(n * first_share)
+    per_world = [first] + [max(1, (n - first) // max(len(envs_by_world) - 1, 1))] * (len(envs_by_world) - 1)
+    jobs = []
+    for w, (envs, count) in enumerate(zip(envs_by_world, per_world, strict=True)):
+        n_questions = len(envs[0].unwrapped.examples)
+        for done in range(0, count, len(envs)):
+            idx = rng.integers(n_questions, size=min(len(envs), count - done))
+            jobs.append((w, [(int(i), kinds[int(rng.choice(3, p=list(mix)))]) for i in idx]))
+    global _SCRIPTED
+    _SCRIPTED = (tokenizer, envs_by_world, max_completion_length)
+    try:
+        if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(processes) as pool:  # workers inherit the envs
+                batches = pool.map(_scripted_batch, jobs)
+        else:
+            batches = [_scripted_batch(job) for job in jobs]
+    finally:
+        _SCRIPTED = None
+    return [sample for batch in batches for sample in batch]
+
+
+_SCRIPTED: tuple | None = None  # (tokenizer, envs_by_world, max_completion_length) while a pool is built
+
+
+def _scripted_batch(job) -> list[tuple]:
+    """One lock-step batch of scripted episodes: ``job`` = (world index, [(question index, kind), ...])."""
+    tokenizer, envs_by_world, max_completion_length = _SCRIPTED
+    w, drawn = job
+    envs = envs_by_world[w]
+    examples = envs[0].unwrapped.examples
+    # one plan per question in this batch: duplicate questions share the last one drawn
+    plans = {f"Question: {examples[i].question}": _plan(kind, examples[i]) for i, kind in drawn}
+    engine = RolloutEngine(envs[:len(drawn)], tokenizer, ScriptedBackend(tokenizer, plans),
+                           max_completion_tokens=max_completion_length, max_turn_tokens=64)
+    episodes = engine.run([0] * len(drawn), options=[{"index": i} for i, _ in drawn])
+    return [(e.prompt_ids, e.completion_ids, e.env_mask) for e in episodes]
 
 
 def sampled_token_loss(model, input_ids, attention_mask, labels):
@@ -384,7 +415,8 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
 
         # 3. warm start on scripted trajectories
         t = time.time()
-        pool = warm_trajectories(tok, [train_envs] + fresh, cfg.warm_pool, cfg.warm_mix, rng, cfg.max_completion_length)
+        pool = warm_trajectories(tok, [train_envs] + fresh, cfg.warm_pool, cfg.warm_mix, rng, cfg.max_completion_length,
+                                 first_share=cfg.warm_world_share, processes=cfg.threads or os.cpu_count() or 1)
         supervised_warm_start(model, pool, steps=cfg.warm_steps, batch=cfg.warm_batch, lr=cfg.warm_lr, seed=cfg.seed,
                               pad_id=tok.pad_token_id, progress=progress)
         timings["warm_start_s"] = time.time() - t
