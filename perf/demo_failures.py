@@ -7,6 +7,12 @@ argument, ``BAD`` an unparsable turn. ``sF sD aA`` is the expert; ``s? ...`` mis
 
     python perf/demo_failures.py runs/demo                # after `toolgym demo`
     python perf/demo_failures.py runs/demo --warm-only    # the warm model before RL
+    python perf/demo_failures.py runs/demo --confidence   # teacher-forced: where a copy is uncertain
+
+``--confidence`` scores the scripted expert episode of each test question instead: the chance that
+sampling at temperature 1 reproduces it, and every sampled token the model gives less than 0.9,
+with the name it belongs to and the model's preferred other token (a recalled name where a copy
+was due shows up here).
 """
 
 from __future__ import annotations
@@ -26,6 +32,41 @@ def pattern(actions: list[str], film: str, director: str, answer: str) -> str:
     return " ".join(out)
 
 
+def confidence(model, tok, envs) -> None:
+    """Print how likely a temperature-1 sample reproduces each expert episode, and its unsure tokens."""
+    import numpy as np
+    import torch
+
+    from toolgym.trainers.demo import warm_trajectories
+
+    examples = envs[0].unwrapped.examples
+    episodes = warm_trajectories(tok, [envs], 2 * len(examples), (1.0, 0.0, 0.0), np.random.default_rng(1), 320)
+    chances, rows = [], []
+    with torch.no_grad():
+        for prompt, completion, mask in episodes:
+            probs = model(torch.tensor([prompt + completion])).logits[0, len(prompt) - 1:-1].float().softmax(-1)
+            chance, turn_start = 1.0, 0
+            for j, (t, sampled) in enumerate(zip(completion, mask, strict=True)):
+                if not sampled:
+                    continue
+                if j == 0 or not mask[j - 1]:
+                    turn_start = j
+                p = probs[j, t].item()
+                chance *= p
+                if p < 0.9:
+                    end = next((k for k in range(j, len(completion)) if not mask[k]), len(completion))
+                    other = probs[j].clone()
+                    other[t] = 0
+                    rows.append((tok.decode(completion[turn_start:end]).split("<|im_end|>")[0],
+                                 tok.decode([t]), p, tok.decode([int(other.argmax())]), other.max().item()))
+            chances.append(chance)
+    print(f"{len(episodes)} expert episodes on test questions drawn at random; chance that a temperature-1 sample is the "
+          f"expert episode: mean {np.mean(chances):.3f}, median {np.median(chances):.3f}\n")
+    print("| turn | token | p | preferred instead | p |\n|---|---|---:|---|---:|")
+    for turn, t, p, other, q in rows:
+        print(f"| `{turn}` | `{t!r}` | {p:.2f} | `{other!r}` | {q:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="a `toolgym demo --output-dir` directory")
@@ -34,6 +75,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--confidence", action="store_true", help="teacher-forced token confidence on expert episodes")
     args = ap.parse_args()
 
     import torch
@@ -50,6 +92,9 @@ def main() -> None:
     model.eval()
     cfg = DemoConfig()
     envs = [_make(cfg, env_kwargs(cfg, "test")) for _ in range(64)]
+    if args.confidence:
+        confidence(model, tok, envs)
+        return
     examples = envs[0].unwrapped.examples
     order = [q for q in range(len(examples)) for _ in range(args.samples)]
     episodes = held_out_episodes(model, tok, envs, order, temperature=args.temperature, seed=args.seed,
