@@ -415,8 +415,11 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
 
         # 3. warm start on scripted trajectories
         t = time.time()
+        processes = cfg.threads or os.cpu_count() or 1
+        log(f"scripted warm-start pool: {cfg.warm_pool} episodes over {1 + len(fresh)} worlds, {processes} processes")
         pool = warm_trajectories(tok, [train_envs] + fresh, cfg.warm_pool, cfg.warm_mix, rng, cfg.max_completion_length,
-                                 first_share=cfg.warm_world_share, processes=cfg.threads or os.cpu_count() or 1)
+                                 first_share=cfg.warm_world_share, processes=processes)
+        log(f"pool built in {time.time() - t:.0f} s")
         supervised_warm_start(model, pool, steps=cfg.warm_steps, batch=cfg.warm_batch, lr=cfg.warm_lr, seed=cfg.seed,
                               pad_id=tok.pad_token_id, progress=progress)
         timings["warm_start_s"] = time.time() - t
