@@ -37,7 +37,7 @@ def confidence(model, tok, envs) -> None:
     import numpy as np
     import torch
 
-    from toolgym.trainers.demo import warm_trajectories
+    from toolgym.trainers.demo import sampled_spans, warm_trajectories
 
     examples = envs[0].unwrapped.examples
     episodes = warm_trajectories(tok, [envs], 2 * len(examples), (1.0, 0.0, 0.0), np.random.default_rng(1), 320)
@@ -45,20 +45,17 @@ def confidence(model, tok, envs) -> None:
     with torch.no_grad():
         for prompt, completion, mask in episodes:
             probs = model(torch.tensor([prompt + completion])).logits[0, len(prompt) - 1:-1].float().softmax(-1)
-            chance, turn_start = 1.0, 0
-            for j, (t, sampled) in enumerate(zip(completion, mask, strict=True)):
-                if not sampled:
-                    continue
-                if j == 0 or not mask[j - 1]:
-                    turn_start = j
-                p = probs[j, t].item()
-                chance *= p
-                if p < 0.9:
-                    end = next((k for k in range(j, len(completion)) if not mask[k]), len(completion))
-                    other = probs[j].clone()
-                    other[t] = 0
-                    rows.append((tok.decode(completion[turn_start:end]).split("<|im_end|>")[0],
-                                 tok.decode([t]), p, tok.decode([int(other.argmax())]), other.max().item()))
+            chance = 1.0
+            for start, end in sampled_spans(mask):
+                turn = tok.decode(completion[start:end]).split("<|im_end|>")[0]
+                for j in range(start, end):
+                    p = probs[j, completion[j]].item()
+                    chance *= p
+                    if p < 0.9:
+                        other = probs[j].clone()
+                        other[completion[j]] = 0
+                        rows.append((turn, tok.decode([completion[j]]), p, tok.decode([int(other.argmax())]),
+                                     other.max().item()))
             chances.append(chance)
     print(f"{len(episodes)} expert episodes on test questions drawn at random; chance that a temperature-1 sample is the "
           f"expert episode: mean {np.mean(chances):.3f}, median {np.median(chances):.3f}\n")

@@ -10,6 +10,7 @@ from toolgym.trainers.demo import (
     env_kwargs,
     rl_env_specs,
     run_demo,
+    sampled_spans,
     sampled_token_loss,
     warm_trajectories,
 )
@@ -50,6 +51,11 @@ def test_compare_algorithms_from_one_warm_model(tmp_path):
     assert not (tmp_path / "reuse" / "warm").exists() and again["timings"]["warm_start_s"] == 0.0
     assert again["copy_accuracy"] == runs["grpo"]["copy_accuracy"]
     assert again["before"] == runs["grpo"]["before"]  # same weights, same seeded evaluation
+
+
+def test_sampled_spans_are_the_runs_of_sampled_tokens():
+    assert sampled_spans([1, 1, 0, 0, 1, 0, 1]) == [(0, 2), (4, 5), (6, 7)]
+    assert sampled_spans([0, 0]) == [] and sampled_spans([]) == []
 
 
 def test_copy_accuracy_scores_the_names_not_the_tags(tiny):

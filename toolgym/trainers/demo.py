@@ -274,6 +274,18 @@ def supervised_warm_start(model, samples, *, steps: int, batch: int, lr: float, 
 
 
 # -- evaluation ------------------------------------------------------------------------------------
+def sampled_spans(mask) -> list[tuple[int, int]]:
+    """``(start, end)`` of each run of sampled tokens (``env_mask`` 1) in a completion: its assistant turns."""
+    spans, start = [], None
+    for k, sampled in enumerate([*mask, 0]):
+        if sampled and start is None:
+            start = k
+        elif not sampled and start is not None:
+            spans.append((start, k))
+            start = None
+    return spans
+
+
 def copy_accuracy(model, tokenizer, samples) -> list[float]:
     """Teacher-forced accuracy of the copied names on held-out expert episodes, per turn (1: the
     film copied from the question, 2: the director copied from a passage, 3: the birthplace): a
@@ -288,18 +300,10 @@ def copy_accuracy(model, tokenizer, samples) -> list[float]:
     with torch.no_grad():
         for prompt, completion, mask in samples:
             pred = model(torch.tensor([prompt + completion])).logits[0].argmax(-1).tolist()
-            turn, k = -1, 0
-            while k < len(completion):
-                if mask[k] != 1:
-                    k += 1
-                    continue
-                turn, start = turn + 1, k
-                while k < len(completion) and mask[k] == 1:
-                    k += 1
-                if turn < 3:
-                    name = start + next((j for j in range(1, k - start + 1)
-                                         if tokenizer.decode(completion[start:start + j]).endswith(">")), 0)
-                    hits[turn].append(int(all(pred[len(prompt) + j - 1] == completion[j] for j in range(name, k))))
+            for turn, (start, end) in enumerate(sampled_spans(mask)[:3]):
+                name = start + next((j for j in range(1, end - start + 1)
+                                     if tokenizer.decode(completion[start:start + j]).endswith(">")), 0)
+                hits[turn].append(int(all(pred[len(prompt) + j - 1] == completion[j] for j in range(name, end))))
     model.train(was_training)
     return [sum(h) / len(h) if h else 0.0 for h in hits]
 
