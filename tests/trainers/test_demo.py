@@ -146,7 +146,7 @@ def test_rl_worlds_add_unseen_worlds_to_the_rl_tasks():
     assert [s.kwargs["world"]["seed"] for s in rl_env_specs(DemoConfig(n_people=80))] == [0]
 
 
-def test_warm_pool_gives_the_training_world_its_share_in_any_number_of_processes(tiny):
+def test_warm_pool_gives_the_training_world_its_share(tiny):
     import numpy as np
 
     _, tok = tiny
@@ -162,10 +162,26 @@ def test_warm_pool_gives_the_training_world_its_share_in_any_number_of_processes
     assert per_world(warm_trajectories(tok, worlds, 20, (1.0, 0.0, 0.0), rng, 160, first_share=0.1)) == [2, 9, 9]
     assert per_world(warm_trajectories(tok, worlds, 20, (1.0, 0.0, 0.0), rng, 160)) == [10, 5, 5]
     assert len(warm_trajectories(tok, worlds[:1], 7, (1.0, 0.0, 0.0), rng, 160, first_share=0.1)) == 7
-    # forked workers build the same pool as one process: the draws are made before the rollouts
-    one, two = (warm_trajectories(tok, worlds, 24, (0.4, 0.35, 0.25), np.random.default_rng(3), 160, processes=p)
-                for p in (1, 2))
-    assert one == two and len({len(c) for _, c, _ in one}) > 1  # several kinds of episode
+
+
+def test_forked_workers_build_the_same_warm_pool_as_one_process(tiny_dir):
+    import subprocess
+    import sys
+
+    # a fresh interpreter: the suite's own threads make warm_trajectories stay in-process (can_fork)
+    script = f"""
+import numpy as np
+from toolgym.trainers.demo import DemoConfig, _make, can_fork, env_kwargs, warm_trajectories
+from transformers import AutoTokenizer
+tok = AutoTokenizer.from_pretrained({str(tiny_dir)!r})  # loading the model would start tqdm's monitor thread
+cfg = DemoConfig(n_people=80)
+worlds = [[_make(cfg, env_kwargs(cfg, "train", world_seed=w)) for _ in range(4)] for w in (0, 1000, 1001)]
+assert can_fork()
+one, two = (warm_trajectories(tok, worlds, 24, (0.4, 0.35, 0.25), np.random.default_rng(3), 160, processes=p)
+            for p in (1, 2))
+assert one == two and len({{len(c) for _, c, _ in one}}) > 1  # several kinds of episode
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
 
 
 def test_sampled_token_loss_equals_the_models_own_loss(tiny):

@@ -15,6 +15,7 @@ import json
 import math
 import multiprocessing
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -194,7 +195,7 @@ def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, ma
     global _SCRIPTED
     _SCRIPTED = (tokenizer, envs_by_world, max_completion_length)
     try:
-        if processes > 1 and "fork" in multiprocessing.get_all_start_methods():
+        if processes > 1 and can_fork():
             with multiprocessing.get_context("fork").Pool(processes) as pool:  # workers inherit the envs
                 batches = pool.map(_scripted_batch, jobs)
         else:
@@ -202,6 +203,13 @@ def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, ma
     finally:
         _SCRIPTED = None
     return [sample for batch in batches for sample in batch]
+
+
+def can_fork() -> bool:
+    """Whether forking worker processes is safe here: fork copies only the calling thread, so a lock
+    another thread holds at that moment stays held in the child (a hang seen in the test suite);
+    fork only from a single-threaded process, else work in-process."""
+    return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
 _SCRIPTED: tuple | None = None  # (tokenizer, envs_by_world, max_completion_length) while a pool is built
@@ -419,7 +427,7 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
 
         # 3. warm start on scripted trajectories
         t = time.time()
-        processes = cfg.threads or os.cpu_count() or 1
+        processes = (cfg.threads or os.cpu_count() or 1) if can_fork() else 1
         log(f"scripted warm-start pool: {cfg.warm_pool} episodes over {1 + len(fresh)} worlds, {processes} processes")
         pool = warm_trajectories(tok, [train_envs] + fresh, cfg.warm_pool, cfg.warm_mix, rng, cfg.max_completion_length,
                                  first_share=cfg.warm_world_share, processes=processes)
