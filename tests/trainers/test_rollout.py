@@ -112,12 +112,20 @@ def test_window_context_gives_one_sample_per_step(tiny):
 
     eps = RolloutEngine(envs, tok, Windowed(tok, turns), max_completion_tokens=400).run([0, 1])
     for ep in eps:
-        assert not ep.append_only and ep.terminated and len(ep.samples) == len(ep.steps) == 3
-        assert [s.step_index for s in ep.samples] == [0, 1, 2]
-        third = tok.decode(ep.samples[2].prompt_ids)
+        # steps 0 and 1 share a sample (the context only grew); the window then moved: step 2's own
+        assert not ep.append_only and ep.terminated and len(ep.steps) == 3 and len(ep.samples) == 2
+        assert [s.sample for s in ep.steps] == [0, 0, 1]
+        first, second = ep.samples
+        third = tok.decode(second.prompt_ids)
         assert third.count("<|im_start|>assistant") == 2  # window: one past exchange + the generation prompt
-        for s in ep.samples:
-            assert s.env_mask == [1] * len(s.completion_ids)
+        assert second.prompt_ids[:len(first.prompt_ids) + len(first.completion_ids)] != (
+            first.prompt_ids + first.completion_ids)
+        # the first sample is the two turns with the env's reply between them masked, as a full context
+        (_, (s0, e0)), (_, (s1, e1)) = ep.sample_steps(0)
+        assert first.env_mask == [1] * e0 + [0] * (s1 - e0) + [1] * (e1 - s1) and len(first.completion_ids) == e1
+        assert ep.sample_steps(1) == [(2, (0, len(second.completion_ids)))]
+        assert second.env_mask == [1] * len(second.completion_ids)
+        assert ep.tokens_used == len(first.completion_ids) + len(second.completion_ids)
 
 
 def test_mismatch_is_loud(tiny):

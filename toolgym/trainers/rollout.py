@@ -10,8 +10,11 @@ ids that were sampled (never re-tokenised text); env tokens carry ``env_mask`` 0
     episodes = engine.run(seeds=[0, 0, 1, 1])
 
 Envs whose context is not append-only (``env.unwrapped.context_append_only`` False, e.g. a sliding
-window) cannot be one growing token sequence; each step is then kept as its own sample
-(:attr:`Episode.samples`), prompt = that step's rendered context.
+window) cannot be one growing token sequence. Their episodes are cut into samples
+(:attr:`Episode.samples`): a step whose context is the previous one extended continues the current
+sample (env tokens masked, as above), a step whose context changed otherwise (an old tool result
+elided) starts a new one whose prompt is that context. Each step is trained on the context it was
+sampled in; steps share a sample only where that context merely grew.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ class GenerationBackend(Protocol):
 
 @dataclass
 class Step:
-    """One agent turn. ``start:end`` is the span of its sampled tokens in ``Episode.completion_ids``
-    (or in its own sample's completion for non-append-only contexts)."""
+    """One agent turn. ``start:end`` is the span of its sampled tokens in the completion of
+    ``Episode.samples[sample]`` (for append-only contexts the one sample, ``Episode.completion_ids``)."""
 
     start: int
     end: int
@@ -57,6 +60,7 @@ class Step:
     terms: dict[str, float]
     parse_error: str | None = None
     tool_error: str | None = None
+    sample: int = 0
 
 
 @dataclass
@@ -67,7 +71,6 @@ class Sample:
     completion_ids: list[int]
     env_mask: list[int]
     logprobs: list[float]
-    step_index: int | None = None  # set when the sample is a single step of a windowed episode
 
 
 @dataclass
@@ -76,7 +79,8 @@ class Episode:
 
     For append-only contexts ``prompt_ids``/``completion_ids``/``env_mask``/``logprobs`` hold the
     whole episode (sampled turns interleaved with masked env tokens) and ``samples`` is
-    ``[that one sample]``; otherwise ``samples`` holds one sample per step.
+    ``[that one sample]``; otherwise ``samples`` holds a sample per run of steps whose context only
+    grew (see the module docstring) and ``prompt_ids`` is the first context.
     """
 
     prompt_ids: list[int]
@@ -109,6 +113,10 @@ class Episode:
     @property
     def sampled_tokens(self) -> int:
         return sum(s.end - s.start for s in self.steps)
+
+    def sample_steps(self, j: int) -> list[tuple[int, tuple[int, int]]]:
+        """The steps ``samples[j]`` trains, as ``(step index, span of its tokens in that sample's completion)``."""
+        return [(k, (s.start, s.end)) for k, s in enumerate(self.steps) if s.sample == j]
 
     def term_totals(self) -> dict[str, float]:
         """Each reward term summed over the episode."""
@@ -192,7 +200,8 @@ class RolloutEngine:
             text = self._render(env, obs)
             ids = self._encode(text)
             append_only = bool(getattr(env.unwrapped, "context_append_only", True))
-            episodes.append(Episode(prompt_ids=list(ids), info=dict(info), messages=list(obs), append_only=append_only))
+            episodes.append(Episode(prompt_ids=list(ids), info=dict(info), messages=list(obs), append_only=append_only,
+                                    samples=[] if append_only else [Sample(list(ids), [], [], [])]))
             held_text.append(text)
             context_ids.append(list(ids))
 
@@ -209,6 +218,8 @@ class RolloutEngine:
         for ep in episodes:
             if ep.append_only:
                 ep.samples = [Sample(ep.prompt_ids, ep.completion_ids, ep.env_mask, ep.logprobs)]
+            elif not ep.samples[-1].completion_ids:  # a context opened after the last step
+                ep.samples.pop()
         return episodes
 
     def _budget_left(self, ep: Episode) -> int:
@@ -229,18 +240,15 @@ class RolloutEngine:
 
         env = self.envs[i]
         obs, reward, terminated, truncated, info = env.step(text)
-        if ep.append_only:
-            start = len(ep.completion_ids)
-            ep.completion_ids += ids
-            ep.env_mask += [1] * len(ids)
-            ep.logprobs += logprobs
-            held_text[i] += self._decode(ids)
-        else:
-            start = 0
-            ep.samples.append(Sample(list(context_ids[i]), ids, [1] * len(ids), logprobs, step_index=len(ep.steps)))
+        seq = ep if ep.append_only else ep.samples[-1]  # the token sequence this turn extends
+        start = len(seq.completion_ids)
+        seq.completion_ids += ids
+        seq.env_mask += [1] * len(ids)
+        seq.logprobs += logprobs
+        held_text[i] += self._decode(ids)
         ep.tokens_used += len(ids)
         ep.steps.append(Step(start, start + len(ids), float(reward), dict(info.get("reward_terms", {})),
-                             info.get("parse_error"), info.get("tool_error")))
+                             info.get("parse_error"), info.get("tool_error"), sample=max(len(ep.samples) - 1, 0)))
         ep.info = dict(info)
         ep.messages = list(obs)
         if terminated or truncated:
@@ -248,24 +256,26 @@ class RolloutEngine:
             return False
 
         text = self._render(env, obs)
-        if not ep.append_only:
-            context_ids[i] = self._encode(text)
+        if not text.startswith(held_text[i]):
+            if ep.append_only:
+                raise TokenMismatchError(_mismatch_message(held_text[i], text))
+            # the window moved: the next turn is sampled on a new context, its own sample
+            ep.samples.append(Sample(self._encode(text), [], [], []))
+            held_text[i], context_ids[i] = text, list(ep.samples[-1].prompt_ids)
             if self._budget_left(ep) <= 0:
                 ep.budget_truncated = True
                 return False
             return True
-        if not text.startswith(held_text[i]):
-            raise TokenMismatchError(_mismatch_message(held_text[i], text))
         suffix_ids = self._encode(text[len(held_text[i]):])
-        if len(ep.completion_ids) + len(suffix_ids) >= self.max_completion_tokens:
+        if ep.tokens_used + len(suffix_ids) >= self.max_completion_tokens:
             ep.budget_truncated = True  # no room left to sample after the env's reply
             return False
-        ep.completion_ids += suffix_ids
+        seq.completion_ids += suffix_ids
+        seq.env_mask += [0] * len(suffix_ids)
+        seq.logprobs += [0.0] * len(suffix_ids)
         ep.tokens_used += len(suffix_ids)
-        ep.env_mask += [0] * len(suffix_ids)
-        ep.logprobs += [0.0] * len(suffix_ids)
         held_text[i] = text
-        context_ids[i] = ep.prompt_ids + ep.completion_ids
+        context_ids[i] = seq.prompt_ids + seq.completion_ids
         return True
 
 
