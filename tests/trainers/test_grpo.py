@@ -36,8 +36,9 @@ def test_step_advantages_differ_by_process_reward():
     assert adv[0][0] > adv[1][0] and adv[0][1] == adv[1][1]
 
 
-def test_lora_steps_change_only_adapter(tiny_dir, tmp_path):
-    trainer = _trainer(tiny_dir, tmp_path)
+@pytest.mark.parametrize("env", ["FakeQA-v0", "FakeQAWindow-v0"])
+def test_lora_steps_change_only_adapter(tiny_dir, tmp_path, env):
+    trainer = _trainer(tiny_dir, tmp_path, env=env)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
     changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p.detach())}
@@ -62,16 +63,7 @@ def test_env_tokens_get_no_loss_and_ids_match_rollout(tiny_dir, tmp_path):
         assert out["tool_mask"][b, :n].tolist() == ep.env_mask
         assert out["prompt_ids"][b][out["prompt_mask"][b].bool()].tolist() == ep.prompt_ids
     # gradient of the loss w.r.t. the per-token log-probs is zero on every env token
-    logps = {}
-    orig = trainer._get_per_token_logps_and_entropies
-
-    def spy(*a, **k):
-        lp, ent, aux = orig(*a, **k)
-        lp.retain_grad()
-        logps["lp"] = lp
-        return lp, ent, aux
-
-    trainer._get_per_token_logps_and_entropies = spy
+    logps = _spy_logp_grads(trainer)
     trainer.current_gradient_accumulation_steps = 1  # set by train(); we call compute_loss directly
     trainer.model.train()
     loss = trainer.compute_loss(trainer.model, out)
@@ -149,18 +141,88 @@ def test_single_turn_equals_plain_trl(tiny_dir, tmp_path, credit):
     assert torch.allclose(la, lb, atol=1e-6), (la, lb)
 
 
-def test_window_context_is_refused_with_a_clear_error():
-    import gymnasium as gym
-    from trainer_fakes import FakeQAEnv
+def _spy_logp_grads(trainer):
+    """Make the loss keep the gradient of its per-token log-probs; returns where it is stored."""
+    logps = {}
+    orig = trainer._get_per_token_logps_and_entropies
 
-    from toolgym.trainers.grpo import EnvRolloutFunc
+    def spy(*a, **k):
+        lp, ent, aux = orig(*a, **k)
+        lp.retain_grad()
+        logps["lp"] = lp
+        return lp, ent, aux
 
-    if "FakeQAWindow-v0" not in gym.registry:
-        gym.register("FakeQAWindow-v0", entry_point=FakeQAEnv, kwargs={"context": "window"},
-                     disable_env_checker=True)
-    func = EnvRolloutFunc([EnvSpec("FakeQAWindow-v0")])
-    with pytest.raises(NotImplementedError, match="context='full'"):
-        func._envs_for([{"env": 0, "seed": 0}])
+    trainer._get_per_token_logps_and_entropies = spy
+    return logps
+
+
+@pytest.mark.parametrize("credit", ["outcome", "step"])
+def test_window_context_trains_one_row_per_step(tiny_dir, tmp_path, credit):
+    """context='window': each step is a row (prompt = that step's windowed context), the ids trained
+    are the ids sampled, each row carries its episode's (outcome) or its step's (step) advantage, and
+    the padding rows that round the row count up get no loss."""
+    from toolgym.trainers import advantages
+
+    trainer = _trainer(tiny_dir, tmp_path, env="FakeQAWindow-v0", credit=credit)
+    assert trainer.rows_per_sample
+    trainer._common_row_count = lambda n: n + 3  # force three padding rows (TRL needs a multiple of 3)
+    inputs = [{"prompt": p} for p in trainer.train_dataset[:3]["prompt"] for _ in range(3)]
+    trainer.model.train()
+    torch.manual_seed(0)
+    out = trainer._generate_and_score_completions(inputs)
+    eps = trainer.env_rollout.last_episodes
+    rows = [(i, j) for i, e in enumerate(eps) for j in range(len(e.samples))]
+    assert len(eps) < len(rows) < sum(len(e.steps) for e in eps)  # steps whose context only grew share a row
+    assert out["completion_ids"].shape[0] == len(rows) + 3
+    want = advantages.step_advantages([e.step_rewards for e in eps], 3, "grpo", credit)
+    for r, (i, j) in enumerate(rows):
+        sample, n = eps[i].samples[j], len(eps[i].samples[j].completion_ids)
+        assert out["completion_ids"][r, :n].tolist() == sample.completion_ids
+        assert out["prompt_ids"][r][out["prompt_mask"][r].bool()].tolist() == sample.prompt_ids
+        assert out["tool_mask"][r, :n].tolist() == sample.env_mask and out["completion_mask"][r].sum() == n
+        expected = torch.zeros(n)
+        for k, (s, e) in eps[i].sample_steps(j):
+            expected[s:e] = want[i][k]
+        assert torch.allclose(out["advantages"][r, :n], expected)
+    assert any(0 in out["tool_mask"][r, :len(eps[i].samples[j].completion_ids)] for r, (i, j) in enumerate(rows))
+    distinct = [len({round(a, 6) for a in w}) for w in want]  # advantages within one episode
+    assert max(distinct) == 1 if credit == "outcome" else max(distinct) > 1
+    # TRL's reward logs count each episode once (its return sits on the episode's last row only)
+    assert trainer._metrics["train"]["reward"][-1] == pytest.approx(sum(e.ret for e in eps) / len(eps), abs=1e-6)
+    # the loss reaches every sampled token of the real rows and nothing of the padding rows
+    logps = _spy_logp_grads(trainer)
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.compute_loss(trainer.model, out).backward()
+    grad = logps["lp"].grad
+    loss_mask = out["completion_mask"] * out["tool_mask"]
+    assert torch.all(grad[len(rows):] == 0) and torch.all(loss_mask[len(rows):] == 0)
+    sampled = (loss_mask == 1)[:len(rows)]
+    assert all(grad[r][sampled[r]].abs().sum() > 0 for r in range(len(rows)))
+    assert torch.all(grad[:len(rows)][~sampled & (out["completion_mask"][:len(rows)] == 1)] == 0)  # env tokens
+
+
+def test_step_rows_pad_and_label(tiny):
+    from toolgym.trainers.grpo import sample_rows
+    from toolgym.trainers.rollout import Episode, Sample, Step
+
+    windowed = Episode(prompt_ids=[1], append_only=False,
+                       steps=[Step(0, 2, 0.1, {}, sample=0), Step(0, 1, 1.0, {}, sample=1)],
+                       samples=[Sample([1, 2], [3, 4], [1, 1], [-0.5, -0.5]), Sample([1, 5], [6], [1], [-0.1])])
+    whole = Episode(prompt_ids=[1], completion_ids=[3, 9, 6], env_mask=[1, 0, 1], logprobs=[-1.0, 0.0, -1.0],
+                    steps=[Step(0, 1, 0.0, {}), Step(2, 3, 0.5, {})])
+    whole.samples = [Sample(whole.prompt_ids, whole.completion_ids, whole.env_mask, whole.logprobs)]
+    prompts = ['{"env": 0, "seed": 7}', '{"env": 1, "seed": 8}']
+    batch, rows = sample_rows([windowed, whole], prompts, 6, filler=0)
+    assert rows == [(0, 0), (0, 1), (1, 0)]
+    assert batch["prompt"][:3] == ['{"env": 0, "seed": 7, "steps": [0]}', '{"env": 0, "seed": 7, "steps": [1]}',
+                                   prompts[1]]
+    assert batch["prompt"][3:] == ["padding"] * 3 and batch["env_mask"][3:] == [[0]] * 3
+    assert batch["episode_return"] == [None, pytest.approx(1.1), 0.5, None, None, None]
+    assert batch["completion_ids"][:3] == [[3, 4], [6], [3, 9, 6]]
+    assert whole.sample_steps(0) == [(0, (0, 1)), (1, (2, 3))]
+    assert windowed.sample_steps(1) == [(1, (0, 1))]
+    with pytest.raises(ValueError, match="fewer than the 3 samples"):
+        sample_rows([windowed, whole], prompts, 2, filler=0)
 
 
 def test_system_prompt_wrapper_replaces_only_the_system_message():

@@ -26,11 +26,11 @@ def _lora():
     return LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
 
 
-def _trainer(tiny_dir, tmp_path, peft=True, ppo=None, **args):
+def _trainer(tiny_dir, tmp_path, peft=True, ppo=None, env="FakeQA-v0", **args):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_dir)
-    return ToolPPOTrainer(str(tiny_dir), envs=[EnvSpec("FakeQA-v0")], args=grpo_args(tmp_path, **args),
+    return ToolPPOTrainer(str(tiny_dir), envs=[EnvSpec(env)], args=grpo_args(tmp_path, **args),
                           ppo=ppo or PPOSettings(), max_turn_tokens=10, processing_class=tok,
                           peft_config=_lora() if peft else None, num_tasks=64)
 
@@ -176,6 +176,21 @@ def test_critic_free_estimators_on_the_same_rollouts(tiny_dir, tmp_path):
     trainer.ppo = PPOSettings(algorithm="rloo", credit="step")
     adv = trainer._estimator_advantages(inputs, step_mask, spans, (3, 8))
     assert torch.allclose(adv[:2, 0], torch.tensor([0.7, 0.45]))
+
+
+def test_window_context_takes_the_critic_free_estimators_and_refuses_ppo(tiny_dir, tmp_path):
+    with pytest.raises(ValueError, match="critic-free algorithm .* or context='full'"):
+        _trainer(tiny_dir, tmp_path / "ppo", env="FakeQAWindow-v0")
+    trainer = _trainer(tiny_dir, tmp_path / "rloo", env="FakeQAWindow-v0",
+                       ppo=PPOSettings(algorithm="rloo", credit="step"))
+    out = _batch(trainer)
+    eps = trainer.env_rollout.last_episodes
+    want = A.step_advantages([e.step_rewards for e in eps], 3, "rloo", "step")
+    rows = [(i, j) for i, e in enumerate(eps) for j in range(len(e.samples))]
+    assert len(rows) > len(eps)
+    for r, (i, j) in enumerate(rows):
+        for k, (s, e) in eps[i].sample_steps(j):
+            assert torch.allclose(out["advantages"][r, s:e], torch.tensor(want[i][k]).expand(e - s))
 
 
 @pytest.mark.slow

@@ -78,3 +78,29 @@ def test_rollout_func_through_vllm_backend(tiny):
         for s, e in spans:
             assert all(m == 1 for m in mask[s:e]) and all(lp == -0.25 for lp in lps[s:e])
     assert all(r[-1] > 0.9 for r in out["step_rewards"])  # answered right (minus the brevity term)
+
+
+def test_windowed_episodes_through_vllm_backend_and_weight_sync(tiny):
+    """context='window' runs the episodes before TRL's rollout_func call, so the trainer syncs vLLM's
+    weights itself first (once per optimiser step, as TRL does); each step's sample keeps vLLM's log-probs."""
+    from toolgym.trainers.grpo import ToolGRPOTrainer
+
+    _, tok = tiny
+    trainer = _trainer(tok)
+    syncs = []
+    trainer.vllm_generation.sync_weights = lambda: syncs.append(trainer.state.global_step)
+    trainer.state, trainer._last_loaded_step = SimpleNamespace(global_step=3), 2
+    for _ in range(2):
+        ToolGRPOTrainer._sync_vllm_weights(trainer)
+    trainer.state.global_step = 4
+    ToolGRPOTrainer._sync_vllm_weights(trainer)
+    assert syncs == [3, 4] and trainer._last_loaded_step == 4
+
+    func = EnvRolloutFunc([EnvSpec("FakeQAWindow-v0")], max_turn_tokens=64)
+    assert not func.append_only()
+    eps = func.episodes([p for p in task_dataset([EnvSpec("FakeQA-v0")], 2, seed=0)["prompt"]], trainer)
+    for ep in eps:  # search, answer: the context only grew, so both steps are one sample
+        assert len(ep.steps) == 2 and len(ep.samples) == 1 and ep.info["em"] == 1.0
+        (sample,) = ep.samples
+        assert [lp for lp, m in zip(sample.logprobs, sample.env_mask, strict=True) if m] == [-0.25] * sum(sample.env_mask)
+        assert 0 in sample.env_mask and sample.completion_ids[-1] == tok.eos_token_id

@@ -111,9 +111,12 @@ def corpus() -> list[str]:
 
 
 def register_fakes():
-    """Register FakeQA-v0 (multi-turn) and FakeQA1-v0 (single turn, no tools in the prompt)."""
+    """Register FakeQA-v0 (multi-turn), FakeQAWindow-v0 (multi-turn, windowed context: not
+    append-only) and FakeQA1-v0 (single turn, no tools in the prompt)."""
     if "FakeQA-v0" not in gym.registry:
         gym.register("FakeQA-v0", entry_point=FakeQAEnv, disable_env_checker=True)
+        gym.register("FakeQAWindow-v0", entry_point=FakeQAEnv, kwargs={"context": "window"},
+                     disable_env_checker=True)
         gym.register("FakeQA1-v0", entry_point=SingleTurnQAEnv, disable_env_checker=True)
 
 

@@ -14,6 +14,14 @@ Credit:
   (``GRPOTrainer._compute_loss``), so the override is only :meth:`ToolGRPOTrainer._generate_and_score_completions`
   replacing the (B,) advantages by (B, T) ones. On single-step episodes both are identical.
 
+Contexts that are not append-only (``context="window"``): each step is trained on the context it
+was sampled in, so an episode gives a sample per context (steps whose context merely grew share
+one; see :mod:`toolgym.trainers.rollout`). TRL ties its rows to its prompts (rewards, groups, the
+per-process slice), so :meth:`ToolGRPOTrainer._score_sample_rows` runs the episodes first, hands
+TRL one row per sample (padded to a common count with rows that carry no loss), and then gives
+each step's tokens the advantage from its episode's group: the episode's (``outcome``) or the
+step's (``step``).
+
 Example:
     >>> trainer = ToolGRPOTrainer("path/or/hub-id", envs=[EnvSpec("MultiHopQA-v0", {"format": "tags"})],
     ...                           args=GRPOConfig(output_dir="out", num_generations=8), credit="step")
@@ -22,8 +30,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import math
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +43,7 @@ from typing import Any
 import gymnasium as gym
 
 from toolgym.trainers._deps import require
-from toolgym.trainers.rollout import HFBackend, RolloutEngine, VLLMBackend
+from toolgym.trainers.rollout import Episode, HFBackend, RolloutEngine, VLLMBackend
 
 require("trl", "train")
 import torch  # noqa: E402
@@ -116,19 +128,35 @@ class EnvRolloutFunc:
         for t in tasks:
             k = t["env"]
             if used[k] == len(self._pools[k]):
-                env = self.specs[k].make()
-                if not getattr(env.unwrapped, "context_append_only", True):
-                    raise NotImplementedError(
-                        f"{self.specs[k].id} with kwargs {self.specs[k].kwargs} has a non-append-only context "
-                        "(context='window'): its steps are separate samples, which GRPO through TRL's rollout_func "
-                        "does not take yet (one completion per prompt). Use context='full' for GRPO; "
-                        "RolloutEngine already returns the per-step samples.")
-                self._pools[k].append(env)
+                self._pools[k].append(self.specs[k].make())
             out.append(self._pools[k][used[k]])
             used[k] += 1
         return out
 
+    def append_only(self) -> bool:
+        """True when every env of the mix keeps an append-only context (then an episode is one row)."""
+        for pool, spec in zip(self._pools, self.specs, strict=True):
+            if not pool:
+                pool.append(spec.make())
+        return all(getattr(pool[0].unwrapped, "context_append_only", True) for pool in self._pools)
+
     def __call__(self, prompts: list[str], trainer) -> dict[str, list]:
+        eps = self.episodes(prompts, trainer)
+        if not all(e.append_only for e in eps):
+            raise RuntimeError("an episode with a non-append-only context has a sample per context, not one row; "
+                               "ToolGRPOTrainer trains those through _score_sample_rows, not this rollout_func")
+        return {
+            "prompt_ids": [e.prompt_ids for e in eps],
+            "completion_ids": [e.completion_ids for e in eps],
+            "logprobs": [e.logprobs for e in eps],
+            "env_mask": [e.env_mask for e in eps],
+            "episode_return": [e.ret for e in eps],
+            "step_rewards": [e.step_rewards for e in eps],
+            "step_spans": [e.step_spans for e in eps],
+        }
+
+    def episodes(self, prompts: list[str], trainer) -> list[Episode]:
+        """Run one episode per prompt with the trainer's policy and log their metrics."""
         tasks = [json.loads(p) for p in prompts]
         envs = self._envs_for(tasks)
         args = trainer.args
@@ -143,15 +171,7 @@ class EnvRolloutFunc:
         self.last_episodes = eps
         for name, value in episode_metrics(eps).items():
             trainer._log_metric(name, value)  # averaged over processes by TRL
-        return {
-            "prompt_ids": [e.prompt_ids for e in eps],
-            "completion_ids": [e.completion_ids for e in eps],
-            "logprobs": [e.logprobs for e in eps],
-            "env_mask": [e.env_mask for e in eps],
-            "episode_return": [e.ret for e in eps],
-            "step_rewards": [e.step_rewards for e in eps],
-            "step_spans": [e.step_spans for e in eps],
-        }
+        return eps
 
     def _run(self, envs, tasks, tok, backend, budget):
         engine = RolloutEngine(envs, tok, backend, max_completion_tokens=budget,
@@ -172,11 +192,65 @@ def episode_metrics(episodes) -> dict[str, float]:
     out["tools/calls"] = sum(float(e.info.get("tool_calls", 0)) for e in episodes) / n
     out["tools/parse_error_rate"] = sum(s.parse_error is not None for e in episodes for s in e.steps) / max(steps, 1)
     out["episode/turns"] = steps / n
-    out["episode/length"] = sum(len(e.completion_ids) for e in episodes) / n
+    out["episode/length"] = sum(e.tokens_used for e in episodes) / n
     out["episode/truncated"] = sum(e.truncated or e.budget_truncated for e in episodes) / n
     out["answer/em"] = sum(float(e.info.get("em", 0.0) or 0.0) for e in episodes) / n
     out["answer/f1"] = sum(float(e.info.get("f1", 0.0) or 0.0) for e in episodes) / n
     return out
+
+
+def sample_rows(episodes: Sequence[Episode], prompts: Sequence[str], n_rows: int, filler: int):
+    """TRL rows for episodes trained sample by sample: each sample of each episode in order (the
+    steps of a windowed episode sampled on one context, or a whole append-only episode), then
+    padding rows up to ``n_rows`` (one ``filler`` token with env_mask 0: no loss).
+
+    Returns ``(batch, rows)``: the rollout_func dict plus ``prompt`` (each row's label for TRL's logs:
+    the task, with ``steps`` for a windowed episode's sample), and the ``(episode index, sample
+    index)`` of each real row.
+    ``episode_return`` is set on the last row of each episode and None elsewhere, so TRL's reward
+    logs count each episode once.
+    """
+    rows = [(i, j) for i, ep in enumerate(episodes) for j in range(len(ep.samples))]
+    if n_rows < len(rows):
+        raise ValueError(f"n_rows={n_rows} is fewer than the {len(rows)} samples of these episodes")
+    batch: dict[str, list] = {k: [] for k in ("prompt", "prompt_ids", "completion_ids", "logprobs", "env_mask",
+                                              "episode_return")}
+    for r, (i, j) in enumerate(rows):
+        sample, last = episodes[i].samples[j], r + 1 == len(rows) or rows[r + 1][0] != i
+        steps = {} if episodes[i].append_only else {"steps": [k for k, _ in episodes[i].sample_steps(j)]}
+        batch["prompt"].append(json.dumps({**json.loads(prompts[i]), **steps}))
+        batch["prompt_ids"].append(sample.prompt_ids)
+        batch["completion_ids"].append(sample.completion_ids)
+        batch["logprobs"].append(sample.logprobs)
+        batch["env_mask"].append(sample.env_mask)
+        batch["episode_return"].append(episodes[i].ret if last else None)
+    for _ in range(n_rows - len(rows)):
+        for key, value in (("prompt", "padding"), ("prompt_ids", [filler]), ("completion_ids", [filler]),
+                           ("logprobs", [0.0]), ("env_mask", [0]), ("episode_return", None)):
+            batch[key].append(value)
+    return batch, rows
+
+
+@contextlib.contextmanager
+def _rows_without_reward_are_expected():
+    """Mute TRL's warning about rows no reward function scored: with one row per sample, only each
+    episode's last row and no padding row carries the return (so TRL's reward logs are per episode)."""
+    trl_logger = logging.getLogger(GRPOTrainer.__module__)
+    muted = _DropMessage("All reward functions returned None")  # accelerate prefixes "[RANK k] "
+    trl_logger.addFilter(muted)
+    try:
+        yield
+    finally:
+        trl_logger.removeFilter(muted)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def step_advantages(step_rewards: Sequence[Sequence[float]], num_generations: int, gamma: float = 1.0,
@@ -217,24 +291,103 @@ class ToolGRPOTrainer(GRPOTrainer):
                                           chat_template_kwargs=chat_template_kwargs)
         if train_dataset is None:
             train_dataset = task_dataset(envs, num_tasks, seed=args.seed)
+        # one row per episode, or (a windowed context in the mix) one row per sample: see _score_sample_rows
+        self.rows_per_sample = not self.env_rollout.append_only()
         kwargs.setdefault("reward_funcs", [episode_return])
         super().__init__(model, args=args, train_dataset=train_dataset, rollout_func=self.env_rollout, **kwargs)
+        if self.rows_per_sample and self.loss_type in ("grpo", "sapo", "luspo", "dr_grpo"):
+            warnings.warn(f"loss_type={self.loss_type!r} averages over rows, and with context='window' the rows are "
+                          "samples plus padding rows that carry no loss, so the padding scales the loss down; the "
+                          "token-level loss_type='dapo' (TRL's default) is not affected", stacklevel=2)
+
+    @property
+    def _group_size(self) -> int:
+        return self.num_generations if self.model.training else self.num_generations_eval
 
     def _generate_and_score_completions(self, inputs):
+        if self.rows_per_sample:
+            return self._score_sample_rows(inputs)
         output = super()._generate_and_score_completions(inputs)
         if self.credit == "step":
             output["advantages"] = self._per_token_advantages(inputs, output["completion_ids"].shape)
         return output
 
+    def _estimator(self) -> tuple[str, str, float]:
+        """(advantage estimator, credit, gamma) of :func:`toolgym.trainers.advantages.step_advantages`."""
+        return "grpo", self.credit, self.gamma
+
+    def _local_step_advantages(self, step_rewards: Sequence[Sequence[float]]) -> list[list[float]]:
+        """Per-step advantages of this process's episodes; groups may straddle processes, so gather first."""
+        from toolgym.trainers import advantages
+
+        all_rewards = gather_object([list(r) for r in step_rewards])
+        estimator, credit, gamma = self._estimator()
+        all_adv = advantages.step_advantages(all_rewards, self._group_size, estimator, credit, gamma,
+                                             self.scale_rewards)
+        start = self.accelerator.process_index * len(step_rewards)
+        return all_adv[start:start + len(step_rewards)]
+
     def _per_token_advantages(self, inputs, shape) -> torch.Tensor:
-        """(B, T) advantages for this process's rows; groups may straddle processes, so gather first."""
-        mode = "train" if self.model.training else "eval"
-        num_generations = self.num_generations if mode == "train" else self.num_generations_eval
-        all_rewards = gather_object([list(x["step_rewards"]) for x in inputs])
-        all_adv = step_advantages(all_rewards, num_generations, self.gamma, self.scale_rewards)
-        start = self.accelerator.process_index * len(inputs)
+        """(B, T) advantages for this process's rows: each step's advantage on its tokens."""
+        local = self._local_step_advantages([x["step_rewards"] for x in inputs])
         adv = torch.zeros(shape, dtype=torch.float32, device=self.accelerator.device)
         for b, x in enumerate(inputs):
-            for (s, e), a in zip(x["step_spans"], all_adv[start + b], strict=True):
+            for (s, e), a in zip(x["step_spans"], local[b], strict=True):
                 adv[b, s:e] = a
         return adv
+
+    # -- non-append-only contexts: one row per sample -----------------------------------------------------
+    def _score_sample_rows(self, inputs):
+        """TRL's scoring on one row per sample: the episodes run first (TRL's rollout_func must return
+        one row per prompt, and the rows are known only after the rollout), TRL then scores the rows
+        through a rollout_func that hands them over, and each step's tokens get the step's advantage
+        from its episode's group (the group statistics are over episodes, not rows)."""
+        self._sync_vllm_weights()
+        prompts = [x["prompt"] for x in inputs]
+        episodes = self.env_rollout.episodes(prompts, self)
+        n_rows = self._common_row_count(sum(len(ep.samples) for ep in episodes))
+        batch, rows = sample_rows(episodes, prompts, n_rows, filler=self.processing_class.eos_token_id)
+        labels = batch.pop("prompt")
+        self.rollout_func = lambda _prompts, _trainer: batch
+        try:
+            with _rows_without_reward_are_expected():
+                output = super()._generate_and_score_completions([{"prompt": p} for p in labels])
+        finally:
+            self.rollout_func = self.env_rollout
+        adv = self._local_step_advantages([ep.step_rewards for ep in episodes])
+        token_adv = torch.zeros(output["completion_ids"].shape, dtype=torch.float32, device=self.accelerator.device)
+        for r, (i, j) in enumerate(rows):
+            for k, (s, e) in episodes[i].sample_steps(j):
+                token_adv[r, s:e] = adv[i][k]
+        output["advantages"] = token_adv
+        self._relog_over_episodes(episodes, output)
+        return output
+
+    def _sync_vllm_weights(self):
+        """TRL syncs vLLM's weights when it calls rollout_func; the sample rows' episodes run before that."""
+        if self.use_vllm and self.state.global_step != self._last_loaded_step:
+            self.vllm_generation.sync_weights()
+            self._last_loaded_step = self.state.global_step
+
+    def _common_row_count(self, n: int) -> int:
+        """The rows each process hands TRL: the most samples of any process (TRL gathers rows across
+        processes), rounded up so TRL's groups of num_generations and its steps_per_generation split
+        take every row."""
+        most = int(self.accelerator.gather(torch.tensor([n], device=self.accelerator.device)).max().item())
+        multiple = math.lcm(self._group_size, self.args.steps_per_generation if self.model.training else 1)
+        return -(-most // multiple) * multiple
+
+    def _relog_over_episodes(self, episodes, output):
+        """TRL logged frac_reward_zero_std over groups of rows and its own advantages; put back the
+        episodes' groups and each row's advantage (its mean over the row's trained tokens)."""
+        mode = "train" if self.model.training else "eval"
+        returns = torch.tensor(gather_object([ep.ret for ep in episodes])).view(-1, self._group_size)
+        if self._group_size > 1:
+            zero_std = torch.isclose(returns.std(1), torch.zeros(len(returns))).float().mean().item()
+            self._metrics[mode]["frac_reward_zero_std"][-1] = zero_std
+        mask = (output["completion_mask"] * output["tool_mask"]).float()
+        row_adv = gather_object(((output["advantages"] * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist())
+        logged = self._logs["advantages"]
+        for _ in range(min(len(row_adv), len(logged))):
+            logged.pop()
+        logged.extend(row_adv)

@@ -46,7 +46,6 @@ from toolgym.trainers.ppo_settings import ALGORITHMS, PPOSettings
 
 require("trl", "train")
 import torch  # noqa: E402
-from accelerate.utils import gather_object  # noqa: E402
 from torch import nn  # noqa: E402
 
 __all__ = ["ALGORITHMS", "PPOSettings", "ToolPPOTrainer", "ValueHead", "ppo_losses", "train_ppo"]
@@ -171,6 +170,11 @@ class ToolPPOTrainer(ToolGRPOTrainer):
             if k in kwargs:
                 raise TypeError(f"ToolPPOTrainer takes {k} in ppo=PPOSettings({k}=...), not as a keyword")
         super().__init__(model, envs=envs, args=args, credit="outcome", gamma=self.ppo.gamma, **kwargs)
+        if self.rows_per_sample and self.ppo.algorithm == "ppo":
+            raise ValueError("algorithm='ppo' bootstraps its critic along one token sequence per episode, and an "
+                             "env of this mix has a non-append-only context (context='window'), whose episodes can "
+                             "span several rows; use a critic-free algorithm (grpo, rloo, reinforce_pp, "
+                             "reinforce_pp_baseline) or context='full'")
         self.value_head = None
         if self.ppo.algorithm == "ppo":
             lm = _causal_lm(self.model)
@@ -186,6 +190,8 @@ class ToolPPOTrainer(ToolGRPOTrainer):
 
     # -- advantages ----------------------------------------------------------------------------------
     def _generate_and_score_completions(self, inputs):
+        if self.rows_per_sample:  # critic-free estimators only; their advantages come through _estimator
+            return super()._generate_and_score_completions(inputs)
         output = super()._generate_and_score_completions(inputs)
         shape = output["completion_ids"].shape
         rewards, step_mask = adv_lib.pad_steps([x["step_rewards"] for x in inputs])
@@ -198,15 +204,12 @@ class ToolPPOTrainer(ToolGRPOTrainer):
             output["advantages"] = self._estimator_advantages(inputs, step_mask, spans, shape)
         return output
 
+    def _estimator(self) -> tuple[str, str, float]:
+        return self.ppo.algorithm, self.ppo.credit, self.ppo.gamma
+
     def _estimator_advantages(self, inputs, step_mask, spans, shape) -> torch.Tensor:
-        """(B, T): the chosen estimator over the whole batch (groups may straddle processes: gather)."""
-        mode = "train" if self.model.training else "eval"
-        k = self.num_generations if mode == "train" else self.num_generations_eval
-        all_rewards = gather_object([list(x["step_rewards"]) for x in inputs])
-        all_adv = adv_lib.step_advantages(all_rewards, k, self.ppo.algorithm, self.ppo.credit, self.ppo.gamma,
-                                          self.scale_rewards)
-        start = self.accelerator.process_index * len(inputs)
-        local, _ = adv_lib.pad_steps(all_adv[start:start + len(inputs)])
+        """(B, T): the chosen estimator over the whole batch."""
+        local, _ = adv_lib.pad_steps(self._local_step_advantages([x["step_rewards"] for x in inputs]))
         local = local[:, :step_mask.shape[1]].to(step_mask.device)
         return adv_lib.steps_to_tokens(local, spans, step_mask, shape[1])
 
