@@ -4,7 +4,11 @@ Same demo-size model (random init), LoRA r 32 on all linear layers, 32 completio
 (8 per prompt), CPU. The multi-turn run plays MultiHopQA (tags, 3 turns, 24 tokens a turn, budget
 320 completion tokens); the plain run generates single-turn completions forced to the multi-turn
 run's mean completion length (min_new_tokens = max_completion_length), so both train on the same
-number of tokens. Prints a Markdown table of the median TRL ``step_time``.
+number of tokens. A third run plays the same env with ``context="window"``: a window of 2 results
+(error replies count) never moves in 3 turns, so each episode stays one row; this prices the
+sample-row path itself (episodes first, rows handed to TRL), not the re-reading of contexts when
+the window moves (``toolgym demo context=window context_window=1`` measures that). Prints a
+Markdown table of the median TRL ``step_time``.
 
     python perf/train_step.py [--steps 4] [--threads 1]
 """
@@ -54,10 +58,14 @@ def main() -> None:
         times = [h["step_time"] for h in trainer.state.log_history if "step_time" in h]
         return statistics.median(times[1:])  # the first step pays warm-up costs
 
-    multi = ToolGRPOTrainer(str(path), envs=[env_spec(cfg, env_kwargs(cfg, "train"))],
-                            args=grpo_args(tempfile.mkdtemp(), max_completion_length=320), max_turn_tokens=24,
-                            processing_class=tok, peft_config=lora(), num_tasks=512)
-    multi.train()
+    def multi_turn(kwargs):
+        trainer = ToolGRPOTrainer(str(path), envs=[env_spec(cfg, kwargs)],
+                                  args=grpo_args(tempfile.mkdtemp(), max_completion_length=320), max_turn_tokens=24,
+                                  processing_class=tok, peft_config=lora(), num_tasks=512)
+        trainer.train()
+        return trainer
+
+    multi = multi_turn(env_kwargs(cfg, "train"))
     lengths = [h["episode/length"] for h in multi.state.log_history if "episode/length" in h]
     sampled = [h["completions/mean_length"] for h in multi.state.log_history if "completions/mean_length" in h]
     length = round(statistics.mean(lengths))
@@ -78,6 +86,8 @@ def main() -> None:
                         processing_class=tok, peft_config=lora())
     plain.train()
     t_plain = step_times(plain)
+    window = multi_turn({**env_kwargs(cfg, "train"), "context": "window"})
+    t_window = step_times(window)
 
     print(f"32 completions/step, demo-size model + LoRA r32, {args.threads} torch thread(s), median step_time of "
           f"steps 2..{args.steps + 1}; multi-turn episodes average {length} completion tokens "
@@ -86,6 +96,8 @@ def main() -> None:
     print("|---|---|---|---|")
     print(f"| plain trl.GRPOTrainer (single turn) | {length} | {t_plain:.2f} | 1.00 |")
     print(f"| ToolGRPOTrainer (multi-turn MultiHopQA) | {length} | {t_multi:.2f} | {t_multi / t_plain:.2f} |")
+    print(f"| ToolGRPOTrainer, context=window (the sample-row path) | {length} | {t_window:.2f} | "
+          f"{t_window / t_plain:.2f} |")
 
 
 if __name__ == "__main__":

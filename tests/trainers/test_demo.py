@@ -17,9 +17,9 @@ from toolgym.trainers.demo import (
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["grpo", "ppo"])
-def test_demo_pipeline_end_to_end(tmp_path, algorithm):
-    cfg = DemoConfig(output_dir=str(tmp_path), algorithm=algorithm, n_people=80, fresh_worlds=1, vocab_size=500, warm_steps=4,
+@pytest.mark.parametrize(("algorithm", "context"), [("grpo", "full"), ("ppo", "full"), ("grpo", "window")])
+def test_demo_pipeline_end_to_end(tmp_path, algorithm, context):
+    cfg = DemoConfig(output_dir=str(tmp_path), algorithm=algorithm, context=context, n_people=80, fresh_worlds=1, vocab_size=500, warm_steps=4,
                      warm_pool=40, warm_batch=4, grpo_steps=1, completions_per_step=8, num_generations=4,
                      eval_questions=2, eval_samples=1, eval_every=1, max_turn_tokens=8, max_completion_length=160)
     r = run_demo(cfg, progress=False)
@@ -114,6 +114,16 @@ def test_demo_config_validates():
         DemoConfig(algorithm="rlo")
     with pytest.raises(ValueError, match="warm_world_share must be in \\[0, 1\\], got 1.5"):
         DemoConfig(warm_world_share=1.5)
+    with pytest.raises(ValueError, match="'windw'.*Did you mean 'window'"):
+        DemoConfig(context="windw")
+
+
+def test_window_context_reaches_the_acting_envs_only():
+    cfg = DemoConfig(n_people=80, context="window", context_window=1)
+    assert [s.make().unwrapped.context_append_only for s in rl_env_specs(cfg)] == [False]
+    assert env_kwargs(cfg, "test", acting=True)["context_window"] == 1
+    assert "context" not in env_kwargs(cfg, "train")  # scripted warm-start episodes stay on full contexts
+    assert "context" not in env_kwargs(DemoConfig(n_people=80), "test", acting=True)
 
 
 def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):

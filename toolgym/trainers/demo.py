@@ -68,6 +68,10 @@ class DemoConfig:
     completions_per_step: int = field(default=32, metadata={"help": "episodes per GRPO step"})
     num_generations: int = field(default=8, metadata={"help": "episodes per question (GRPO group size)"})
     max_turns: int = field(default=3, metadata={"help": "env max_turns"})
+    context: str = field(default="full", metadata={
+        "help": "env context in RL and the held-out evaluation: full, or window (only the last context_window "
+                "search results in full; each step trains on the context it saw). The warm start is on full contexts"})
+    context_window: int = field(default=2, metadata={"help": "search results kept in full with context=window"})
     max_turn_tokens: int = field(default=24, metadata={"help": "tokens sampled per turn at most"})
     max_completion_length: int = field(default=320, metadata={"help": "completion tokens per episode (all turns)"})
     eval_questions: int = field(default=40, metadata={"help": "held-out questions evaluated (test split)"})
@@ -83,6 +87,8 @@ class DemoConfig:
     def __post_init__(self):
         if self.credit not in ("outcome", "step"):
             raise ValueError(f"credit must be 'outcome' or 'step', got {self.credit!r}")
+        from toolgym.envs.errors import unknown_name_error
+        from toolgym.envs.tool_env import CONTEXT_MODES
         from toolgym.trainers.ppo_settings import ALGORITHMS, PPOSettings
 
         if self.algorithm not in ALGORITHMS:
@@ -90,17 +96,22 @@ class DemoConfig:
         if self.completions_per_step % self.num_generations:
             raise ValueError(f"completions_per_step ({self.completions_per_step}) must be a multiple of "
                              f"num_generations ({self.num_generations})")
+        if self.context not in CONTEXT_MODES:
+            raise unknown_name_error("context", self.context, CONTEXT_MODES)
         if not 0 <= self.warm_world_share <= 1:
             raise ValueError(f"warm_world_share must be in [0, 1], got {self.warm_world_share}")
         if len(self.warm_mix) != 3 or abs(sum(self.warm_mix) - 1) > 1e-6 or min(self.warm_mix) < 0:
             raise ValueError(f"warm_mix must be three shares summing to 1, got {self.warm_mix}")
 
 
-def env_kwargs(cfg: DemoConfig, split: str, world_seed: int | None = None) -> dict[str, Any]:
+def env_kwargs(cfg: DemoConfig, split: str, world_seed: int | None = None, acting: bool = False) -> dict[str, Any]:
+    """The demo's MultiHopQA kwargs; ``acting``: an env the policy acts in (RL, held-out evaluation),
+    which takes ``cfg.context`` (scripted warm-start episodes are always on full contexts)."""
+    context = dict(context=cfg.context, context_window=cfg.context_window) if acting and cfg.context != "full" else {}
     return dict(dataset="synthetic", split=split, format="tags", max_turns=cfg.max_turns, top_k=1,
                 world={"seed": cfg.world_seed if world_seed is None else world_seed, "n_people": cfg.n_people,
                        "templates": [TEMPLATE], "short_names": cfg.short_names,
-                       "facts_only": cfg.facts_only})
+                       "facts_only": cfg.facts_only}, **context)
 
 
 def env_spec(cfg: DemoConfig, kwargs):
@@ -411,7 +422,8 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
 
     # 1. worlds: the training world (train split for learning, test split held out) and fresh ones
     train_envs = [_make(cfg, env_kwargs(cfg, "train")) for _ in range(64)]
-    test_envs = [_make(cfg, env_kwargs(cfg, "test")) for _ in range(64)]
+    test_envs = [_make(cfg, env_kwargs(cfg, "test", acting=True)) for _ in range(64)]
+    scripted_test = test_envs if cfg.context == "full" else [_make(cfg, env_kwargs(cfg, "test")) for _ in range(64)]
     log(f"world: {len(train_envs[0].unwrapped.examples)} train / {len(test_envs[0].unwrapped.examples)} test "
         f"questions; fresh worlds: {cfg.fresh_worlds}")
 
@@ -436,7 +448,7 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
                               pad_id=tok.pad_token_id, progress=progress)
         timings["warm_start_s"] = time.time() - t
         save_tiny(model, tok, out / "warm")
-    heldout = warm_trajectories(tok, [test_envs], 2 * min(cfg.eval_questions, 32), (1.0, 0.0, 0.0),
+    heldout = warm_trajectories(tok, [scripted_test], 2 * min(cfg.eval_questions, 32), (1.0, 0.0, 0.0),
                                 np.random.default_rng(cfg.seed + 1), cfg.max_completion_length)
     copy_acc = copy_accuracy(model, tok, heldout)
     log(f"teacher-forced held-out copy accuracy per expert turn (film, director, birthplace): "
@@ -456,7 +468,7 @@ def rl_env_specs(cfg: DemoConfig) -> list:
     """The RL task mix: the training world's train split and ``cfg.rl_worlds`` worlds that neither the
     warm start nor the evaluation ever saw, one equal share each."""
     worlds = [cfg.world_seed] + [RL_WORLD_SEED + k for k in range(cfg.rl_worlds)]
-    return [env_spec(cfg, env_kwargs(cfg, "train", world_seed=w)) for w in worlds]
+    return [env_spec(cfg, env_kwargs(cfg, "train", world_seed=w, acting=True)) for w in worlds]
 
 
 def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool = True) -> dict[str, Any]:
