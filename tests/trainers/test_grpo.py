@@ -219,6 +219,8 @@ def test_step_rows_pad_and_label(tiny):
     assert batch["prompt"][3:] == ["padding"] * 3 and batch["env_mask"][3:] == [[0]] * 3
     assert batch["episode_return"] == [None, pytest.approx(1.1), 0.5, None, None, None]
     assert batch["completion_ids"][:3] == [[3, 4], [6], [3, 9, 6]]
+    assert batch["step_rewards"] == [[0.1, 1.0], [0.1, 1.0], [0.0, 0.5], [], [], []]
+    assert batch["step_spans"][:3] == [[(0, 2)], [(0, 1)], [(0, 1), (2, 3)]]
     assert whole.sample_steps(0) == [(0, (0, 1)), (1, (2, 3))]
     assert windowed.sample_steps(1) == [(1, (0, 1))]
     with pytest.raises(ValueError, match="fewer than the 3 samples"):

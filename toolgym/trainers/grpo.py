@@ -208,13 +208,14 @@ def sample_rows(episodes: Sequence[Episode], prompts: Sequence[str], n_rows: int
     the task, with ``steps`` for a windowed episode's sample), and the ``(episode index, sample
     index)`` of each real row.
     ``episode_return`` is set on the last row of each episode and None elsewhere, so TRL's reward
-    logs count each episode once.
+    logs count each episode once; ``step_rewards`` (the episode's) and ``step_spans`` (this row's
+    steps) are there for reward functions, as in episode rows.
     """
     rows = [(i, j) for i, ep in enumerate(episodes) for j in range(len(ep.samples))]
     if n_rows < len(rows):
         raise ValueError(f"n_rows={n_rows} is fewer than the {len(rows)} samples of these episodes")
     batch: dict[str, list] = {k: [] for k in ("prompt", "prompt_ids", "completion_ids", "logprobs", "env_mask",
-                                              "episode_return")}
+                                              "episode_return", "step_rewards", "step_spans")}
     for r, (i, j) in enumerate(rows):
         sample, last = episodes[i].samples[j], r + 1 == len(rows) or rows[r + 1][0] != i
         steps = {} if episodes[i].append_only else {"steps": [k for k, _ in episodes[i].sample_steps(j)]}
@@ -224,9 +225,12 @@ def sample_rows(episodes: Sequence[Episode], prompts: Sequence[str], n_rows: int
         batch["logprobs"].append(sample.logprobs)
         batch["env_mask"].append(sample.env_mask)
         batch["episode_return"].append(episodes[i].ret if last else None)
+        batch["step_rewards"].append(episodes[i].step_rewards)
+        batch["step_spans"].append([span for _, span in episodes[i].sample_steps(j)])
     for _ in range(n_rows - len(rows)):
         for key, value in (("prompt", "padding"), ("prompt_ids", [filler]), ("completion_ids", [filler]),
-                           ("logprobs", [0.0]), ("env_mask", [0]), ("episode_return", None)):
+                           ("logprobs", [0.0]), ("env_mask", [0]), ("episode_return", None), ("step_rewards", []),
+                           ("step_spans", [])):
             batch[key].append(value)
     return batch, rows
 
