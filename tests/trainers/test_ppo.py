@@ -160,13 +160,11 @@ def test_critic_free_estimators_on_the_same_rollouts(tiny_dir, tmp_path):
     assert trainer.value_head is None and not any("v_head" in n for n, _ in trainer.model.named_parameters())
     step_rewards = [[0.2, 1.0], [0.0, 1.0], [0.0, 0.0]]
     inputs = [{"step_rewards": r, "step_spans": [(0, 2), (5, 7)]} for r in step_rewards]
-    rewards, step_mask = A.pad_steps(step_rewards)
-    spans = A.pad_spans([x["step_spans"] for x in inputs])
     trainer.num_generations = 3
     for name in A.ESTIMATOR_NAMES:
         for credit in ("step", "outcome"):
             trainer.ppo = PPOSettings(algorithm=name, credit=credit)
-            adv = trainer._estimator_advantages(inputs, step_mask, spans, (3, 8))
+            adv = trainer._per_token_advantages(inputs, (3, 8))
             want = A.step_advantages(step_rewards, 3, name, credit, 1.0, trainer.scale_rewards)
             for b in range(3):
                 assert torch.allclose(adv[b, [0, 1, 5, 6]], torch.tensor(want[b]).repeat_interleave(2))
@@ -174,7 +172,7 @@ def test_critic_free_estimators_on_the_same_rollouts(tiny_dir, tmp_path):
     # process reward 0.2 on episode 0's first turn: with step credit its first turn gains over episode 1's
     # (RLOO: 1.2 - mean(1.0, 1.0, 0, 0) = .7 vs 1.0 - mean(1.2, 1.0, 0, 0) = .45)
     trainer.ppo = PPOSettings(algorithm="rloo", credit="step")
-    adv = trainer._estimator_advantages(inputs, step_mask, spans, (3, 8))
+    adv = trainer._per_token_advantages(inputs, (3, 8))
     assert torch.allclose(adv[:2, 0], torch.tensor([0.7, 0.45]))
 
 

@@ -51,6 +51,8 @@ from accelerate.utils import gather_object  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 from trl.models import unwrap_model_for_generation  # noqa: E402
 
+from toolgym.trainers import advantages as adv_lib  # noqa: E402  (needs torch: after require)
+
 CREDITS = ("outcome", "step")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is the documented path we rely on
 
@@ -262,9 +264,7 @@ def step_advantages(step_rewards: Sequence[Sequence[float]], num_generations: in
     """Per-step advantages for ``credit: step``: returns-to-go normalised over all steps of each
     group's episodes, TRL's way (``(G - mean) / (std + 1e-4)``, ``scale`` group|batch|none), so that
     one-step episodes get exactly TRL's numbers. The GRPO estimator of :mod:`toolgym.trainers.advantages`."""
-    from toolgym.trainers import advantages
-
-    return advantages.step_advantages(step_rewards, num_generations, "grpo", "step", gamma, scale)
+    return adv_lib.step_advantages(step_rewards, num_generations, "grpo", "step", gamma, scale)
 
 
 class ToolGRPOTrainer(GRPOTrainer):
@@ -322,23 +322,23 @@ class ToolGRPOTrainer(GRPOTrainer):
 
     def _local_step_advantages(self, step_rewards: Sequence[Sequence[float]]) -> list[list[float]]:
         """Per-step advantages of this process's episodes; groups may straddle processes, so gather first."""
-        from toolgym.trainers import advantages
-
         all_rewards = gather_object([list(r) for r in step_rewards])
         estimator, credit, gamma = self._estimator()
-        all_adv = advantages.step_advantages(all_rewards, self._group_size, estimator, credit, gamma,
-                                             self.scale_rewards)
+        all_adv = adv_lib.step_advantages(all_rewards, self._group_size, estimator, credit, gamma, self.scale_rewards)
         start = self.accelerator.process_index * len(step_rewards)
         return all_adv[start:start + len(step_rewards)]
 
     def _per_token_advantages(self, inputs, shape) -> torch.Tensor:
-        """(B, T) advantages for this process's rows: each step's advantage on its tokens."""
+        """(B, T) advantages for this process's episode rows: each step's advantage on its tokens."""
         local = self._local_step_advantages([x["step_rewards"] for x in inputs])
-        adv = torch.zeros(shape, dtype=torch.float32, device=self.accelerator.device)
-        for b, x in enumerate(inputs):
-            for (s, e), a in zip(x["step_spans"], local[b], strict=True):
-                adv[b, s:e] = a
-        return adv
+        return self._spread_over_tokens([x["step_spans"] for x in inputs], local, shape)
+
+    def _spread_over_tokens(self, spans, values, shape) -> torch.Tensor:
+        """(B, T): ``values[b][k]`` on the tokens ``spans[b][k]`` of row ``b``, 0 elsewhere (env tokens, padding)."""
+        step_values, step_mask = adv_lib.pad_steps(values)
+        tokens = adv_lib.steps_to_tokens(step_values, adv_lib.pad_spans(spans, step_values.shape[1]), step_mask,
+                                         shape[1])
+        return tokens.to(self.accelerator.device)
 
     # -- non-append-only contexts: one row per sample -----------------------------------------------------
     def _score_sample_rows(self, inputs):
@@ -359,11 +359,9 @@ class ToolGRPOTrainer(GRPOTrainer):
         finally:
             self.rollout_func = self.env_rollout
         adv = self._local_step_advantages([ep.step_rewards for ep in episodes])
-        token_adv = torch.zeros(output["completion_ids"].shape, dtype=torch.float32, device=self.accelerator.device)
-        for r, (i, j) in enumerate(rows):
-            for k, (s, e) in episodes[i].sample_steps(j):
-                token_adv[r, s:e] = adv[i][k]
-        output["advantages"] = token_adv
+        values = [[adv[i][k] for k, _ in episodes[i].sample_steps(j)] for i, j in rows]
+        values += [[]] * (n_rows - len(rows))  # padding rows
+        output["advantages"] = self._spread_over_tokens(batch["step_spans"], values, output["completion_ids"].shape)
         self._relog_over_episodes(episodes, output)
         return output
 

@@ -193,25 +193,17 @@ class ToolPPOTrainer(ToolGRPOTrainer):
         if self.rows_per_sample:  # critic-free estimators only; their advantages come through _estimator
             return super()._generate_and_score_completions(inputs)
         output = super()._generate_and_score_completions(inputs)
-        shape = output["completion_ids"].shape
+        if self.ppo.algorithm != "ppo":  # the estimator of _estimator, on each step's tokens as GRPO's step credit
+            output["advantages"] = self._per_token_advantages(inputs, output["completion_ids"].shape)
+            return output
         rewards, step_mask = adv_lib.pad_steps([x["step_rewards"] for x in inputs])
         spans = adv_lib.pad_spans([x["step_spans"] for x in inputs], rewards.shape[1])
         device = output["completion_ids"].device
-        rewards, step_mask, spans = rewards.to(device), step_mask.to(device), spans.to(device)
-        if self.ppo.algorithm == "ppo":
-            output.update(self._gae_batch(output, rewards, step_mask, spans))
-        else:
-            output["advantages"] = self._estimator_advantages(inputs, step_mask, spans, shape)
+        output.update(self._gae_batch(output, rewards.to(device), step_mask.to(device), spans.to(device)))
         return output
 
     def _estimator(self) -> tuple[str, str, float]:
         return self.ppo.algorithm, self.ppo.credit, self.ppo.gamma
-
-    def _estimator_advantages(self, inputs, step_mask, spans, shape) -> torch.Tensor:
-        """(B, T): the chosen estimator over the whole batch."""
-        local, _ = adv_lib.pad_steps(self._local_step_advantages([x["step_rewards"] for x in inputs]))
-        local = local[:, :step_mask.shape[1]].to(step_mask.device)
-        return adv_lib.steps_to_tokens(local, spans, step_mask, shape[1])
 
     def _forward(self, model, inputs, compute_entropy: bool):
         """Per-token log-probs (and entropies) and values of the completion tokens, one forward."""
