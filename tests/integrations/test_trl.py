@@ -13,7 +13,7 @@ pytest.importorskip("peft", reason="the TRL integration test trains LoRA: pip in
 
 import torch  # noqa: E402
 
-from toolgym.integrations.trl import ToolgymTRLEnv, factory, tool_method  # noqa: E402
+from toolgym.integrations.trl import factory, tool_method  # noqa: E402
 
 ENVS = {"MultiHopQA-v0": {"top_k": 1}, "ToolMath-v0": {}}
 _CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
