@@ -19,6 +19,7 @@ ENVS = {"MultiHopQA-v0": {"top_k": 1}, "ToolMath-v0": {}}
 _CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
 
 
+@pytest.mark.slow  # builds all four task families
 def test_tool_methods_render_the_env_schemas_exactly():
     """TRL turns methods into schemas with transformers' get_json_schema: they give back the env's own."""
     from transformers.utils import get_json_schema
@@ -82,6 +83,22 @@ def test_a_last_message_without_a_call_is_the_last_action():
     # scored once, however many reward functions read it
     assert [f.__name__ for f in envs.reward_funcs()] == list(envs.terms)
     assert len(env.episode.actions) == 2
+
+
+def test_reward_funcs_of_mixed_envs_cover_every_term_once():
+    from toolgym.integrations.trl import reward_funcs
+
+    qa, math = factory("MultiHopQA-v0"), factory("ToolMath-v0")
+    funcs = reward_funcs(qa, math)
+    names = [f.__name__ for f in funcs]
+    assert len(names) == len(set(names)) and set(names) == set(qa.terms) | set(math.terms)
+    env = math()
+    env.reset(seed=0)
+    env.answer(answer="0")
+    values = [f([[{"role": "assistant", "content": "", "tool_calls": [{}]}]], environments=[env])[0] for f in funcs]
+    assert sum(values) == pytest.approx(env.episode.episode_return)
+    assert dict(zip(names, values, strict=True))["evidence"] == 0.0  # a MultiHopQA term, absent from ToolMath
+    assert funcs[0]([[]], environments=[object()]) == [None]
 
 
 # -- two optimizer steps of a plain trl.GRPOTrainer ------------------------------------------------

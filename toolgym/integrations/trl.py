@@ -223,10 +223,20 @@ class EnvFactory:
         return require("datasets", "trl").Dataset.from_list(self.rows(n, seed))
 
     def reward_funcs(self) -> list[Callable[..., list[float | None]]]:
-        """One TRL reward function per reward term, named after it: their sum is each rollout's
-        return, and TRL logs each under ``rewards/<term>/``. A rollout whose env is not a toolgym
-        env (a dict of factories mixing frameworks) gets None, which TRL ignores."""
-        return [_term_reward(term) for term in self.terms]
+        """``reward_funcs(self)``: one TRL reward function per reward term of this env."""
+        return reward_funcs(self)
+
+
+def reward_funcs(*factories: EnvFactory) -> list[Callable[..., list[float | None]]]:
+    """One TRL reward function per reward term of the given factories' envs (the union, in order),
+    named after it: for each rollout the terms sum to its return, and TRL logs each under
+    ``rewards/<term>/``. With a dict ``environment_factory`` mixing toolgym ids, pass all of them:
+    ``reward_funcs(qa, math)``; an env without a term scores 0 on it, and a rollout whose env is not
+    a toolgym env gets None, which TRL ignores."""
+    if not factories:
+        raise ValueError("reward_funcs() needs at least one factory(...) to know the reward terms.")
+    terms = dict.fromkeys(term for f in factories for term in f.terms)
+    return [_term_reward(term) for term in terms]
 
 
 def _term_reward(term: str) -> Callable[..., list[float | None]]:
