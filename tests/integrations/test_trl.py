@@ -99,6 +99,7 @@ def test_reward_funcs_of_mixed_envs_cover_every_term_once():
     assert sum(values) == pytest.approx(env.episode.episode_return)
     assert dict(zip(names, values, strict=True))["evidence"] == 0.0  # a MultiHopQA term, absent from ToolMath
     assert funcs[0]([[]], environments=[object()]) == [None]
+    assert math.rows(2, environment="math")[1] == {**math.rows(2)[1], "environment": "math"}
 
 
 # -- two optimizer steps of a plain trl.GRPOTrainer ------------------------------------------------

@@ -204,23 +204,26 @@ class EnvFactory:
     def __call__(self) -> ToolgymTRLEnv:
         return self.env_class()
 
-    def rows(self, n: int, seed: int = 0) -> list[dict[str, Any]]:
+    def rows(self, n: int, seed: int = 0, environment: str | None = None) -> list[dict[str, Any]]:
         """``n`` dataset rows: the env's instructions as the system message, an empty user message
         that ``reset`` fills with the task, and ``seed`` = ``seed + i`` (episode ``i`` of
-        ``toolgym bench`` with the same seed asks the same question)."""
+        ``toolgym bench`` with the same seed asks the same question). ``environment``: the key of
+        this factory in a dict ``environment_factory`` (TRL routes each row by it)."""
         if n < 1:
             raise ValueError(f"n must be >= 1, got {n}.")
+        route = {} if environment is None else {"environment": environment}
         return [
             {"prompt": [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": ""}],
-             "seed": seed + i}
+             "seed": seed + i, **route}
             for i in range(n)
         ]
 
-    def dataset(self, n: int, seed: int = 0):
-        """``rows(n, seed)`` as a ``datasets.Dataset`` for ``GRPOTrainer(train_dataset=...)``."""
+    def dataset(self, n: int, seed: int = 0, environment: str | None = None):
+        """``rows(n, seed, environment)`` as a ``datasets.Dataset`` for ``GRPOTrainer(train_dataset=...)``;
+        concatenate several (``datasets.concatenate_datasets``) for a dict ``environment_factory``."""
         from toolgym.trainers._deps import require
 
-        return require("datasets", "trl").Dataset.from_list(self.rows(n, seed))
+        return require("datasets", "trl").Dataset.from_list(self.rows(n, seed, environment))
 
     def reward_funcs(self) -> list[Callable[..., list[float | None]]]:
         """``reward_funcs(self)``: one TRL reward function per reward term of this env."""
