@@ -30,6 +30,7 @@ from toolgym.envs.multihop_qa.example import QAExample
 from toolgym.envs.retrieval.base import Passage, passage_from_contents
 
 __all__ = [
+    "context_matcher",
     "example_corpus",
     "is_supporting",
     "load_corpus_jsonl",
@@ -186,6 +187,28 @@ def supporting_matcher(example: QAExample, *, match: MatchMode = "auto") -> Supp
     if _resolve(match, example) == "title":
         return SupportingMatcher(True, frozenset(normalize_title(t) for t in example.supporting_titles))
     return SupportingMatcher(False, frozenset(_gold_key(p) for p in supporting_passages(example)))
+
+
+@dataclass(frozen=True)
+class ContextMatcher:
+    """Which of an example's own paragraphs a retrieved passage is (indices into ``context``)."""
+
+    by_title: bool
+    index: dict
+
+    def __call__(self, passage: Passage) -> tuple[int, ...]:
+        return self.index.get(normalize_title(passage.title) if self.by_title else _gold_key(passage), ())
+
+
+def context_matcher(example: QAExample, *, match: MatchMode = "auto") -> ContextMatcher:
+    """Map retrieved passages to the example's own paragraphs, by the same rule as
+    ``supporting_matcher``: (title, text) when exact, every paragraph of the page by title."""
+    by_title = _resolve(match, example) == "title"
+    index: dict = {}
+    for i, p in enumerate(example.context):
+        key = normalize_title(p.title) if by_title else _gold_key(p)
+        index[key] = (*index.get(key, ()), i)
+    return ContextMatcher(by_title, index)
 
 
 def _gold_key(p: Passage) -> tuple[str, str]:
