@@ -161,8 +161,9 @@ def _pairs(value: Any, where: _Where, field: str, keys: tuple[str, str]) -> list
     return pairs
 
 
-def _paragraphs_from_sentences(ex_id: str, context: Any, where: _Where) -> tuple[Passage, ...]:
-    passages = []
+def _paragraphs_from_sentences(ex_id: str, context: Any, where: _Where) -> tuple[tuple[Passage, ...], list[int]]:
+    """The paragraphs, and how many sentences each has (the official ``[title, sentence]`` indices)."""
+    passages, counts = [], []
     for i, (title, sentences) in enumerate(_pairs(context, where, "context", ("title", "sentences"))):
         if not isinstance(title, str):
             raise _fail(where, f"context[{i}]", f"title should be a string, got {_preview(title)}")
@@ -171,7 +172,8 @@ def _paragraphs_from_sentences(ex_id: str, context: Any, where: _Where) -> tuple
         # HotpotQA sentences keep their leading space, 2Wiki's do not: strip, then join with one.
         text = " ".join(s.strip() for s in sentences if s.strip())
         passages.append(Passage(id=f"{ex_id}-{i}", title=title, text=text))
-    return tuple(passages)
+        counts.append(len(sentences))
+    return tuple(passages), counts
 
 
 def _supporting_facts(record: Mapping[str, Any], where: _Where) -> tuple[tuple[str, int], ...]:
@@ -210,9 +212,9 @@ def _parse_hotpot_like(record: Mapping[str, Any], where: _Where, *, with_evidenc
     question = _get(record, "question", where, str)
     answer = _get(record, "answer", where, str)
     facts = _supporting_facts(record, where)
-    context = _paragraphs_from_sentences(ex_id, _get(record, "context", where, (list, dict)), where)
+    context, n_sentences = _paragraphs_from_sentences(ex_id, _get(record, "context", where, (list, dict)), where)
     supporting = _unique(title for title, _ in facts)  # hop order: order of first appearance
-    meta: dict[str, Any] = {}
+    meta: dict[str, Any] = {"n_sentences": n_sentences}
     if isinstance(record.get("level"), str):
         meta["level"] = record["level"]
     if with_evidences:
