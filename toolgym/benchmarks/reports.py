@@ -179,8 +179,9 @@ def markdown(results: Mapping[str, Any]) -> str:
                 f"{with_ci('success')} | {with_ci('return')} | {with_ci('evidence_recall')} | {mean('tool_calls')} | "
                 f"{mean('turns')} | {mean('tokens_in', 0)} | {mean('tokens_out', 0)} | {mean('wall_time', 3)} | {ended} |"
             )
-    parts += ["", "Evidence recall n/a: the questions carry no gold evidence (open-domain sets).",
-              "Plots: `plots/`. Per-turn breakdown: `results.json` (`per_turn`) and `plots/per_turn.png`.", ""]
+    if any("evidence_recall" not in c["metrics"] and "em" in c["metrics"] for c in cells):
+        parts += ["", "Evidence recall n/a: those questions carry no gold evidence (open-domain sets)."]
+    parts += ["", "Plots: `plots/`. Per-turn breakdown: `results.json` (`per_turn`) and `plots/per_turn.png`.", ""]
     return "\n".join(parts)
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "canonical_dataset",
     "canonical_split",
     "load_examples",
+    "read_records",
 ]
 
 # Hub ids. HotpotQA is the official repository; 2WikiMultihopQA and MuSiQue have no official hub
@@ -700,6 +701,12 @@ def _as_paths(data_files: PathArg | Sequence[PathArg]) -> list[Path]:
             raise FileNotFoundError(f"data file not found: {str(item)!r} (resolved to {path.resolve()}).")
         paths.append(path)
     return paths
+
+
+def read_records(data_files: PathArg | Sequence[PathArg]) -> Iterator[tuple[str, int, Any]]:
+    """``(file, index, record)`` of JSON list, JSON lines or parquet files, one record at a time;
+    every problem with a file is a ``DatasetFormatError`` (or ``FileNotFoundError``) naming it."""
+    return _records_from_files(_as_paths(data_files))
 
 
 def _records_from_files(paths: list[Path]) -> Iterator[tuple[str, int, Any]]:
