@@ -539,7 +539,7 @@ def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
                 yield last, record
     except UnicodeDecodeError as err:
         raise DatasetFormatError(
-            f"{path}: not UTF-8 text (byte {err.object[err.start:err.start + 1]!r} after record {last}): is it a "
+            f"{path}: not UTF-8 text (byte {err.object[err.start:err.start + 1]!r} on line {_bad_line(path)}): is it a "
             "binary or compressed file? Data files must be UTF-8 JSON or JSON lines (.gz/.bz2 compressed, or "
             "Search-R1's .parquet); re-save it as UTF-8 or give the right file."
         ) from None
@@ -549,9 +549,22 @@ def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
         kind = path.suffix.lstrip(".")
         why = "it is truncated" if isinstance(err, EOFError) else f"it is not a valid {kind} archive ({err})"
         raise DatasetFormatError(
-            f"{path}: cannot decompress after record {last}: {why}. Download it again, or if it is plain "
+            f"{path}: cannot decompress {f'after record {last}' if last >= 0 else 'from its start'}: {why}. "
+            "Download it again, or if it is plain "
             f"text rename it without the .{kind} suffix."
         ) from None
+
+
+def _bad_line(path: Path) -> int:
+    """The first line of ``path`` that is not UTF-8 (read again, in bytes, only to report it)."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
+    with opener(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
 
 
 def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
@@ -677,7 +690,8 @@ def _number_error(err: ValueError) -> str:
             "answer or an id: fix or remove that record.")
 
 
-def _as_paths(data_files: PathArg | Sequence[PathArg]) -> list[Path]:
+def check_data_files(data_files: Any) -> list[PathArg]:
+    """``data_files`` as a list of path-likes; any other type is a ``DatasetFormatError`` saying what to pass."""
     if isinstance(data_files, str | PathLike):
         items = [data_files]
     elif isinstance(data_files, list | tuple):
@@ -687,15 +701,21 @@ def _as_paths(data_files: PathArg | Sequence[PathArg]) -> list[Path]:
             f"data_files={_preview(data_files)} is a {type(data_files).__name__}: pass a path or a list of paths, "
             "e.g. data_files='dev.jsonl'."
         )
+    bad = next((item for item in items if not isinstance(item, str | PathLike)), None)
+    if bad is not None:
+        raise DatasetFormatError(
+            f"data_files entries must be paths, got {type(bad).__name__} {_preview(bad)}: pass e.g. "
+            "data_files=['dev.jsonl']."
+        )
+    return items
+
+
+def _as_paths(data_files: PathArg | Sequence[PathArg]) -> list[Path]:
+    items = check_data_files(data_files)
     if not items:
         raise ValueError("data_files is empty: pass a path or a list of paths to the dataset's official files.")
     paths = []
     for item in items:
-        if not isinstance(item, str | PathLike):
-            raise DatasetFormatError(
-                f"data_files entries must be paths, got {type(item).__name__} {_preview(item)}: pass e.g. "
-                "data_files=['dev.jsonl']."
-            )
         path = Path(item).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"data file not found: {str(item)!r} (resolved to {path.resolve()}).")

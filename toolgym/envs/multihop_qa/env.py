@@ -264,7 +264,9 @@ def _source_key(dataset, split, data_files, limit, corpus, world) -> tuple:
     """The hashable identity of a data source: what ``_load_source`` and the retrievers key on."""
     files = None
     if data_files is not None:
-        files = (str(data_files),) if isinstance(data_files, (str, Path)) else tuple(str(f) for f in data_files)
+        from toolgym.envs.multihop_qa.datasets import check_data_files
+
+        files = tuple(str(f) for f in check_data_files(data_files))
     items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in world.items()))
     return dataset, split, files, limit, str(corpus) if corpus is not None else None, items
 
