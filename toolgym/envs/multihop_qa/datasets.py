@@ -317,7 +317,7 @@ _EVIDENCE_FIELDS = ("supporting_facts", "context", "paragraphs")
 def qa_layout(record: Mapping[str, Any]) -> str | None:
     """Which question/answer-only layout ``record`` has, or None: ``"flashrag"``, ``"search-r1"``
     or ``"plain"``. A record that carries any evidence field is not QA-only."""
-    if any(f in record for f in _EVIDENCE_FIELDS if record.get(f)):
+    if any(record.get(f) for f in _EVIDENCE_FIELDS):
         return None
     if "golden_answers" in record:
         return "flashrag"
@@ -357,9 +357,9 @@ def _string_list(value: Any, where: _Where, field: str) -> list[str]:
     return [str(a) for a in value]
 
 
-def _parse_qa(record: Mapping[str, Any], where: _Where) -> QAExample:
+def _parse_qa(record: Mapping[str, Any], where: _Where, layout: str | None = None) -> QAExample:
     """A question with its answers and no gold evidence, in any of the ``qa_layout`` layouts."""
-    layout = qa_layout(record)
+    layout = layout or qa_layout(record)
     if layout is None:
         raise DatasetFormatError(
             f"{where}: not a question/answer record: expected FlashRAG's {{id, question, golden_answers}}, "
@@ -371,7 +371,7 @@ def _parse_qa(record: Mapping[str, Any], where: _Where) -> QAExample:
         question = _get(record, "question", where, str)
         answers = _string_list(record["golden_answers"], where, "golden_answers")
         if isinstance(record.get("metadata"), Mapping):
-            meta["metadata"] = _jsonable(record["metadata"])
+            meta["metadata"] = record["metadata"]
     elif layout == "search-r1":
         question = record["question"] if isinstance(record.get("question"), str) else _prompt_question(record["prompt"], where)
         truth = record["reward_model"].get("ground_truth") if isinstance(record["reward_model"], Mapping) else None
@@ -387,7 +387,7 @@ def _parse_qa(record: Mapping[str, Any], where: _Where) -> QAExample:
         answers = _string_list(record[field], where, field)
     if not question.strip():
         raise _fail(where, "question", "is empty")
-    raw_id = _record_id(record, "id", "_id", "idx")
+    raw_id = where.id
     if raw_id is None and isinstance(record.get("extra_info"), Mapping):
         raw_id = _record_id(record["extra_info"], "index")
     answers = list(_unique(a.strip() for a in answers if a.strip())) or answers
@@ -400,17 +400,6 @@ def _parse_qa(record: Mapping[str, Any], where: _Where) -> QAExample:
         hops=1,
         meta=meta,
     )
-
-
-def _jsonable(value: Any) -> Any:
-    """Parquet and hub rows hold numpy values: plain JSON types, so ``meta`` stays serialisable."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
 def _qa_spec(name: str, display: str, config: str, splits: tuple[str, ...], official: str) -> DatasetSpec:
@@ -802,27 +791,33 @@ def load_examples(
         raise ValueError(f"limit must be a non-negative integer or None, got {limit!r}.")
     records = _records_from_hub(spec, split) if data_files is None else _records_from_files(_as_paths(data_files))
     examples: list[QAExample] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, _Where] = {}
     qa_sources: dict[str, bool] = {}
     skipped = 0
     if limit == 0:
         return examples
     for source, index, record in records:
-        where = _Where(source, index)
         if not isinstance(record, Mapping):
-            raise DatasetFormatError(f"{where}: should be a JSON object, got {type(record).__name__} {_preview(record)}.")
+            raise DatasetFormatError(
+                f"{_Where(source, index)}: should be a JSON object, got {type(record).__name__} {_preview(record)}."
+            )
         where = _Where(source, index, _record_id(record, "_id", "id", "idx"))
         if source not in qa_sources:  # a file is QA-only or official as its first record says
             qa_sources[source] = spec.name in QA_ONLY_DATASETS or qa_layout(record) is not None
-        qa_only = qa_sources[source]
-        _check_layout(spec, record, where, qa_only=qa_only)
-        example = _parse_qa(record, where) if qa_only else spec.parse(record, where)
+        if qa_sources[source]:
+            layout = qa_layout(record)
+            if layout is None:
+                _check_layout(spec, record, where, qa_only=True)
+            example = _parse_qa(record, where, layout)
+        else:
+            _check_layout(spec, record, where, qa_only=False)
+            example = spec.parse(record, where)
         if example is None:
             skipped += 1
             continue
         if example.id in seen:
             raise DatasetFormatError(f"{where}: duplicate id {example.id!r} (first seen at {seen[example.id]}).")
-        seen[example.id] = str(where)
+        seen[example.id] = where  # formatted only for the error above
         example.meta.update(dataset=spec.name, split=split)
         examples.append(example)
         if limit is not None and len(examples) >= limit:
