@@ -536,12 +536,11 @@ def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
         if isinstance(err, FileNotFoundError | PermissionError | IsADirectoryError):
             raise
         kind = path.suffix.lstrip(".")
-        why = "it is truncated" if isinstance(err, EOFError) else f"it is not a valid {kind} archive ({err})"
-        raise DatasetFormatError(
-            f"{path}: cannot decompress {f'after record {last}' if last >= 0 else 'from its start'}: {why}. "
-            "Download it again, or if it is plain "
-            f"text rename it without the .{kind} suffix."
-        ) from None
+        at = f"after record {last}" if last >= 0 else "from its start"
+        fix = ("it is truncated. Download it again." if isinstance(err, EOFError) else
+               f"it is not a valid {kind} archive ({err}). Download it again, or if it is plain text rename it "
+               f"without the .{kind} suffix.")
+        raise DatasetFormatError(f"{path}: cannot decompress {at}: {fix}") from None
 
 
 def _bad_line(path: Path) -> int:
