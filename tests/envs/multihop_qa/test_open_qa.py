@@ -220,8 +220,8 @@ def test_musique_evidence_recall_counts_paragraphs_not_pages(shared_data):
 # --------------------------------------------------------------------------- bad data files
 
 
-def _bad_file(tmp_path, name: str) -> tuple:
-    good = "".join(json.dumps(r) + "\n" for r in FLASHRAG)
+def _bad_file(tmp_path, name: str, rows=FLASHRAG) -> tuple:
+    good = "".join(json.dumps(r) + "\n" for r in rows[:2])
     path = tmp_path / name
     if name == "latin1.jsonl":
         path.write_bytes(good.encode() + json.dumps({"id": "x", "question": "Caf\u00e9?", "answer": "a"}).encode("latin-1").replace(b"\\u00e9", b"\xe9"))
@@ -301,3 +301,14 @@ def test_registered_open_domain_ids():
     for env_id, dataset in (("NQ-v0", "nq"), ("TriviaQA-v0", "triviaqa"), ("PopQA-v0", "popqa"),
                             ("Bamboogle-v0", "bamboogle")):
         assert gym.spec(env_id).kwargs == {"dataset": dataset, "split": "test"}
+
+
+@pytest.mark.parametrize("name", ["latin1.jsonl", "binary.jsonl", "fake.jsonl.gz", "cut.jsonl.gz", "huge.jsonl"])
+def test_bad_corpus_files_give_one_error_naming_the_file(tmp_path, name):
+    from toolgym.envs.multihop_qa.corpus import load_corpus_jsonl
+
+    path, message = _bad_file(tmp_path, name, rows=CORPUS)
+    message = message.split(":")[0] + ":"  # the file named, whatever the reader's position wording
+    with pytest.raises(DatasetFormatError, match=message) as caught:
+        load_corpus_jsonl(path)
+    assert any(fix in str(caught.value) for fix in ("re-save it as UTF-8", "Download it again", "fix or remove"))

@@ -526,21 +526,26 @@ def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
             records = _iter_json_array(path, fh, head) if stripped[0] == "[" else _iter_json_lines(path, fh, head)
             for last, record in records:
                 yield last, record
-    except UnicodeDecodeError as err:
-        raise DatasetFormatError(
-            f"{path}: not UTF-8 text (byte {err.object[err.start:err.start + 1]!r} on line {_bad_line(path)}): is it a "
-            "binary or compressed file? Data files must be UTF-8 JSON or JSON lines (.gz/.bz2 compressed, or "
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error) as err:
+        raise unreadable_file(path, err, f"after record {last}" if last >= 0 else "from its start") from None
+
+
+def unreadable_file(path: Path, err: Exception, at: str) -> Exception:
+    """The ``DatasetFormatError`` for a file that cannot be decoded or decompressed (``at``: where
+    reading stopped); a missing or forbidden file keeps its own error."""
+    if isinstance(err, FileNotFoundError | PermissionError | IsADirectoryError):
+        return err
+    if isinstance(err, UnicodeDecodeError):
+        return DatasetFormatError(
+            f"{path}: not UTF-8 text (byte {err.object[err.start:err.start + 1]!r} on line {_bad_line(path)}): is it "
+            "a binary or compressed file? Data files must be UTF-8 JSON or JSON lines (.gz/.bz2 compressed, or "
             "Search-R1's .parquet); re-save it as UTF-8 or give the right file."
-        ) from None
-    except (OSError, EOFError, zlib.error) as err:
-        if isinstance(err, FileNotFoundError | PermissionError | IsADirectoryError):
-            raise
-        kind = path.suffix.lstrip(".")
-        at = f"after record {last}" if last >= 0 else "from its start"
-        fix = ("it is truncated. Download it again." if isinstance(err, EOFError) else
-               f"it is not a valid {kind} archive ({err}). Download it again, or if it is plain text rename it "
-               f"without the .{kind} suffix.")
-        raise DatasetFormatError(f"{path}: cannot decompress {at}: {fix}") from None
+        )
+    kind = path.suffix.lstrip(".")
+    fix = ("it is truncated. Download it again." if isinstance(err, EOFError) else
+           f"it is not a valid {kind} archive ({err}). Download it again, or if it is plain text rename it "
+           f"without the .{kind} suffix.")
+    return DatasetFormatError(f"{path}: cannot decompress {at}: {fix}")
 
 
 def _bad_line(path: Path) -> int:
@@ -637,7 +642,7 @@ def _iter_json_array(path: Path, fh, buffer: str) -> Iterator[tuple[int, Any]]:
                 f"{path}: record {index} is not valid JSON ({err.msg}: line {line} column {col}); {why}"
             ) from None
         except ValueError as err:  # e.g. an integer of more than 4,300 digits
-            raise DatasetFormatError(f"{path}: record {index} cannot be read: {_number_error(err)}") from None
+            raise DatasetFormatError(f"{path}: record {index} cannot be read: {number_error(err)}") from None
         yield index, item
         index, pos, expect_item = index + 1, end, False
 
@@ -665,7 +670,7 @@ def _iter_json_lines(path: Path, fh, head: str) -> Iterator[tuple[int, Any]]:
                 ) from None
             except ValueError as err:  # e.g. an integer of more than 4,300 digits
                 raise DatasetFormatError(
-                    f"{path}: line {line_no} (record {index}) cannot be read: {_number_error(err)}"
+                    f"{path}: line {line_no} (record {index}) cannot be read: {number_error(err)}"
                 ) from None
             yield index, item
             index += 1
@@ -673,7 +678,7 @@ def _iter_json_lines(path: Path, fh, head: str) -> Iterator[tuple[int, Any]]:
             return
 
 
-def _number_error(err: ValueError) -> str:
+def number_error(err: ValueError) -> str:
     return (f"{str(err).split(':')[0]} ({type(err).__name__}); a record holds a number too long to be an "
             "answer or an id: fix or remove that record.")
 
