@@ -293,6 +293,8 @@ def test_gsm8k_file_errors_name_the_file_and_line(tmp_path):
         load_gsm8k(data_files=binary)
     with pytest.raises(DatasetFormatError, match=r"data_files=42 is a int"):
         load_gsm8k(data_files=42)
+    with pytest.raises(DatasetFormatError, match=r"data_files=42 is a int: pass the path of a GSM8K JSONL file"):
+        gym.make("ToolMath-v0", dataset="gsm8k", data_files=42)
 
 
 def test_registered_open_domain_ids():

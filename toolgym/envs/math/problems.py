@@ -12,6 +12,7 @@ problem and its answer cannot disagree.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -216,6 +217,14 @@ def _gsm8k_records(rows, data_files):
                     "\"... #### 42\"}."
                 )
         yield record
+
+
+def gsm8k_path(data_files) -> str:
+    """``data_files`` as the one path a GSM8K env takes; another type is an error saying what to pass."""
+    if not isinstance(data_files, str | os.PathLike):
+        raise _format_error(f"data_files={data_files!r:.60} is a {type(data_files).__name__}: pass the path of a "
+                            "GSM8K JSONL file, e.g. data_files='gsm8k/test.jsonl'.")
+    return str(data_files)
 
 
 def load_gsm8k(split: str = "train", data_files: str | Path | None = None, limit: int | None = None) -> list[MathProblem]:
