@@ -288,3 +288,31 @@ def test_bad_corpus_files_give_one_error_naming_the_file(tmp_path, name):
     with pytest.raises(DatasetFormatError, match=message) as caught:
         load_corpus_jsonl(path)
     assert any(fix in str(caught.value) for fix in ("re-save it as UTF-8", "Download it again", "fix or remove"))
+
+
+def test_qa_only_set_over_a_retrieval_server_needs_no_local_corpus(qa_files):
+    """retriever='http' without corpus=: the server holds the corpus (Search-R1's setup)."""
+    from toolgym.envs.retrieval.base import Passage
+    from toolgym.envs.retrieval.bm25 import BM25Retriever
+    from toolgym.envs.retrieval.server import RetrievalServer
+
+    passages = [Passage(str(i), title, text) for i, (title, text) in enumerate([
+        ("Tosca", "Tosca is an opera in three acts by Giacomo Puccini."),
+        ("Turin", "Turin is a city in Piedmont, in northern Italy."),
+        ("Violin", "The violin is a wooden string instrument played with a bow.")])]
+    server = RetrievalServer(BM25Retriever(passages), port=0)
+    server.start_in_thread()
+    try:
+        env = gym.make("TriviaQA-v0", data_files=str(qa_files[0]), retriever="http",
+                       retriever_options={"url": server.url, "timeout": 5.0})
+        assert env.unwrapped.corpus_mode == "remote"
+        env.reset(seed=0, options={"index": 1})
+        obs, _, _, _, info = env.step(env.unwrapped.call("search", query="opera by Puccini"))
+        assert 'Doc 1 (Title: "Tosca")' in obs[-1]["content"] and info["evidence_recall"] is None
+        *_, terminated, _, info = env.step(env.unwrapped.call("answer", answer="Giacomo Puccini"))
+        assert terminated and info["em"] == 1.0 and "evidence" not in info["reward_terms"]
+        env.close()
+    finally:
+        server.close()
+    with pytest.raises(ValueError, match="corpus='remote' means a retrieval server: pass retriever='http'"):
+        gym.make("TriviaQA-v0", data_files=str(qa_files[0]), corpus="remote")
