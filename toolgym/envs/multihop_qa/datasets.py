@@ -352,7 +352,8 @@ def _string_list(value: Any, where: _Where, field: str) -> list[str]:
         value = value.tolist()
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list | tuple) or not value or not all(isinstance(a, str | int | float) for a in value):
+    if (not isinstance(value, list | tuple) or not value
+            or not all(isinstance(a, str | int | float) and not isinstance(a, bool) for a in value)):
         raise _fail(where, field, f"should be a non-empty list of answer strings, got {_preview(value)}")
     return [str(a) for a in value]
 
