@@ -92,6 +92,18 @@ def test_flashrag_copy_of_a_multihop_set_is_read_as_qa_only(tmp_path):
     assert example.answer == "yes" and example.supporting_titles == ()
 
 
+def test_records_rewritten_with_empty_evidence_are_qa_only(tmp_path):
+    """Bamboogle written as HotpotQA/MuSiQue records with empty evidence: QA-only, not an error."""
+    hotpot = _jsonl(tmp_path / "h.jsonl", [{"_id": "b0", "question": "Who?", "answer": "Ann",
+                                            "supporting_facts": [], "context": []}])
+    musique = _jsonl(tmp_path / "m.jsonl", [{"id": "b0", "question": "Who?", "answer": "Ann", "answer_aliases": ["A."],
+                                             "paragraphs": []}])
+    (a,) = load_examples("hotpotqa", data_files=hotpot)
+    (b,) = load_examples("musique", data_files=musique)
+    assert (a.id, a.answers, a.supporting_titles) == ("b0", ("Ann",), ())
+    assert b.answers == ("Ann", "A.") and b.context == ()
+
+
 def test_compressed_qa_files(tmp_path):
     text = "".join(json.dumps(r) + "\n" for r in FLASHRAG)
     (tmp_path / "a.jsonl.gz").write_bytes(gzip.compress(text.encode()))

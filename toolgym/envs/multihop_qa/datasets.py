@@ -386,6 +386,9 @@ def _parse_qa(record: Mapping[str, Any], where: _Where, layout: str | None = Non
         question = _get(record, "question", where, str)
         field = "answers" if "answers" in record else "answer"
         answers = _string_list(record[field], where, field)
+        for extra in ("answer_aliases", "aliases"):  # MuSiQue-style aliases kept by rewritten records
+            if record.get(extra) is not None:
+                answers += _string_list(record[extra], where, extra) if record[extra] else []
     if not question.strip():
         raise _fail(where, "question", "is empty")
     raw_id = where.id
