@@ -25,6 +25,15 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture
+def official_eval(shared_data) -> Path:
+    """The official evaluation scripts beside the samples (``shared/eval``); skipped when absent."""
+    path = shared_data.parent / "eval"
+    if not path.is_dir():
+        pytest.skip(f"official evaluation scripts not found at {path}: put shared/eval beside the repo")
+    return path
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
     """Index caches go to a temporary directory, never to the user's ~/.cache."""

@@ -6,6 +6,8 @@ skipped, with the reason, where the samples are absent.
 
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 import pytest
 
@@ -18,6 +20,28 @@ SAMPLES = {
 }
 # Small worlds keep the suite fast; the default world is exercised in tests/envs/multihop_qa.
 SMALL = {"MultiHopQA-v0": {"world": {"n_people": 60}}}
+# Question/answer-only ids search a corpus the user gives: a few FlashRAG-style records and passages.
+QA_ONLY = ("NQ-v0", "TriviaQA-v0", "PopQA-v0", "Bamboogle-v0")
+QA_RECORDS = [
+    {"id": "test_0", "question": "Who wrote the opera Tosca?", "golden_answers": ["Giacomo Puccini", "Puccini"],
+     "metadata": {}},
+    {"id": "test_1", "question": "In which city is the Mole Antonelliana?", "golden_answers": ["Turin"],
+     "metadata": {}},
+]
+QA_CORPUS = [
+    {"id": "1", "contents": '"Tosca"\nTosca is an opera in three acts by Giacomo Puccini.'},
+    {"id": "2", "contents": '"Mole Antonelliana"\nThe Mole Antonelliana is a landmark building in Turin.'},
+    {"id": "3", "contents": '"Turin"\nTurin is a city in Piedmont, in northern Italy.'},
+]
+
+
+@pytest.fixture(scope="session")
+def qa_only_files(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("qa-only")
+    questions, corpus = folder / "test.jsonl", folder / "corpus.jsonl"
+    questions.write_text("".join(json.dumps(r) + "\n" for r in QA_RECORDS))
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in QA_CORPUS))
+    return {"data_files": str(questions), "corpus": str(corpus)}
 
 
 @pytest.fixture
@@ -25,6 +49,8 @@ def offline_kwargs(request):
     def kwargs_for(env_id: str) -> dict:
         if env_id in SAMPLES:
             return {"data_files": str(request.getfixturevalue("shared_data") / SAMPLES[env_id])}
+        if env_id in QA_ONLY:
+            return dict(request.getfixturevalue("qa_only_files"))
         return dict(SMALL.get(env_id, {}))
 
     return kwargs_for

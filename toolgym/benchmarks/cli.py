@@ -1,6 +1,7 @@
 """``toolgym bench``: run an agent on envs, rebuild reports, or compare two result directories.
 
     toolgym bench --agent naive-rag --model Qwen/Qwen2.5-3B-Instruct --envs HotpotQA-v0,MuSiQue-v0 --n 500 --out results/
+    toolgym bench --agent naive-rag --model Qwen/Qwen2.5-3B-Instruct --suite search-r1 --corpus wiki18/ --out results/
     toolgym bench report results/
     toolgym bench compare results/A results/B
 
@@ -84,7 +85,7 @@ def _handle(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from toolgym.benchmarks.reports import main_table
+    from toolgym.benchmarks.reports import main_table, search_r1_table
     from toolgym.benchmarks.runner import BenchConfig, config_fields, run_benchmark
     from toolgym.envs.cli import parse_overrides
 
@@ -103,6 +104,6 @@ def _run(args: argparse.Namespace) -> int:
               "to continue.", file=sys.stderr)
         return 130
     metric = "em" if any("em" in c["metrics"] for per in results["cells"].values() for c in per.values()) else "success"
-    print(main_table(results, metric))
+    print(search_r1_table(results, metric) if config.suite == "search-r1" else main_table(results, metric))
     print(f"\nwritten to {config.out}/ (results.md, results.json, plots/, predictions/)")
     return 0

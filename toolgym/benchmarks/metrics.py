@@ -65,6 +65,9 @@ def evidence_recall(found: Sequence[str] | None, gold_titles: Sequence[str] | No
 
     ``found`` is the env's ``info["found_supporting"]`` (gold titles retrieved so far); titles are
     compared after the env's own answer normalisation, as the env does when it fills ``found``.
+    The runner prefers the env's own ``info["evidence_recall"]`` (MultiHopQA counts MuSiQue by
+    paragraph, so one of two gold paragraphs of a page is half); this count by title is the
+    fallback for envs that report only the titles found.
     """
     return recall_of(found, normalized_titles(gold_titles))
 

@@ -23,7 +23,6 @@ from toolgym.benchmarks.metrics import (
 )
 
 SHORT_NAMES = {"TwoWikiMultihopQA": "2Wiki", "MuSiQue": "MuSiQue", "HotpotQA": "HotpotQA"}
-HOTPOT_FORMAT = ("hotpotqa", "2wikimultihopqa")
 
 
 def short_name(env_id: str) -> str:
@@ -89,9 +88,16 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def main_table(results: Mapping[str, Any], metric: str) -> str:
-    """Rows agents, columns envs and Avg: the Agent-R1 paper's layout."""
-    envs = results["envs"]
+def _mean_of(results: Mapping[str, Any], agent: str, envs: Sequence[str], metric: str) -> float | None:
+    """The agent's mean of ``metric`` over ``envs``; None unless it has the metric on every one."""
+    values = [results["cells"][agent].get(env, {}).get("metrics", {}).get(metric) for env in envs]
+    return float(np.mean([v["mean"] for v in values])) if envs and all(values) else None
+
+
+def main_table(results: Mapping[str, Any], metric: str, envs: Sequence[str] | None = None) -> str:
+    """Rows agents, columns envs and Avg: the Agent-R1 paper's layout (``envs``: a subset, in order)."""
+    subset = envs is not None
+    envs = [e for e in envs if e in results["envs"]] if subset else results["envs"]
     head = "| Method | " + " | ".join(short_name(e) for e in envs) + " | Avg |"
     lines = [head, "|---" * (len(envs) + 2) + "|"]
     for agent in results["agents"]:
@@ -99,9 +105,36 @@ def main_table(results: Mapping[str, Any], metric: str) -> str:
         for env in envs:
             m = results["cells"][agent].get(env, {}).get("metrics", {}).get(metric)
             row.append(_fmt(m["mean"]) if m else "–")
-        row.append(_fmt(results["average"].get(agent, {}).get(metric)))
+        avg = _mean_of(results, agent, envs, metric) if subset else results["average"].get(agent, {}).get(metric)
+        row.append(_fmt(avg))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+def search_r1_table(results: Mapping[str, Any], metric: str = "em") -> str:
+    """Search-R1's layout: rows agents; columns NQ, TriviaQA, PopQA (general QA), HotpotQA, 2wiki,
+    Musique, Bamboogle (multi-hop QA), the two group averages and the average of all seven. A set
+    not run shows "–", and so does an average missing one of its sets."""
+    from toolgym.benchmarks.suites import SEARCH_R1_GENERAL, SEARCH_R1_MULTIHOP
+
+    columns = SEARCH_R1_GENERAL + SEARCH_R1_MULTIHOP
+    general, multihop = [e for e, _ in SEARCH_R1_GENERAL], [e for e, _ in SEARCH_R1_MULTIHOP]
+    lines = ["| Method | " + " | ".join(title for _, title in columns) + " | General QA avg | Multi-hop avg | Avg |",
+             "|---" * (len(columns) + 4) + "|"]
+    for agent in results["agents"]:
+        row = [agent]
+        for env, _ in columns:
+            m = results["cells"][agent].get(env, {}).get("metrics", {}).get(metric)
+            row.append(_fmt(m["mean"]) if m else "–")
+        row += [_fmt(_mean_of(results, agent, group, metric)) for group in (general, multihop, general + multihop)]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def _is_search_r1(results: Mapping[str, Any]) -> bool:
+    from toolgym.benchmarks.suites import SEARCH_R1_GENERAL
+
+    return any(env in results["envs"] for env, _ in SEARCH_R1_GENERAL + (("Bamboogle-v0", ""),))
 
 
 def markdown(results: Mapping[str, Any]) -> str:
@@ -110,8 +143,16 @@ def markdown(results: Mapping[str, Any]) -> str:
     names = {"em": "Exact match (EM)", "f1": "F1", "subem": "Substring EM", "success": "Success rate",
              "return": "Episode return"}
     parts = ["# Benchmark results", ""]
-    for metric in present[:3]:
-        parts += [f"## {names[metric]}", "", main_table(results, metric), ""]
+    if _is_search_r1(results):  # the open-domain suite: Search-R1's table, then Agent-R1's for the multi-hop three
+        from toolgym.benchmarks.suites import AGENT_R1
+
+        multihop = [e for e in AGENT_R1 if e in results["envs"]]
+        parts += ["## Exact match (EM), Search-R1 layout", "", search_r1_table(results, "em"), ""]
+        for metric in [m for m in present[:3] if multihop]:
+            parts += [f"## {names[metric]}, Agent-R1 layout", "", main_table(results, metric, multihop), ""]
+    else:
+        for metric in present[:3]:
+            parts += [f"## {names[metric]}", "", main_table(results, metric), ""]
     parts += ["## Details (means; 95% bootstrap intervals in brackets)", "",
               "| Method | Env | n | EM | F1 | SubEM | Success | Return | Evidence recall | Tool calls | Turns | "
               "Tokens in | Tokens out | Wall s | Ended |",
@@ -125,7 +166,7 @@ def markdown(results: Mapping[str, Any]) -> str:
 
             def with_ci(key, m=m):
                 if key not in m:
-                    return "–"
+                    return "n/a" if key == "evidence_recall" else "–"
                 low, high = m[key].get("ci95", (None, None))
                 return f"{_fmt(m[key]['mean'])} [{_fmt(low)}, {_fmt(high)}]" if low is not None else _fmt(m[key]["mean"])
 
@@ -138,6 +179,8 @@ def markdown(results: Mapping[str, Any]) -> str:
                 f"{with_ci('success')} | {with_ci('return')} | {with_ci('evidence_recall')} | {mean('tool_calls')} | "
                 f"{mean('turns')} | {mean('tokens_in', 0)} | {mean('tokens_out', 0)} | {mean('wall_time', 3)} | {ended} |"
             )
+    if any("evidence_recall" not in c["metrics"] and "em" in c["metrics"] for c in cells):
+        parts += ["", "Evidence recall n/a: those questions carry no gold evidence (open-domain sets)."]
     parts += ["", "Plots: `plots/`. Per-turn breakdown: `results.json` (`per_turn`) and `plots/per_turn.png`.", ""]
     return "\n".join(parts)
 
@@ -148,34 +191,28 @@ def slug(text: str) -> str:
 
 
 def write_predictions(records: Sequence[Mapping[str, Any]], root: str | Path) -> list[Path]:
-    """Prediction files in each dataset's official format, one per (agent, env).
+    """Prediction files in each dataset's official format, one per (agent, env), with the gold file
+    cut to the same questions beside them (see ``toolgym.benchmarks.official``).
 
-    HotpotQA and 2Wiki: ``{"answer": {id: answer}, "sp": {id: []}}`` (``hotpot_evaluate_v1.py``);
-    MuSiQue: JSON lines ``{id, predicted_answer, predicted_support_idxs, predicted_answerable}``;
-    other envs: JSON lines ``{index, id, prediction}``. The agents predict answers only, so the
-    supporting-fact fields are empty (the official scripts then score support as 0); passage-level
-    evidence recall is in the results instead. An episode that ended without an answer predicts "".
+    HotpotQA: ``{"answer", "sp"}``; 2Wiki: ``{"answer", "sp", "evidence"}``; MuSiQue: JSON lines
+    ``{id, predicted_answer, predicted_support_idxs, predicted_answerable}``; supporting facts are
+    the paragraphs the agent retrieved. Other envs: JSON lines ``{index, id, prediction}``. An
+    episode that ended without an answer predicts "".
     """
+    from toolgym.benchmarks.official import OFFICIAL, write_official
+
     written = []
     for (agent, env), rows in group(records).items():
         folder = Path(root) / slug(agent)
         folder.mkdir(parents=True, exist_ok=True)
         dataset = rows[0].get("dataset")
-        if dataset in HOTPOT_FORMAT:
-            path = folder / f"{slug(env)}.json"
-            payload = {"answer": {str(r["id"]): r.get("prediction") or "" for r in rows},
-                       "sp": {str(r["id"]): [] for r in rows}}
-            path.write_text(json.dumps(payload, ensure_ascii=False, indent=1))
-        elif dataset == "musique":
-            path = folder / f"{slug(env)}.jsonl"
-            path.write_text("".join(json.dumps({
-                "id": r["id"], "predicted_answer": r.get("prediction") or "", "predicted_support_idxs": [],
-                "predicted_answerable": True}, ensure_ascii=False) + "\n" for r in rows))
-        else:
-            path = folder / f"{slug(env)}.jsonl"
-            path.write_text("".join(json.dumps({"index": r["index"], "id": r.get("id"),
-                                                "prediction": r.get("prediction")}, ensure_ascii=False) + "\n"
-                                    for r in rows))
+        if dataset in OFFICIAL:
+            written += write_official(dataset, rows, folder / f"{slug(env)}{OFFICIAL[dataset]}")
+            continue
+        path = folder / f"{slug(env)}.jsonl"
+        path.write_text("".join(json.dumps({"index": r["index"], "id": r.get("id"),
+                                            "prediction": r.get("prediction")}, ensure_ascii=False) + "\n"
+                                for r in rows))
         written.append(path)
     return written
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from toolgym.benchmarks import official
 from toolgym.benchmarks.agents import AGENTS, Action, Agent, Slot, make_agent
 from toolgym.benchmarks.metrics import normalized_titles, recall_of
 
@@ -39,6 +40,10 @@ class BenchConfig:
 
     agent: str = _help("agent name: " + ", ".join(AGENTS) if AGENTS else "agent name", default="oracle")
     envs: list[str] = _help("env ids to evaluate on", default_factory=lambda: ["MultiHopQA-v0"])
+    suite: str | None = _help("a named set of envs instead of envs: search-r1 (NQ, TriviaQA, PopQA, HotpotQA, "
+                              "2Wiki, MuSiQue, Bamboogle over one corpus) or agent-r1", default=None)
+    corpus: str | None = _help("one corpus for every env (JSONL file or Lucene index); same as "
+                               "env_kwargs corpus=PATH", default=None)
     n: int = _help("episodes per env (datasets: the first n questions)", default=100)
     out: str = _help("results directory (episodes.jsonl, results.json, results.md, plots/, predictions/)",
                      default="results")
@@ -65,6 +70,17 @@ class BenchConfig:
     def __post_init__(self):
         if isinstance(self.envs, str):
             self.envs = [e.strip() for e in self.envs.split(",") if e.strip()]
+        if self.suite is not None:
+            from toolgym.benchmarks.suites import suite_envs
+
+            if self.envs not in ([], ["MultiHopQA-v0"]):
+                raise ValueError(f"give a suite or envs, not both: suite={self.suite!r}, envs={self.envs}.")
+            self.envs = suite_envs(self.suite)
+        if self.corpus is not None:
+            if "corpus" in self.env_kwargs and self.env_kwargs["corpus"] != self.corpus:
+                raise ValueError(f"corpus={self.corpus!r} and env_kwargs corpus={self.env_kwargs['corpus']!r} differ: "
+                                 "give one.")
+            self.env_kwargs = {"corpus": self.corpus, **self.env_kwargs}
         if not self.envs:
             raise ValueError("envs is empty: give at least one env id, e.g. envs=['MultiHopQA-v0'].")
         if self.agent not in AGENTS:
@@ -307,7 +323,8 @@ def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label:
     live.info = dict(info)
     live.slot.observation = obs
     live.turn_rewards.append(float(reward))
-    recall = recall_of(info.get("found_supporting"), live.gold)
+    # The env's own count (by paragraph where it matches by paragraph); None: no gold evidence.
+    recall = info["evidence_recall"] if "evidence_recall" in info else recall_of(info.get("found_supporting"), live.gold)
     if recall is not None:
         live.turn_recall.append(recall)
     if terminated or truncated:
@@ -346,6 +363,7 @@ def _record(live: _Live, label: str, env_id: str, status: str, error: str | None
         "error": error,
         "turn_rewards": live.turn_rewards,
         "turn_recall": live.turn_recall,
+        **official.episode_fields(live.slot.env, info),
     }
 
 

@@ -21,6 +21,16 @@ ENVS: list[tuple[str, str, dict, str]] = [
      "2WikiMultihopQA through `datasets` or data_files=, searching the pooled paragraphs of the split."),
     ("MuSiQue-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {"dataset": "musique", "split": "validation"},
      "MuSiQue-Ans (answerable) through `datasets` or data_files=, searching the pooled paragraphs of the split."),
+    # Open-domain QA (Search-R1's general-QA sets and Bamboogle): questions and answers only, no gold
+    # evidence, searched over the corpus the user gives (corpus= a JSONL file or Lucene index, or an http server).
+    ("NQ-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {"dataset": "nq", "split": "test"},
+     "Natural Questions (FlashRAG's copy, or data_files=) over your corpus=: open-domain QA, no gold evidence."),
+    ("TriviaQA-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {"dataset": "triviaqa", "split": "test"},
+     "TriviaQA (FlashRAG's copy, or data_files=) over your corpus=: open-domain QA, no gold evidence."),
+    ("PopQA-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {"dataset": "popqa", "split": "test"},
+     "PopQA (FlashRAG's copy, or data_files=) over your corpus=: open-domain QA, no gold evidence."),
+    ("Bamboogle-v0", "toolgym.envs.multihop_qa.env:MultiHopQAEnv", {"dataset": "bamboogle", "split": "test"},
+     "Bamboogle 2-hop questions (FlashRAG's copy, or data_files=) over your corpus=: no gold evidence."),
 ]
 
 

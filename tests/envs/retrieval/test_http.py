@@ -209,8 +209,10 @@ def test_env_reports_a_dead_server_as_a_tool_error_and_goes_on(local, corpus_fil
 
     srv = RetrievalServer(local, port=0)
     srv.start_in_thread()
+    questions = corpus_file.with_name("questions.jsonl")
+    questions.write_text('{"id": "q1", "question": "What is the capital of Italy?", "answer": "Rome"}\n')
     env = gym.make(
-        "MultiHopQA-v0", corpus=str(corpus_file), retriever="http",
+        "MultiHopQA-v0", dataset="qa", data_files=str(questions), corpus=str(corpus_file), retriever="http",
         retriever_options={"url": srv.url, "timeout": 1.0, "retries": 1, "backoff": 0.01},
     )
     env.reset(seed=0)

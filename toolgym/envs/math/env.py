@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.formats import ToolCall
 from toolgym.envs.math.calculator import CalculatorError, CalculatorTool, Limits, evaluate
-from toolgym.envs.math.problems import TEMPLATES, MathProblem, generate_problem, load_gsm8k
+from toolgym.envs.math.problems import TEMPLATES, MathProblem, generate_problem, gsm8k_path, load_gsm8k
 from toolgym.envs.tool import AnswerTool, Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
 
@@ -149,7 +149,7 @@ class ToolMathEnv(ToolEnv):
         self.limits = Limits(**dict(calculator or {}))
         self.problems: tuple[MathProblem, ...] = ()
         if dataset == "gsm8k":
-            self.problems = _gsm8k(split, str(data_files) if data_files is not None else None, limit)
+            self.problems = _gsm8k(split, gsm8k_path(data_files) if data_files is not None else None, limit)
         self.problem: MathProblem | None = None
         super().__init__(**budgets)
 

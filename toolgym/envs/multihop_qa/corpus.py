@@ -19,17 +19,19 @@ import functools
 import hashlib
 import json
 import unicodedata
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Literal
 
-from toolgym.envs.multihop_qa.datasets import DatasetFormatError, open_text
+from toolgym.envs.multihop_qa.datasets import DatasetFormatError, number_error, open_text, unreadable_file
 from toolgym.envs.multihop_qa.example import QAExample
 from toolgym.envs.retrieval.base import Passage, passage_from_contents
 
 __all__ = [
+    "context_matcher",
     "example_corpus",
     "is_supporting",
     "load_corpus_jsonl",
@@ -97,45 +99,51 @@ def load_corpus_jsonl(path: str | PathLike[str]) -> list[Passage]:
         raise FileNotFoundError(f"corpus file not found: {str(path)!r} (resolved to {path.resolve()}).")
     passages: list[Passage] = []
     first_line: dict[str, int] = {}
-    with open_text(path) as fh:
-        for line_no, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}: line {line_no}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DatasetFormatError(
-                    f"{where} is not valid JSON ({err.msg}: column {err.colno}); each line must be one "
-                    'object like {"id": "1", "title": "...", "text": "..."} or {"id": "1", "contents": "..."}.'
-                ) from None
-            if not isinstance(row, dict):
-                raise DatasetFormatError(f"{where}: expected a JSON object, got {type(row).__name__}.")
-            pid = row.get("id", row.get("_id", row.get("docid")))
-            if not isinstance(pid, str | int) or isinstance(pid, bool):
-                raise DatasetFormatError(
-                    f"{where}: missing field 'id' (or it is not a string/integer: {pid!r}); fields present: "
-                    f"{', '.join(sorted(row)) or 'none'}."
-                )
-            pid = str(pid)
-            if "text" in row:
-                title, text = row.get("title", ""), row["text"]
-                if not isinstance(title, str) or not isinstance(text, str):
-                    raise DatasetFormatError(f"{where}: fields 'title' and 'text' must be strings.")
-            elif "contents" in row:
-                if not isinstance(row["contents"], str):
-                    raise DatasetFormatError(f"{where}: field 'contents' must be a string, got {row['contents']!r:.60}.")
-                parsed = passage_from_contents(pid, row["contents"])
-                title, text = parsed.title, parsed.text
-            else:
-                raise DatasetFormatError(
-                    f"{where}: missing field 'text' (or Search-R1's 'contents'); fields present: "
-                    f"{', '.join(sorted(row)) or 'none'}."
-                )
-            if pid in first_line:
-                raise DatasetFormatError(f"{where}: duplicate id {pid!r} (first on line {first_line[pid]}).")
-            first_line[pid] = line_no
-            passages.append(Passage(id=pid, title=title, text=text))
+    line_no = 0
+    try:
+        with open_text(path) as fh:
+            for line_no, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                where = f"{path}: line {line_no}"
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DatasetFormatError(
+                        f"{where} is not valid JSON ({err.msg}: column {err.colno}); each line must be one "
+                        'object like {"id": "1", "title": "...", "text": "..."} or {"id": "1", "contents": "..."}.'
+                    ) from None
+                except ValueError as err:  # e.g. an integer of more than 4,300 digits
+                    raise DatasetFormatError(f"{where} cannot be read: {number_error(err)}") from None
+                if not isinstance(row, dict):
+                    raise DatasetFormatError(f"{where}: expected a JSON object, got {type(row).__name__}.")
+                pid = row.get("id", row.get("_id", row.get("docid")))
+                if not isinstance(pid, str | int) or isinstance(pid, bool):
+                    raise DatasetFormatError(
+                        f"{where}: missing field 'id' (or it is not a string/integer: {pid!r}); fields present: "
+                        f"{', '.join(sorted(row)) or 'none'}."
+                    )
+                pid = str(pid)
+                if "text" in row:
+                    title, text = row.get("title", ""), row["text"]
+                    if not isinstance(title, str) or not isinstance(text, str):
+                        raise DatasetFormatError(f"{where}: fields 'title' and 'text' must be strings.")
+                elif "contents" in row:
+                    if not isinstance(row["contents"], str):
+                        raise DatasetFormatError(f"{where}: field 'contents' must be a string, got {row['contents']!r:.60}.")
+                    parsed = passage_from_contents(pid, row["contents"])
+                    title, text = parsed.title, parsed.text
+                else:
+                    raise DatasetFormatError(
+                        f"{where}: missing field 'text' (or Search-R1's 'contents'); fields present: "
+                        f"{', '.join(sorted(row)) or 'none'}."
+                    )
+                if pid in first_line:
+                    raise DatasetFormatError(f"{where}: duplicate id {pid!r} (first on line {first_line[pid]}).")
+                first_line[pid] = line_no
+                passages.append(Passage(id=pid, title=title, text=text))
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error) as err:
+        raise unreadable_file(path, err, f"after line {line_no}" if line_no else "from its start") from None
     if not passages:
         raise DatasetFormatError(f"{path}: the corpus file has no passages.")
     return passages
@@ -186,6 +194,28 @@ def supporting_matcher(example: QAExample, *, match: MatchMode = "auto") -> Supp
     if _resolve(match, example) == "title":
         return SupportingMatcher(True, frozenset(normalize_title(t) for t in example.supporting_titles))
     return SupportingMatcher(False, frozenset(_gold_key(p) for p in supporting_passages(example)))
+
+
+@dataclass(frozen=True)
+class ContextMatcher:
+    """Which of an example's own paragraphs a retrieved passage is (indices into ``context``)."""
+
+    by_title: bool
+    index: dict
+
+    def __call__(self, passage: Passage) -> tuple[int, ...]:
+        return self.index.get(normalize_title(passage.title) if self.by_title else _gold_key(passage), ())
+
+
+def context_matcher(example: QAExample, *, match: MatchMode = "auto") -> ContextMatcher:
+    """Map retrieved passages to the example's own paragraphs, by the same rule as
+    ``supporting_matcher``: (title, text) when exact, every paragraph of the page by title."""
+    by_title = _resolve(match, example) == "title"
+    index: dict = {}
+    for i, p in enumerate(example.context):
+        key = normalize_title(p.title) if by_title else _gold_key(p)
+        index[key] = (*index.get(key, ()), i)
+    return ContextMatcher(by_title, index)
 
 
 def _gold_key(p: Passage) -> tuple[str, str]:

@@ -1,4 +1,6 @@
-"""Real multi-hop QA data: HotpotQA, 2WikiMultihopQA and MuSiQue, normalised to ``QAExample``.
+"""Real QA data, normalised to ``QAExample``: HotpotQA, 2WikiMultihopQA and MuSiQue with their
+gold evidence, and question/answer-only sets (NQ, TriviaQA, PopQA, Bamboogle, or any set of
+questions with answers) that are searched over an external corpus.
 
 Two routes, one result:
 
@@ -12,6 +14,14 @@ Two routes, one result:
 Both hub layouts (``context`` as ``{"title": [...], "sentences": [[...]]}``) and official layouts
 (``context`` as ``[[title, [sentences]]]``) are accepted for every dataset. A malformed file raises
 ``DatasetFormatError`` naming the file, the record (index and id) and the field.
+
+Question/answer-only records (no gold evidence) are read in three layouts, whatever the dataset
+name: FlashRAG's JSONL ``{"id", "question", "golden_answers", "metadata"}``, Search-R1's parquet
+(``prompt``, ``reward_model.ground_truth.target``, ``data_source``) and plain JSON(L) with a
+``question`` and an ``answer`` or a list of ``answers`` (``id``, ``_id`` or ``idx``). A HotpotQA,
+2Wiki or MuSiQue file whose first record has one of these layouts (FlashRAG's copies) is read as
+QA-only too; a file is one layout or the other, never a mix.
+From the hub, the four open-domain sets load from FlashRAG's copies (``RUC-NLPIR/FlashRAG_datasets``).
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import gzip
 import json
 import re
 import warnings
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from os import PathLike
@@ -33,6 +44,8 @@ from toolgym.envs.retrieval.base import Passage
 
 __all__ = [
     "DATASETS",
+    "FLASHRAG_HUB_ID",
+    "QA_ONLY_DATASETS",
     "HOTPOTQA_HUB_CONFIG",
     "HOTPOTQA_HUB_ID",
     "MUSIQUE_HUB_ID",
@@ -42,6 +55,7 @@ __all__ = [
     "canonical_dataset",
     "canonical_split",
     "load_examples",
+    "read_records",
 ]
 
 # Hub ids. HotpotQA is the official repository; 2WikiMultihopQA and MuSiQue have no official hub
@@ -51,6 +65,10 @@ HOTPOTQA_HUB_ID = "hotpotqa/hotpot_qa"
 HOTPOTQA_HUB_CONFIG = "distractor"
 TWOWIKI_HUB_ID = "framolfese/2WikiMultihopQA"
 MUSIQUE_HUB_ID = "dgslibisey/MuSiQue"
+# FlashRAG's copies of the open-domain sets Search-R1, ReSearch and R1-Searcher evaluate on:
+# JSON lines {id, question, golden_answers, metadata}; config = the set's folder name, and the
+# validation split is called "dev" there.
+FLASHRAG_HUB_ID = "RUC-NLPIR/FlashRAG_datasets"
 
 SPLITS = ("train", "validation", "test")
 _SPLIT_ALIASES = {"dev": "validation", "val": "validation", "valid": "validation"}
@@ -82,12 +100,13 @@ class DatasetSpec:
 
     name: str
     display: str
-    hub_id: str
+    hub_id: str | None
     hub_config: str | None
     hub_splits: tuple[str, ...]
     official: str  # where the official files are, for users without hub access
     required: tuple[str, ...]
     parse: Callable[[Mapping[str, Any], _Where], QAExample | None]
+    hub_split_names: Mapping[str, str] | None = None  # our split name -> the hub's ("validation" -> "dev")
 
 
 # --------------------------------------------------------------------------- field access
@@ -143,8 +162,9 @@ def _pairs(value: Any, where: _Where, field: str, keys: tuple[str, str]) -> list
     return pairs
 
 
-def _paragraphs_from_sentences(ex_id: str, context: Any, where: _Where) -> tuple[Passage, ...]:
-    passages = []
+def _paragraphs_from_sentences(ex_id: str, context: Any, where: _Where) -> tuple[tuple[Passage, ...], list[int]]:
+    """The paragraphs, and how many sentences each has (the official ``[title, sentence]`` indices)."""
+    passages, counts = [], []
     for i, (title, sentences) in enumerate(_pairs(context, where, "context", ("title", "sentences"))):
         if not isinstance(title, str):
             raise _fail(where, f"context[{i}]", f"title should be a string, got {_preview(title)}")
@@ -153,7 +173,8 @@ def _paragraphs_from_sentences(ex_id: str, context: Any, where: _Where) -> tuple
         # HotpotQA sentences keep their leading space, 2Wiki's do not: strip, then join with one.
         text = " ".join(s.strip() for s in sentences if s.strip())
         passages.append(Passage(id=f"{ex_id}-{i}", title=title, text=text))
-    return tuple(passages)
+        counts.append(len(sentences))
+    return tuple(passages), counts
 
 
 def _supporting_facts(record: Mapping[str, Any], where: _Where) -> tuple[tuple[str, int], ...]:
@@ -192,9 +213,9 @@ def _parse_hotpot_like(record: Mapping[str, Any], where: _Where, *, with_evidenc
     question = _get(record, "question", where, str)
     answer = _get(record, "answer", where, str)
     facts = _supporting_facts(record, where)
-    context = _paragraphs_from_sentences(ex_id, _get(record, "context", where, (list, dict)), where)
+    context, n_sentences = _paragraphs_from_sentences(ex_id, _get(record, "context", where, (list, dict)), where)
     supporting = _unique(title for title, _ in facts)  # hop order: order of first appearance
-    meta: dict[str, Any] = {}
+    meta: dict[str, Any] = {"n_sentences": n_sentences}
     if isinstance(record.get("level"), str):
         meta["level"] = record["level"]
     if with_evidences:
@@ -288,6 +309,109 @@ def _parse_musique(record: Mapping[str, Any], where: _Where) -> QAExample | None
 def _unique_ints(items: Iterable[int]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(items))
 
+# --------------------------------------------------------------------------- question/answer-only records
+
+_EVIDENCE_FIELDS = ("supporting_facts", "context", "paragraphs")
+
+
+def qa_layout(record: Mapping[str, Any]) -> str | None:
+    """Which question/answer-only layout ``record`` has, or None: ``"flashrag"``, ``"search-r1"``
+    or ``"plain"``. A record that carries any evidence field is not QA-only."""
+    if any(record.get(f) for f in _EVIDENCE_FIELDS):
+        return None
+    if "golden_answers" in record:
+        return "flashrag"
+    if "reward_model" in record and "prompt" in record:
+        return "search-r1"
+    if "question" in record and ("answer" in record or "answers" in record):
+        return "plain"
+    return None
+
+
+_QUESTION_LABEL = re.compile(r"Question:\s*", re.IGNORECASE)
+
+
+def _prompt_question(prompt: Any, where: _Where) -> str:
+    """Search-R1 puts its instructions and then ``Question: ...`` in the (last) user message."""
+    if isinstance(prompt, str):
+        content = prompt
+    elif isinstance(prompt, list) and prompt and all(isinstance(m, Mapping) for m in prompt):
+        users = [m.get("content") for m in prompt if m.get("role", "user") == "user"]
+        content = users[-1] if users else None
+    else:
+        content = None
+    if not isinstance(content, str) or not content.strip():
+        raise _fail(where, "prompt", f"should be a list of chat messages with a user message, got {_preview(prompt)}")
+    parts = _QUESTION_LABEL.split(content)
+    question = parts[-1].strip() if len(parts) > 1 else content.strip()
+    return question.splitlines()[0].strip() if "\n" in question else question
+
+
+def _string_list(value: Any, where: _Where, field: str) -> list[str]:
+    if hasattr(value, "tolist"):  # numpy arrays from parquet readers
+        value = value.tolist()
+    if isinstance(value, str):
+        value = [value]
+    if (not isinstance(value, list | tuple) or not value
+            or not all(isinstance(a, str | int | float) and not isinstance(a, bool) for a in value)):
+        raise _fail(where, field, f"should be a non-empty list of answer strings, got {_preview(value)}")
+    return [str(a) for a in value]
+
+
+def _parse_qa(record: Mapping[str, Any], where: _Where, layout: str | None = None) -> QAExample:
+    """A question with its answers and no gold evidence, in any of the ``qa_layout`` layouts."""
+    layout = layout or qa_layout(record)
+    if layout is None:
+        raise DatasetFormatError(
+            f"{where}: not a question/answer record: expected FlashRAG's {{id, question, golden_answers}}, "
+            "Search-R1's {prompt, reward_model: {ground_truth: {target}}} or {question, answer|answers} "
+            f"(fields present: {', '.join(sorted(record)) or 'none'})."
+        )
+    meta: dict[str, Any] = {}
+    if layout == "flashrag":
+        question = _get(record, "question", where, str)
+        answers = _string_list(record["golden_answers"], where, "golden_answers")
+        if isinstance(record.get("metadata"), Mapping):
+            meta["metadata"] = record["metadata"]
+    elif layout == "search-r1":
+        question = record["question"] if isinstance(record.get("question"), str) else _prompt_question(record["prompt"], where)
+        truth = record["reward_model"].get("ground_truth") if isinstance(record["reward_model"], Mapping) else None
+        target = truth.get("target") if isinstance(truth, Mapping) else truth
+        if target is None:
+            raise _fail(where, "reward_model.ground_truth.target", f"is missing (reward_model is {_preview(record['reward_model'])})")
+        answers = _string_list(target, where, "reward_model.ground_truth.target")
+        if isinstance(record.get("data_source"), str):
+            meta["data_source"] = record["data_source"]
+    else:
+        question = _get(record, "question", where, str)
+        field = "answers" if "answers" in record else "answer"
+        answers = _string_list(record[field], where, field)
+        for extra in ("answer_aliases", "aliases"):  # MuSiQue-style aliases kept by rewritten records
+            if record.get(extra) is not None:
+                answers += _string_list(record[extra], where, extra) if record[extra] else []
+    if not question.strip():
+        raise _fail(where, "question", "is empty")
+    raw_id = where.id
+    if raw_id is None and isinstance(record.get("extra_info"), Mapping):
+        raw_id = _record_id(record["extra_info"], "index")
+    answers = list(_unique(a.strip() for a in answers if a.strip())) or answers
+    return QAExample(
+        id=raw_id if raw_id is not None else str(where.index),
+        question=question.strip(),
+        answer=answers[0],
+        aliases=tuple(answers[1:]),
+        type="qa",
+        hops=1,
+        meta=meta,
+    )
+
+
+def _qa_spec(name: str, display: str, config: str, splits: tuple[str, ...], official: str) -> DatasetSpec:
+    return DatasetSpec(
+        name=name, display=display, hub_id=FLASHRAG_HUB_ID, hub_config=config, hub_splits=splits,
+        official=official, required=("question",), parse=_parse_qa, hub_split_names={"validation": "dev"},
+    )
+
 
 DATASETS: dict[str, DatasetSpec] = {
     "hotpotqa": DatasetSpec(
@@ -320,7 +444,22 @@ DATASETS: dict[str, DatasetSpec] = {
         required=("question", "answer", "paragraphs"),
         parse=_parse_musique,
     ),
+    "nq": _qa_spec("nq", "NQ", "nq", ("train", "validation", "test"),
+                   f"{FLASHRAG_HUB_ID} (nq/test.jsonl) or Search-R1's nq_search parquet"),
+    "triviaqa": _qa_spec("triviaqa", "TriviaQA", "triviaqa", ("train", "validation", "test"),
+                         f"{FLASHRAG_HUB_ID} (triviaqa/test.jsonl)"),
+    "popqa": _qa_spec("popqa", "PopQA", "popqa", ("test",), f"{FLASHRAG_HUB_ID} (popqa/test.jsonl)"),
+    "bamboogle": _qa_spec("bamboogle", "Bamboogle", "bamboogle", ("test",),
+                          f"{FLASHRAG_HUB_ID} (bamboogle/test.jsonl)"),
+    "qa": DatasetSpec(
+        name="qa", display="QA", hub_id=None, hub_config=None, hub_splits=(),
+        official="your own file: JSON lines of {question, answer or answers, id}", required=("question",),
+        parse=_parse_qa,
+    ),
 }
+#: Sets whose records carry no gold evidence: searched over a corpus the user gives.
+QA_ONLY_DATASETS = ("nq", "triviaqa", "popqa", "bamboogle", "qa")
+
 
 _DATASET_ALIASES = {
     "hotpot": "hotpotqa",
@@ -333,6 +472,11 @@ _DATASET_ALIASES = {
     "twowikimultihopqa": "2wikimultihopqa",
     "musique_ans": "musique",
     "musique-ans": "musique",
+    "naturalquestions": "nq",
+    "natural_questions": "nq",
+    "trivia_qa": "triviaqa",
+    "pop_qa": "popqa",
+    "openqa": "qa",
 }
 
 
@@ -371,16 +515,73 @@ def open_text(path: Path):
 
 
 def _iter_json_records(path: Path) -> Iterator[tuple[int, Any]]:
-    """Records of a JSON list *or* a JSON-lines file, whichever the file is, one at a time."""
-    with open_text(path) as fh:
-        head = fh.read(_CHUNK)
-        stripped = head.lstrip()
-        if not stripped:
-            raise DatasetFormatError(f"{path}: the file is empty; expected a JSON list or JSON lines of records.")
-        if stripped[0] == "[":
-            yield from _iter_json_array(path, fh, head)
-        else:
-            yield from _iter_json_lines(path, fh, head)
+    """Records of a JSON list *or* a JSON-lines file, whichever the file is, one at a time.
+
+    Files that are not UTF-8 text, fake or truncated ``.gz``/``.bz2`` archives raise
+    ``DatasetFormatError`` naming the file and the fix, never a decoder's bare exception.
+    """
+    last = -1
+    try:
+        with open_text(path) as fh:
+            head = fh.read(_CHUNK)
+            stripped = head.lstrip()
+            if not stripped:
+                raise DatasetFormatError(f"{path}: the file is empty; expected a JSON list or JSON lines of records.")
+            records = _iter_json_array(path, fh, head) if stripped[0] == "[" else _iter_json_lines(path, fh, head)
+            for last, record in records:
+                yield last, record
+    except (UnicodeDecodeError, OSError, EOFError, zlib.error) as err:
+        raise unreadable_file(path, err, f"after record {last}" if last >= 0 else "from its start") from None
+
+
+def unreadable_file(path: Path, err: Exception, at: str) -> Exception:
+    """The ``DatasetFormatError`` for a file that cannot be decoded or decompressed (``at``: where
+    reading stopped); a missing or forbidden file keeps its own error."""
+    if isinstance(err, FileNotFoundError | PermissionError | IsADirectoryError):
+        return err
+    if isinstance(err, UnicodeDecodeError):
+        return DatasetFormatError(
+            f"{path}: not UTF-8 text (byte {err.object[err.start:err.start + 1]!r} on line {_bad_line(path)}): is it "
+            "a binary or compressed file? Data files must be UTF-8 JSON or JSON lines (.gz/.bz2 compressed, or "
+            "Search-R1's .parquet); re-save it as UTF-8 or give the right file."
+        )
+    kind = path.suffix.lstrip(".")
+    fix = ("it is truncated. Download it again." if isinstance(err, EOFError) else
+           f"it is not a valid {kind} archive ({err}). Download it again, or if it is plain text rename it "
+           f"without the .{kind} suffix.")
+    return DatasetFormatError(f"{path}: cannot decompress {at}: {fix}")
+
+
+def _bad_line(path: Path) -> int:
+    """The first line of ``path`` that is not UTF-8 (read again, in bytes, only to report it)."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open}.get(path.suffix, open)
+    with opener(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return number
+    return 0
+
+
+def _iter_parquet(path: Path) -> Iterator[tuple[int, Any]]:
+    """Rows of a parquet file (Search-R1's data), a batch at a time."""
+    try:
+        import pyarrow.parquet as pq  # installed with `datasets`; only parquet files need it
+    except ImportError as err:
+        raise ImportError(f"{path}: reading parquet needs pyarrow: pip install pyarrow (or 'toolgym[bench]').") from err
+    try:
+        table = pq.ParquetFile(path)
+    except Exception as err:  # noqa: BLE001 - pyarrow raises its own error types for a bad file
+        raise DatasetFormatError(
+            f"{path}: not a readable parquet file ({type(err).__name__}: {err}); give Search-R1's .parquet "
+            "as written, or a JSON/JSON-lines file."
+        ) from None
+    index = 0
+    for batch in table.iter_batches(batch_size=4096):
+        for row in batch.to_pylist():
+            yield index, row
+            index += 1
 
 
 def _iter_json_array(path: Path, fh, buffer: str) -> Iterator[tuple[int, Any]]:
@@ -444,6 +645,8 @@ def _iter_json_array(path: Path, fh, buffer: str) -> Iterator[tuple[int, Any]]:
             raise DatasetFormatError(
                 f"{path}: record {index} is not valid JSON ({err.msg}: line {line} column {col}); {why}"
             ) from None
+        except ValueError as err:  # e.g. an integer of more than 4,300 digits
+            raise DatasetFormatError(f"{path}: record {index} cannot be read: {number_error(err)}") from None
         yield index, item
         index, pos, expect_item = index + 1, end, False
 
@@ -469,20 +672,47 @@ def _iter_json_lines(path: Path, fh, head: str) -> Iterator[tuple[int, Any]]:
                 raise DatasetFormatError(
                     f"{path}: line {line_no} (record {index}) is not valid JSON ({err.msg}: column {err.colno}); {why}"
                 ) from None
+            except ValueError as err:  # e.g. an integer of more than 4,300 digits
+                raise DatasetFormatError(
+                    f"{path}: line {line_no} (record {index}) cannot be read: {number_error(err)}"
+                ) from None
             yield index, item
             index += 1
         if not chunk:
             return
 
 
+def number_error(err: ValueError) -> str:
+    return (f"{str(err).split(':')[0]} ({type(err).__name__}); a record holds a number too long to be an "
+            "answer or an id: fix or remove that record.")
+
+
+def check_data_files(data_files: Any) -> list[PathArg]:
+    """``data_files`` as a list of path-likes; any other type is a ``DatasetFormatError`` saying what to pass."""
+    if isinstance(data_files, str | PathLike):
+        items = [data_files]
+    elif isinstance(data_files, list | tuple):
+        items = list(data_files)
+    else:
+        raise DatasetFormatError(
+            f"data_files={_preview(data_files)} is a {type(data_files).__name__}: pass a path or a list of paths, "
+            "e.g. data_files='dev.jsonl'."
+        )
+    bad = next((item for item in items if not isinstance(item, str | PathLike)), None)
+    if bad is not None:
+        raise DatasetFormatError(
+            f"data_files entries must be paths, got {type(bad).__name__} {_preview(bad)}: pass e.g. "
+            "data_files=['dev.jsonl']."
+        )
+    return items
+
+
 def _as_paths(data_files: PathArg | Sequence[PathArg]) -> list[Path]:
-    items = [data_files] if isinstance(data_files, str | PathLike) else list(data_files)
+    items = check_data_files(data_files)
     if not items:
         raise ValueError("data_files is empty: pass a path or a list of paths to the dataset's official files.")
     paths = []
     for item in items:
-        if not isinstance(item, str | PathLike):
-            raise TypeError(f"data_files entries must be paths, got {type(item).__name__} {_preview(item)}.")
         path = Path(item).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"data file not found: {str(item)!r} (resolved to {path.resolve()}).")
@@ -490,13 +720,22 @@ def _as_paths(data_files: PathArg | Sequence[PathArg]) -> list[Path]:
     return paths
 
 
+def read_records(data_files: PathArg | Sequence[PathArg]) -> Iterator[tuple[str, int, Any]]:
+    """``(file, index, record)`` of JSON list, JSON lines or parquet files, one record at a time;
+    every problem with a file is a ``DatasetFormatError`` (or ``FileNotFoundError``) naming it."""
+    return _records_from_files(_as_paths(data_files))
+
+
 def _records_from_files(paths: list[Path]) -> Iterator[tuple[str, int, Any]]:
     for path in paths:
-        for index, record in _iter_json_records(path):
+        read = _iter_parquet if path.suffix == ".parquet" else _iter_json_records
+        for index, record in read(path):
             yield str(path), index, record
 
 
 def _records_from_hub(spec: DatasetSpec, split: str) -> Iterator[tuple[str, int, Any]]:
+    if spec.hub_id is None:
+        raise ValueError(f"dataset={spec.name!r} has no hub copy: pass data_files= with {spec.official}.")
     if split not in spec.hub_splits:
         raise ValueError(
             f"{spec.display} on the hub ({spec.hub_id}) has no labelled {split!r} split; available: "
@@ -509,9 +748,10 @@ def _records_from_hub(spec: DatasetSpec, split: str) -> Iterator[tuple[str, int,
             f"Loading {spec.display} from the hub needs the `datasets` package: pip install 'toolgym[bench]' "
             "(or pip install datasets). Or pass data_files= with the official files, which needs nothing extra."
         ) from err
-    source = f"{spec.hub_id}" + (f"[{spec.hub_config}]" if spec.hub_config else "") + f" split {split!r}"
+    hub_split = (spec.hub_split_names or {}).get(split, split)
+    source = f"{spec.hub_id}" + (f"[{spec.hub_config}]" if spec.hub_config else "") + f" split {hub_split!r}"
     try:
-        rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=split)
+        rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=hub_split)
     except Exception as err:  # offline, hub down, id moved: say how to do without the hub
         raise RuntimeError(
             f"Could not load {spec.display} from the hub ({source}): {type(err).__name__}: {err}. "
@@ -531,16 +771,20 @@ def load_examples(
     data_files: PathArg | Sequence[PathArg] | None = None,
     limit: int | None = None,
 ) -> list[QAExample]:
-    """Load a split of HotpotQA, 2WikiMultihopQA or MuSiQue as normalised ``QAExample`` s.
+    """Load a split of a QA dataset as normalised ``QAExample`` s.
 
     Args:
-        dataset: ``"hotpotqa"``, ``"2wikimultihopqa"`` or ``"musique"`` (aliases such as
-            ``"hotpot_qa"``, ``"2wiki"``, ``"twowikimultihopqa"`` are accepted).
+        dataset: ``"hotpotqa"``, ``"2wikimultihopqa"``, ``"musique"`` (gold evidence), or the
+            question/answer-only ``"nq"``, ``"triviaqa"``, ``"popqa"``, ``"bamboogle"`` and ``"qa"``
+            (any file of questions with answers; no hub copy). Aliases such as ``"hotpot_qa"``,
+            ``"2wiki"``, ``"twowikimultihopqa"`` are accepted.
         split: ``"train"``, ``"validation"`` (or ``"dev"``) or ``"test"``. With ``data_files`` the
             files decide what is loaded and the split is only a label kept in ``example.meta``.
-        data_files: a path or a list of paths to the dataset's official files (HotpotQA and
-            2Wiki: a JSON list; MuSiQue: JSON lines; ``.gz``/``.bz2`` are read transparently).
-            Without it the split is downloaded from the hub through ``datasets.load_dataset``.
+        data_files: a path or a list of paths: the dataset's official files (HotpotQA and 2Wiki: a
+            JSON list; MuSiQue: JSON lines), FlashRAG JSONL, Search-R1 ``.parquet`` or plain
+            question/answer JSONL; ``.gz``/``.bz2`` are read transparently. Without it the split is
+            downloaded from the hub through ``datasets.load_dataset`` (FlashRAG's copies for the
+            question/answer-only sets).
         limit: keep only the first ``limit`` examples (reading stops there).
 
     Raises:
@@ -555,23 +799,33 @@ def load_examples(
         raise ValueError(f"limit must be a non-negative integer or None, got {limit!r}.")
     records = _records_from_hub(spec, split) if data_files is None else _records_from_files(_as_paths(data_files))
     examples: list[QAExample] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, _Where] = {}
+    qa_sources: dict[str, bool] = {}
     skipped = 0
     if limit == 0:
         return examples
     for source, index, record in records:
-        where = _Where(source, index)
         if not isinstance(record, Mapping):
-            raise DatasetFormatError(f"{where}: should be a JSON object, got {type(record).__name__} {_preview(record)}.")
-        where = _Where(source, index, _record_id(record, "_id", "id"))
-        _check_layout(spec, record, where)
-        example = spec.parse(record, where)
+            raise DatasetFormatError(
+                f"{_Where(source, index)}: should be a JSON object, got {type(record).__name__} {_preview(record)}."
+            )
+        where = _Where(source, index, _record_id(record, "_id", "id", "idx"))
+        if source not in qa_sources:  # a file is QA-only or official as its first record says
+            qa_sources[source] = spec.name in QA_ONLY_DATASETS or qa_layout(record) is not None
+        if qa_sources[source]:
+            layout = qa_layout(record)
+            if layout is None:
+                _check_layout(spec, record, where, qa_only=True)
+            example = _parse_qa(record, where, layout)
+        else:
+            _check_layout(spec, record, where, qa_only=False)
+            example = spec.parse(record, where)
         if example is None:
             skipped += 1
             continue
         if example.id in seen:
             raise DatasetFormatError(f"{where}: duplicate id {example.id!r} (first seen at {seen[example.id]}).")
-        seen[example.id] = str(where)
+        seen[example.id] = where  # formatted only for the error above
         example.meta.update(dataset=spec.name, split=split)
         examples.append(example)
         if limit is not None and len(examples) >= limit:
@@ -584,15 +838,24 @@ def load_examples(
     return examples
 
 
-def _check_layout(spec: DatasetSpec, record: Mapping[str, Any], where: _Where) -> None:
+def _check_layout(spec: DatasetSpec, record: Mapping[str, Any], where: _Where, *, qa_only: bool) -> None:
     """A missing required field, with a hint when the record belongs to another dataset."""
-    missing = [f for f in spec.required if f not in record]
-    if not missing:
+    if qa_only and qa_layout(record):
         return
+    missing = [f for f in spec.required if f not in record]
     other = next(
-        (s.display for s in DATASETS.values() if s is not spec and all(f in record for f in s.required)), None
+        (s.display for s in DATASETS.values()
+         if s is not spec and s.name not in QA_ONLY_DATASETS and all(f in record for f in s.required)), None
     )
     hint = f" The record looks like {other}: pass dataset={other.lower()!r}." if other else ""
+    if qa_only:
+        raise DatasetFormatError(
+            f"{where}: not a question/answer record of a known layout: expected FlashRAG's {{id, question, "
+            "golden_answers}, Search-R1's {prompt, reward_model: {ground_truth: {target}}} or {question, "
+            f"answer|answers}} (present: {', '.join(sorted(record)) or 'none'}).{hint}"
+        )
+    if not missing:
+        return
     raise DatasetFormatError(
         f"{where}: missing field {missing[0]!r}, required in {spec.display} records "
         f"(required: {', '.join(spec.required)}; present: {', '.join(sorted(record)) or 'none'}).{hint}"

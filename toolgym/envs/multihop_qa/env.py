@@ -9,17 +9,17 @@ from typing import Any, ClassVar
 
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.formats import ToolCall
-from toolgym.envs.multihop_qa.corpus import supporting_matcher
-from toolgym.envs.multihop_qa.datasets import canonical_dataset, canonical_split
+from toolgym.envs.multihop_qa.corpus import context_matcher, supporting_matcher
+from toolgym.envs.multihop_qa.datasets import QA_ONLY_DATASETS, canonical_dataset, canonical_split
 from toolgym.envs.multihop_qa.example import QAExample
-from toolgym.envs.multihop_qa.metrics import METRICS, score_answer
+from toolgym.envs.multihop_qa.metrics import METRICS, metrics_for, score_answer
 from toolgym.envs.multihop_qa.tools import SearchTool
 from toolgym.envs.retrieval.base import Retriever
 from toolgym.envs.retrieval.bm25 import BM25Retriever
 from toolgym.envs.tool import AnswerTool, Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
 
-DATASETS = ("synthetic", "hotpotqa", "2wikimultihopqa", "musique")
+DATASETS = ("synthetic", "hotpotqa", "2wikimultihopqa", "musique", *QA_ONLY_DATASETS)
 CORPUS_MODES = ("world", "example", "pooled")
 
 
@@ -32,6 +32,9 @@ class MultiHopQAEnv(ToolEnv):
     through a hop). The agent searches the corpus, reads the passages, and answers. The default
     data is an invented world generated offline from a seed (``dataset="synthetic"``); HotpotQA,
     2WikiMultihopQA and MuSiQue load through ``datasets`` or from their official files.
+    Open-domain sets (NQ, TriviaQA, PopQA, Bamboogle, or any questions with answers:
+    ``dataset="qa"``) carry no gold evidence: they search a corpus the user gives (``corpus=`` a
+    JSONL file or a Lucene index, or ``retriever="http"``), and have no ``evidence`` term.
 
     ## Action Space
     Any string: the assistant's message. Calls are parsed with the chosen ``format``:
@@ -50,7 +53,7 @@ class MultiHopQAEnv(ToolEnv):
     | term           | raw value                                          | default weight |
     |----------------|----------------------------------------------------|----------------|
     | ``answer``     | the answer's F1 (``reward="em"``/``"subem"``)       | 1.0            |
-    | ``evidence``   | gold supporting passages retrieved for the 1st time | 0.1            |
+    | ``evidence``   | gold supporting passages retrieved for the 1st time (absent without gold evidence) | 0.1 |
     | ``valid_call`` | tool calls that ran                                 | 0.02           |
     | ``repeat_query`` | searches repeating an earlier query               | -0.05          |
     | ``format``     | malformed calls, unknown tools, bad arguments       | -0.1           |
@@ -61,13 +64,16 @@ class MultiHopQAEnv(ToolEnv):
     ``max_context_chars`` (``info["truncated_by"]`` says which). Never both.
 
     ## Arguments
-    ``dataset``: ``"synthetic"`` (default), ``"hotpotqa"``, ``"2wikimultihopqa"``, ``"musique"``.
+    ``dataset``: ``"synthetic"`` (default), ``"hotpotqa"``, ``"2wikimultihopqa"``, ``"musique"``,
+    or the question/answer-only ``"nq"``, ``"triviaqa"``, ``"popqa"``, ``"bamboogle"``, ``"qa"``.
     ``split``: ``"train"``, ``"validation"`` or ``"test"``.
-    ``data_files``: local files in the dataset's official format (real datasets only).
+    ``data_files``: local files: the official format, FlashRAG JSONL, Search-R1 parquet or
+    question/answer JSONL (real datasets only: an error on the synthetic one).
     ``limit``: load at most this many examples (real datasets only).
     ``corpus``: ``"world"`` (the whole synthetic world; its default), ``"example"`` (each
     example's own paragraphs), ``"pooled"`` (all paragraphs of the split; the default for real
-    data), or a path to a JSONL corpus or a Lucene index.
+    data), or a path to a JSONL corpus or a Lucene index (real datasets only; required for
+    question/answer-only sets unless ``retriever="http"``).
     ``retriever``: ``"bm25"`` (default), ``"lucene"``, ``"dense"``, ``"http"``;
     ``retriever_options``: passed to the backend (e.g. ``{"url": ...}``).
     ``top_k``: passages per search (3). ``reward``: ``"f1"``, ``"em"`` or ``"subem"``.
@@ -119,13 +125,20 @@ class MultiHopQAEnv(ToolEnv):
             raise unknown_name_error("reward metric", reward, METRICS)
         if dataset != "synthetic" and world is not None:
             raise ValueError(f"world= configures the synthetic dataset only, got dataset={dataset!r}.")
+        if dataset == "synthetic":
+            _check_synthetic_kwargs(data_files, limit, corpus)
         self.dataset, self.split, self.reward_metric, self.top_k = dataset, split, reward, top_k
+        self._metrics = metrics_for(dataset)  # F1 under the dataset's official rule
+        if corpus is None and dataset in QA_ONLY_DATASETS and retriever == "http":
+            corpus = "remote"  # the server holds the corpus
         source = _source_key(dataset, split, data_files, limit, corpus, dict(world or {}))
         examples, passages, self.corpus_mode = _load_source(*source)
         self.examples, self.passages = list(examples), list(passages)
         if not self.examples:
             raise ValueError(f"No examples for dataset={dataset!r}, split={split!r}: nothing to ask.")
         options = tuple(sorted((retriever_options or {}).items()))
+        if self.corpus_mode == "remote" and retriever != "http":
+            raise ValueError(f"corpus='remote' means a retrieval server: pass retriever='http', got {retriever!r}.")
         self._retriever = None if self.corpus_mode == "example" else _shared_retriever(retriever, source, options)
         self.example: QAExample = self.examples[0]
         super().__init__(**budgets)
@@ -155,11 +168,13 @@ class MultiHopQAEnv(ToolEnv):
         if self.corpus_mode == "example":
             self.search_tool.retriever = _example_retriever(self.example)
         # External corpora have their own paragraph text: only titles can be matched there.
-        external = self.corpus_mode in ("file", "index")
+        external = self.corpus_mode in ("file", "index", "remote")
         self._evidence_match = "title" if external or not self.example.supporting_idxs else "exact"
         self._found: list[str] = []
         self._found_keys: set = set()
         self._is_gold = None
+        self._in_context = None
+        self._retrieved_context: list[int] = []
         self._queries: set[str] = set()
         self._answer: str | None = None
         return f"Question: {self.example.question}"
@@ -174,6 +189,7 @@ class MultiHopQAEnv(ToolEnv):
             self._queries.add(query)
             if self._is_gold is None:  # built at the first search, so reset() stays cheap
                 self._is_gold = supporting_matcher(self.example, match=self._evidence_match)
+                self._in_context = context_matcher(self.example, match=self._evidence_match)
             for passage in result.metadata.get("passages", []):
                 # The matcher's key: a title-matched dataset counts a page once, whatever paragraph came back.
                 key = self._is_gold.key(passage)
@@ -181,27 +197,66 @@ class MultiHopQAEnv(ToolEnv):
                     self._found_keys.add(key)
                     self._found.append(passage.title)
                     terms.add("evidence")
+                for i in self._in_context(passage):
+                    if i not in self._retrieved_context:
+                        self._retrieved_context.append(i)
             return False
         if call.name == "answer":
             self._answer = str(result.metadata.get("answer", ""))
-            terms.add("answer", METRICS[self.reward_metric](self._answer, self.example.answers))
+            terms.add("answer", self._metrics[self.reward_metric](self._answer, self.example.answers))
             return True
         return False
 
     def oracle_action(self) -> str:
-        """Search each gold supporting title in hop order, then answer with the gold answer."""
-        titles = self.example.supporting_titles
+        """Search each gold supporting title in hop order (the question itself when there is no
+        gold evidence), then answer with the gold answer."""
+        titles = self.example.supporting_titles or (self.example.question,)
         if self.turn < len(titles):
             return self.call("search", query=titles[self.turn])
         return self.call("answer", answer=self.example.answer)
 
     def _task_info(self) -> dict[str, Any]:
-        return {"question_id": self.example.id, "found_supporting": list(self._found)}
+        """``evidence_recall``: the share of the gold evidence found so far, counted as the
+        evidence reward counts it (by paragraph for MuSiQue over its own paragraphs, else by
+        page title); None when the question has no gold evidence (not applicable, never 0).
+        ``retrieved_context``: indices of the example's own paragraphs the searches returned
+        (matched the same way), from which the official prediction files fill supporting facts."""
+        gold = len(self._is_gold.keys) if self._is_gold is not None else _gold_count(self.example)
+        return {
+            "question_id": self.example.id,
+            "found_supporting": list(self._found),
+            "evidence_recall": len(self._found_keys) / gold if gold else None,
+            "retrieved_context": list(self._retrieved_context),
+        }
 
     def _final_info(self) -> dict[str, Any]:
         given = self._answer
-        scores = score_answer(given, self.example.answers) if given is not None else dict.fromkeys(METRICS, 0.0)
+        scores = (score_answer(given, self.example.answers, dataset=self.dataset) if given is not None
+                  else dict.fromkeys(METRICS, 0.0))
         return {"answer": given, "gold_answer": self.example.answer, **scores}
+
+
+def _gold_count(example: QAExample) -> int:
+    """How many pieces of gold evidence an example has, before its matcher is built."""
+    return len(example.supporting_idxs) or len({" ".join(t.casefold().split()) for t in example.supporting_titles})
+
+
+def _check_synthetic_kwargs(data_files, limit, corpus) -> None:
+    """Arguments of real datasets given to the synthetic one are errors, never silently ignored."""
+    if data_files is not None:
+        raise ValueError(
+            f"data_files={data_files!r} does not apply to dataset='synthetic' (the generated world). To load the "
+            "file, name its dataset: dataset='hotpotqa', '2wikimultihopqa', 'musique', 'nq', 'triviaqa', "
+            "'popqa', 'bamboogle', or 'qa' for any questions with answers."
+        )
+    if limit is not None:
+        raise ValueError(f"limit={limit!r} does not apply to dataset='synthetic': set the world's size with world=.")
+    if corpus is not None and str(corpus) not in CORPUS_MODES:
+        raise ValueError(
+            f"corpus={str(corpus)!r} does not apply to dataset='synthetic', which searches its own world "
+            f"(corpus modes: {', '.join(CORPUS_MODES)}). An external corpus needs a real dataset, e.g. "
+            "dataset='qa', data_files='questions.jsonl'."
+        )
 
 
 # -- data sources, loaded once per process and shared by every env that asks for them ---------
@@ -209,7 +264,9 @@ def _source_key(dataset, split, data_files, limit, corpus, world) -> tuple:
     """The hashable identity of a data source: what ``_load_source`` and the retrievers key on."""
     files = None
     if data_files is not None:
-        files = (str(data_files),) if isinstance(data_files, (str, Path)) else tuple(str(f) for f in data_files)
+        from toolgym.envs.multihop_qa.datasets import check_data_files
+
+        files = tuple(str(f) for f in check_data_files(data_files))
     items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in world.items()))
     return dataset, split, files, limit, str(corpus) if corpus is not None else None, items
 
@@ -229,7 +286,16 @@ def _load_source(dataset, split, data_files, limit, corpus, world_items):
         from toolgym.envs.multihop_qa.datasets import load_examples
 
         examples = load_examples(dataset, split, data_files=data_files, limit=limit)
+        if corpus in (None, "pooled", "example") and examples and not any(e.context for e in examples):
+            shown = "" if corpus is None else f"corpus={corpus!r}: "
+            raise ValueError(
+                f"{shown}{dataset!r} records carry no passages (question and answers only), so there is nothing "
+                "to pool or search: pass corpus= a JSONL corpus ({id, title, text} or {id, contents}) or a Lucene "
+                "index directory, or retriever='http' with retriever_options={'url': ...}."
+            )
         corpus = corpus or "pooled"
+    if corpus == "remote":
+        return tuple(examples), (), "remote"
     if corpus == "example":
         return tuple(examples), (), "example"
     if corpus == "pooled":

@@ -11,7 +11,10 @@ from toolgym.envs.retrieval.base import Passage
 class QAExample:
     """A question with its gold answer and gold evidence.
 
-    Every source (the synthetic world, HotpotQA, 2WikiMultihopQA, MuSiQue) is normalised to this.
+    Every source (the synthetic world, HotpotQA, 2WikiMultihopQA, MuSiQue, and the
+    question/answer-only sets: NQ, TriviaQA, PopQA, Bamboogle, ``"qa"``) is normalised to this.
+    A question/answer-only example has no gold evidence: empty ``supporting_titles``,
+    ``context`` and ``supporting_facts``, ``type == "qa"``; it is searched over an external corpus.
 
     Attributes:
         id: the dataset's own id (``_id`` / ``id``), so predictions can be written back in the
