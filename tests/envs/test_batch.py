@@ -204,3 +204,110 @@ def test_mismatched_lengths_and_bad_settings_are_errors():
         step_batch([WordEnv(Shared()), WordEnv(Shared())], ["x"])
     with pytest.raises(ValueError, match="threads must be >= 1"):
         BatchStepper(threads=0)
+
+
+# -- over a retrieval server -------------------------------------------------------------------------
+class CountingServer:
+    """A ``/retrieve`` server on loopback over the small world's passages that counts its searches."""
+
+    def __init__(self, passages, delay=0.0):
+        import time
+
+        from toolgym.envs.retrieval import BM25Retriever
+        from toolgym.envs.retrieval.server import RetrievalServer
+
+        counter = self
+
+        class Server(RetrievalServer):
+            def handle_error(self, request, client_address):
+                pass  # the slow server answers after the client gave up: a broken pipe, expected
+
+            def search(self, queries, k):
+                counter.requests.append(list(queries))
+                time.sleep(delay)
+                return super().search(queries, k)
+
+        self.requests = []
+        self.server = Server(BM25Retriever(passages, cache=False), "127.0.0.1", 0, backend="bm25")
+        self.server.start_in_thread()
+        self.url = self.server.url
+
+
+@pytest.fixture
+def world_passages(make_env):
+    return make_env("MultiHopQA-v0").unwrapped.passages
+
+
+@pytest.fixture
+def counting_server(world_passages):
+    pytest.importorskip("requests", reason="the http backend needs requests (pip install 'toolgym[serve]')")
+    srv = CountingServer(world_passages)
+    yield srv
+    srv.server.close()
+
+
+def test_one_request_per_turn_for_the_batch_and_episodes_equal_in_process(make_env, counting_server):
+    remote = [make_env("MultiHopQA-v0", retriever="http", retriever_options={"url": counting_server.url})
+              for _ in range(N_ENVS)]
+    local = [make_env("MultiHopQA-v0") for _ in range(N_ENVS)]
+    for k, env in enumerate(remote + local):
+        env.reset(seed=k % N_ENVS)
+    turns = 0
+    while remote:
+        actions = [env.unwrapped.oracle_action() for env in remote]
+        searching = sum('"search"' in a for a in actions)
+        before = len(counting_server.requests)
+        outs = step_batch(remote, actions)
+        assert outs == [env.step(a) for env, a in zip(local, actions)]
+        assert len(counting_server.requests) - before == (1 if searching else 0)
+        if searching:
+            assert len(counting_server.requests[-1]) == searching  # every env's query in that one request
+        keep = [not (o[2] or o[3]) for o in outs]
+        remote = [e for e, k in zip(remote, keep) if k]
+        local = [e for e, k in zip(local, keep) if k]
+        turns += 1
+    assert turns >= 3 and all(len(r) > 1 for r in counting_server.requests)
+
+
+def test_serial_steps_send_one_request_per_search(make_env, counting_server):
+    envs = [make_env("MultiHopQA-v0", retriever="http", retriever_options={"url": counting_server.url})
+            for _ in range(3)]
+    for env in envs:
+        env.reset(seed=0)
+        env.step(env.unwrapped.oracle_action())
+    assert counting_server.requests == [[envs[0].unwrapped.example.supporting_titles[0]]] * 3
+
+
+def _closed_port_url() -> str:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/retrieve"
+
+
+@pytest.mark.parametrize("failure", ["down", "slow"])
+def test_a_failing_or_slow_server_gives_each_episode_its_error(failure, make_env, world_passages):
+    pytest.importorskip("requests", reason="the http backend needs requests (pip install 'toolgym[serve]')")
+    srv = CountingServer(world_passages, delay=2.0) if failure == "slow" else None
+    url = srv.url if srv else _closed_port_url()
+    try:
+        envs = [make_env("MultiHopQA-v0", retriever="http",
+                         retriever_options={"url": url, "timeout": 0.3, "retries": 0}) for _ in range(4)]
+        for k, env in enumerate(envs):
+            env.reset(seed=k)
+        outs = step_batch(envs, [env.unwrapped.call("search", query=f"query {k}") for k, env in enumerate(envs)])
+        for obs, reward, terminated, truncated, info in outs:
+            assert info["tool_error"].startswith("search backend failed: RetrievalError:")
+            assert obs[-1]["content"] == f"Error: {info['tool_error']}"
+            assert not terminated and not truncated
+            assert reward == 0.0  # a call that failed earns no valid_call; the episode goes on
+        if srv:
+            assert len(srv.requests) == 1  # the batch waited for one request, not one per episode
+        # The episodes go on: the next turn answers.
+        outs = step_batch(envs, [env.unwrapped.call("answer", answer="x") for env in envs])
+        assert all(o[2] for o in outs)
+    finally:
+        if srv:
+            srv.server.close()

@@ -1,0 +1,157 @@
+"""Env time per rollout turn at GPU batch sizes: a turn's tool calls stepped together vs one by one.
+
+A generation stand-in (a fixed latency per turn, as vLLM takes for a whole batch) writes the
+oracle's action for every live episode; the envs then step either one by one (``env.step`` in a
+loop: the path before batching) or together (``toolgym.envs.batch``: what ``RolloutEngine`` and the
+bench runner do). Backends: HotpotQA-v0 over the shared dev sample's pooled corpus with BM25
+in-process, over HTTP (a ``toolgym serve-retriever`` server started in this process on loopback),
+and over HTTP with a delay injected into each server request (a dense retriever, another machine);
+and SQLQuery-v0, inline and in worker processes. The oracle searches in the first turns, so every
+step of a measured turn makes one call. Prints two Markdown tables.
+
+    python perf/rollout_scale.py [--batches 64,256,1024] [--latency 0.3] [--turns 2] [--delays 5,20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import gymnasium as gym
+
+import toolgym  # noqa: F401 - registers the ids
+from toolgym.envs.batch import BatchStepper
+from toolgym.envs.retrieval import BM25Retriever
+from toolgym.envs.retrieval.http import HTTPRetriever
+from toolgym.envs.retrieval.server import RetrievalServer
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotpotqa_dev_distractor.sample.json"
+
+
+class DelayedServer(RetrievalServer):
+    """A retrieval server that waits ``delay`` seconds per request before searching."""
+
+    def __init__(self, *args, delay: float = 0.0, **kwargs):
+        self.delay = delay
+        super().__init__(*args, **kwargs)
+
+    def search(self, queries, k):
+        if self.delay:
+            time.sleep(self.delay)
+        return super().search(queries, k)
+
+
+class StandIn:
+    """Generation with a fixed latency per turn: the oracle's action for each live episode."""
+
+    def __init__(self, latency: float):
+        self.latency = latency
+
+    def generate(self, envs):
+        time.sleep(self.latency)
+        return [env.unwrapped.oracle_action() for env in envs]
+
+
+def run(envs, stepper: BatchStepper | None, generator: StandIn, turns: int) -> tuple[list[float], list[float]]:
+    """Per measured turn: (seconds stepping the envs, seconds of the whole turn)."""
+    for i, env in enumerate(envs):
+        env.reset(seed=i, options={"index": i})
+    env_s, turn_s = [], []
+    live = list(envs)
+    for _ in range(turns):
+        t0 = time.perf_counter()
+        actions = generator.generate(live)
+        t1 = time.perf_counter()
+        if stepper is None:
+            outs = [env.step(a) for env, a in zip(live, actions)]
+        else:
+            outs = stepper.step(live, actions)
+        t2 = time.perf_counter()
+        env_s.append(t2 - t1)
+        turn_s.append(t2 - t0)
+        live = [env for env, out in zip(live, outs) if not (out[2] or out[3])]
+        if not live:
+            break
+    return env_s, turn_s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", default="64,256,1024")
+    ap.add_argument("--latency", type=float, default=0.3, help="seconds of the generation stand-in per turn")
+    ap.add_argument("--turns", type=int, default=2, help="turns measured per rollout (the oracle searches twice)")
+    ap.add_argument("--delays", default="5,20", help="ms injected per request into the HTTP server")
+    ap.add_argument("--processes", type=int, default=2, help="worker processes for SQLQuery-v0's batched path")
+    ap.add_argument("--data", default=str(SAMPLE), help="HotpotQA dev file in the official format")
+    args = ap.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    delays = [float(d) / 1000 for d in args.delays.split(",") if d.strip()]
+    generator = StandIn(args.latency)
+
+    hotpot = {"data_files": args.data}
+    local = gym.make("HotpotQA-v0", **hotpot)
+    servers = {0.0: None, **{d: None for d in delays}}
+    for delay in servers:
+        srv = DelayedServer(BM25Retriever(local.unwrapped.passages, cache=False), "127.0.0.1", 0,
+                            backend="bm25", delay=delay)
+        srv.start_in_thread()
+        servers[delay] = srv
+
+    setups = [("HotpotQA-v0", "bm25 in-process", hotpot, None)]
+    for delay, srv in servers.items():
+        name = "bm25 over HTTP" + (f" +{delay * 1000:g} ms" if delay else "")
+        setups.append(("HotpotQA-v0", name, {**hotpot, "retriever": "http", "retriever_options": {"url": srv.url}}, None))
+    setups.append(("SQLQuery-v0", "sqlite inline", {}, 0))
+    setups.append(("SQLQuery-v0", f"sqlite, {args.processes} worker processes", {}, args.processes))
+
+    print(f"generation stand-in: {args.latency * 1000:g} ms per turn; first {args.turns} turns of oracle episodes "
+          f"(each step makes one call); env ms per turn are means over those turns\n")
+    print("| env | backend | batch | serial env ms/turn | share | batched env ms/turn | share | speed-up |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    first_turn: dict[tuple[str, int], float] = {}
+    for env_id, backend, kwargs, processes in setups:
+        for batch in batches:
+            envs = [gym.make(env_id, **kwargs) for _ in range(batch)]
+            serial_env, serial_turn = run(envs, None, generator, args.turns)
+            with BatchStepper(processes=processes or 0) as stepper:
+                run(envs[: min(batch, 8)], stepper, StandIn(0.0), 1)  # start the pools
+                batched_env, batched_turn = run(envs, stepper, generator, args.turns)
+            for env in envs:
+                env.close()
+            s_env, b_env = statistics.mean(serial_env), statistics.mean(batched_env)
+            s_share = sum(serial_env) / sum(serial_turn)
+            b_share = sum(batched_env) / sum(batched_turn)
+            first_turn[(backend, batch)] = batched_env[0]
+            print(f"| {env_id} | {backend} | {batch} | {s_env * 1000:.1f} | {s_share:.1%} | {b_env * 1000:.1f} | "
+                  f"{b_share:.1%} | {s_env / b_env:.1f}x |", flush=True)
+
+    # Target: 256 steps that search over HTTP cost at most 1.5x one batched request of their queries.
+    print("\n| backend | batch | batched steps ms (turn 1) | one /retrieve of the same queries ms | ratio |")
+    print("|---|---:|---:|---:|---:|")
+    for delay, srv in servers.items():
+        backend = "bm25 over HTTP" + (f" +{delay * 1000:g} ms" if delay else "")
+        client = HTTPRetriever(srv.url)
+        for batch in batches:
+            env = gym.make("HotpotQA-v0", **hotpot)
+            queries = []
+            for i in range(batch):
+                env.reset(seed=i, options={"index": i})
+                queries.append(env.unwrapped.example.supporting_titles[0])
+            client.search(queries, 3)  # warm the connection
+            times = []
+            for _ in range(5):
+                t = time.perf_counter()
+                client.search(queries, 3)
+                times.append(time.perf_counter() - t)
+            one = statistics.median(times)
+            steps = first_turn[(backend, batch)]
+            print(f"| {backend} | {batch} | {steps * 1000:.1f} | {one * 1000:.1f} | {steps / one:.2f}x |", flush=True)
+        client.close()
+    for srv in servers.values():
+        srv.close()
+
+
+if __name__ == "__main__":
+    main()
