@@ -99,24 +99,26 @@ class BatchStepper:
             for i, result in zip(members, out, strict=True):
                 results[i] = result
 
-        pending: list[tuple[Tool, list[int], list[Any], Future]] = []
-        inline: list[tuple[Tool, list[int], list[Any]]] = []
+        inline, threaded, in_processes = [], [], []
         for tool, members in tasks:
-            arguments = [requests[i][1] for i in members]
             pool = self._pool_for(tool.concurrency) if len(tasks) > 1 else None
-            if pool is None:
-                inline.append((tool, members, arguments))
-            else:
-                pending.append((tool, members, arguments, pool.submit(tool.call_batch, arguments)))
+            where = inline if pool is None else threaded if pool is self._thread_pool else in_processes
+            where.append((tool, members, [requests[i][1] for i in members]))
+        pending: list[tuple[list, Future]] = [([task], self._thread_pool.submit(_run_groups, [task])) for task in threaded]
+        if in_processes:  # one submission per worker, not per tool: each costs a round trip and a pickle
+            n = min(self.processes, len(in_processes))
+            for chunk in (in_processes[j::n] for j in range(n)):
+                pending.append((chunk, self._process_pool.submit(_run_groups, [(t, None, a) for t, _, a in chunk])))
         for tool, members, arguments in inline:  # while the pools work
             deliver(members, tool.call_batch(arguments))
-        for tool, members, arguments, future in pending:
+        for chunk, future in pending:
             try:
-                out = future.result()
+                outs = future.result()
             except Exception:  # noqa: BLE001 - the pool failed (a tool that does not pickle, a dead
                 # worker), not the tool (call_batch never raises): run it here; results stay the same.
-                out = tool.call_batch(arguments)
-            deliver(members, out)
+                outs = _run_groups(chunk)
+            for (_, members, _), out in zip(chunk, outs, strict=True):
+                deliver(members, out)
         return results  # type: ignore[return-value]
 
     # -- pools --------------------------------------------------------------------------------
@@ -151,6 +153,11 @@ class BatchStepper:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _run_groups(groups: list[tuple[Tool, Any, list[Any]]]) -> list[list[ToolResult]]:
+    """Each group's results, in order (runs in a pool thread or a worker process)."""
+    return [tool.call_batch(arguments) for tool, _, arguments in groups]
 
 
 _DEFAULT: BatchStepper | None = None
