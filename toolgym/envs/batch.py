@@ -89,7 +89,8 @@ class BatchStepper:
         groups run by their tool's ``concurrency``."""
         groups: dict[Any, list[int]] = {}
         for i, (tool, _) in enumerate(requests):
-            groups.setdefault(tool.batch_key(), []).append(i)
+            key = tool.batch_key() if tool.batchable else (type(tool), id(tool))  # a plain tool runs its own calls
+            groups.setdefault(key, []).append(i)
         tasks = []  # (representative tool, request indices)
         for members in groups.values():
             tasks.append((requests[members[0]][0], members))

@@ -4,6 +4,10 @@ One step is one assistant message. The env parses it with an action format, runs
 calls, lets the task interpret each result (state, reward terms, the end of the episode), and
 returns the conversation the agent should see next. Tools report what happened; the env decides
 what it means.
+
+A step has phases: ``plan_step`` parses the action and decides which calls run, the calls run, and
+their results are applied in order. ``toolgym.envs.batch`` runs the calls of many envs together
+between the first two (``preload``); a lone ``step()`` runs them itself.
 """
 
 from __future__ import annotations
