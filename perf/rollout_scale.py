@@ -54,27 +54,29 @@ class StandIn:
         return [env.unwrapped.oracle_action() for env in envs]
 
 
-def run(envs, stepper: BatchStepper | None, generator: StandIn, turns: int) -> tuple[list[float], list[float]]:
-    """Per measured turn: (seconds stepping the envs, seconds of the whole turn)."""
+def run(envs, stepper: BatchStepper | None, generator: StandIn, turns: int):
+    """Per measured turn: seconds stepping the envs (wall), seconds of the whole turn (wall), and
+    CPU seconds of this process while stepping (every thread: the in-process server's too)."""
     for i, env in enumerate(envs):
         env.reset(seed=i, options={"index": i})
-    env_s, turn_s = [], []
+    env_s, turn_s, cpu_s = [], [], []
     live = list(envs)
     for _ in range(turns):
         t0 = time.perf_counter()
         actions = generator.generate(live)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         if stepper is None:
             outs = [env.step(a) for env, a in zip(live, actions)]
         else:
             outs = stepper.step(live, actions)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         env_s.append(t2 - t1)
         turn_s.append(t2 - t0)
+        cpu_s.append(c2 - c1)
         live = [env for env, out in zip(live, outs) if not (out[2] or out[3])]
         if not live:
             break
-    return env_s, turn_s
+    return env_s, turn_s, cpu_s
 
 
 def main() -> None:
@@ -109,8 +111,9 @@ def main() -> None:
 
     print(f"generation stand-in: {args.latency * 1000:g} ms per turn; first {args.turns} turns of oracle episodes "
           f"(each step makes one call); env ms per turn: mean over those turns of the fastest of {args.repeats} runs\n")
-    print("| env | backend | batch | serial env ms/turn | share | batched env ms/turn | share | speed-up |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| env | backend | batch | serial env ms/turn | share | batched env ms/turn | share | speed-up | "
+          "serial env CPU ms/turn | batched env CPU ms/turn |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     first_turn: dict[tuple[str, int], float] = {}
     for env_id, backend, kwargs, processes in setups:
         for batch in batches:
@@ -127,14 +130,16 @@ def main() -> None:
                     batched.append(run(envs, stepper, generator, args.turns))
             for env in envs:
                 env.close()
-            serial_env, serial_turn = min(serial, key=lambda r: sum(r[0]))
-            batched_env, batched_turn = min(batched, key=lambda r: sum(r[0]))
+            serial_env, serial_turn, _ = min(serial, key=lambda r: sum(r[0]))
+            batched_env, batched_turn, _ = min(batched, key=lambda r: sum(r[0]))
             s_env, b_env = statistics.mean(serial_env), statistics.mean(batched_env)
+            s_cpu = min(statistics.mean(r[2]) for r in serial)
+            b_cpu = min(statistics.mean(r[2]) for r in batched)
             s_share = sum(serial_env) / sum(serial_turn)
             b_share = sum(batched_env) / sum(batched_turn)
             first_turn[(backend, batch)] = min(b[0][0] for b in batched)
             print(f"| {env_id} | {backend} | {batch} | {s_env * 1000:.1f} | {s_share:.1%} | {b_env * 1000:.1f} | "
-                  f"{b_share:.1%} | {s_env / b_env:.1f}x |", flush=True)
+                  f"{b_share:.1%} | {s_env / b_env:.1f}x | {s_cpu * 1000:.1f} | {b_cpu * 1000:.1f} |", flush=True)
 
     # Target: 256 steps that search over HTTP cost at most 1.5x one batched request of their queries.
     print("\n| backend | batch | batched steps ms (turn 1, fastest) | one /retrieve of the same queries ms (fastest) | ratio |")
