@@ -79,42 +79,13 @@ def run(envs, stepper: BatchStepper | None, generator: StandIn, turns: int):
     return env_s, turn_s, cpu_s
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--batches", default="64,256,1024")
-    ap.add_argument("--latency", type=float, default=0.3, help="seconds of the generation stand-in per turn")
-    ap.add_argument("--turns", type=int, default=2, help="turns measured per rollout (the oracle searches twice)")
-    ap.add_argument("--delays", default="5,20", help="ms injected per request into the HTTP server")
-    ap.add_argument("--processes", type=int, default=2, help="worker processes for SQLQuery-v0's batched path")
-    ap.add_argument("--repeats", type=int, default=3, help="runs of each path; the fastest is shown")
-    ap.add_argument("--data", default=str(SAMPLE), help="HotpotQA dev file in the official format")
-    args = ap.parse_args()
-    batches = [int(b) for b in args.batches.split(",")]
-    delays = [float(d) / 1000 for d in args.delays.split(",") if d.strip()]
-    generator = StandIn(args.latency)
-
-    hotpot = {"data_files": args.data}
-    local = gym.make("HotpotQA-v0", **hotpot)
-    servers = {0.0: None, **{d: None for d in delays}}
-    for delay in servers:
-        srv = DelayedServer(BM25Retriever(local.unwrapped.passages, cache=False), "127.0.0.1", 0,
-                            backend="bm25", delay=delay)
-        srv.start_in_thread()
-        servers[delay] = srv
-
-    setups = [("HotpotQA-v0", "bm25 in-process", hotpot, None)]
-    for delay, srv in servers.items():
-        name = "bm25 over HTTP" + (f" +{delay * 1000:g} ms" if delay else "")
-        setups.append(("HotpotQA-v0", name, {**hotpot, "retriever": "http", "retriever_options": {"url": srv.url}}, None))
-    setups.append(("SQLQuery-v0", "sqlite inline", {}, 0))
-    setups.append(("SQLQuery-v0", f"sqlite, {args.processes} worker processes", {}, args.processes))
-
+def steps_table(args, batches, setups, generator) -> None:
+    """Serial against batched stepping, per backend and batch size."""
     print(f"generation stand-in: {args.latency * 1000:g} ms per turn; first {args.turns} turns of oracle episodes "
           f"(each step makes one call); env ms per turn: mean over those turns of the fastest of {args.repeats} runs\n")
     print("| env | backend | batch | serial env ms/turn | share | batched env ms/turn | share | speed-up | "
           "serial env CPU ms/turn | batched env CPU ms/turn |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    first_turn: dict[tuple[str, int], float] = {}
     for env_id, backend, kwargs, processes in setups:
         for batch in batches:
             envs = [gym.make(env_id, **kwargs) for _ in range(batch)]
@@ -137,32 +108,82 @@ def main() -> None:
             b_cpu = min(statistics.mean(r[2]) for r in batched)
             s_share = sum(serial_env) / sum(serial_turn)
             b_share = sum(batched_env) / sum(batched_turn)
-            first_turn[(backend, batch)] = min(b[0][0] for b in batched)
             print(f"| {env_id} | {backend} | {batch} | {s_env * 1000:.1f} | {s_share:.1%} | {b_env * 1000:.1f} | "
                   f"{b_share:.1%} | {s_env / b_env:.1f}x | {s_cpu * 1000:.1f} | {b_cpu * 1000:.1f} |", flush=True)
 
-    # Target: 256 steps that search over HTTP cost at most 1.5x one batched request of their queries.
-    print("\n| backend | batch | batched steps ms (turn 1, fastest) | one /retrieve of the same queries ms (fastest) | ratio |")
-    print("|---|---:|---:|---:|---:|")
+
+def ratio_table(args, batches, servers, hotpot) -> None:
+    """A batch of steps that each search over HTTP against one request of the same queries."""
+    print("\n| backend | batch | batched steps ms (turn 1) | one /retrieve of the same queries ms | ratio | "
+          "steps CPU ms | request CPU ms | CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for delay, srv in servers.items():
         backend = "bm25 over HTTP" + (f" +{delay * 1000:g} ms" if delay else "")
         client = HTTPRetriever(srv.url)
         for batch in batches:
-            env = gym.make("HotpotQA-v0", **hotpot)
-            queries = []
-            for i in range(batch):
-                env.reset(seed=i, options={"index": i})
-                queries.append(env.unwrapped.example.supporting_titles[0])
-            client.search(queries, 3)  # warm the connection
-            times = []
-            for _ in range(2 * args.repeats + 1):
-                t = time.perf_counter()
-                client.search(queries, 3)
-                times.append(time.perf_counter() - t)
-            one = min(times)
-            steps = first_turn[(backend, batch)]
-            print(f"| {backend} | {batch} | {steps * 1000:.1f} | {one * 1000:.1f} | {steps / one:.2f}x |", flush=True)
+            envs = [gym.make("HotpotQA-v0", **hotpot, retriever="http", retriever_options={"url": srv.url})
+                    for _ in range(batch)]
+            for env in envs:
+                env.reset(seed=0)
+                env.step("warm-up")
+                env.step("warm-up")
+            steps, request = [], []
+            with BatchStepper() as stepper:
+                for _ in range(2 * args.repeats + 1):  # interleaved, the fastest of each kept
+                    for i, env in enumerate(envs):
+                        env.reset(seed=i, options={"index": i})
+                    actions = [env.unwrapped.oracle_action() for env in envs]
+                    queries = [env.unwrapped.example.supporting_titles[0] for env in envs]
+                    t, c = time.perf_counter(), time.process_time()
+                    stepper.step(envs, actions)
+                    steps.append((time.perf_counter() - t, time.process_time() - c))
+                    t, c = time.perf_counter(), time.process_time()
+                    client.search(queries, 3)
+                    request.append((time.perf_counter() - t, time.process_time() - c))
+            (sw, sc), (rw, rc) = (tuple(min(x) for x in zip(*m)) for m in (steps, request))
+            print(f"| {backend} | {batch} | {sw * 1000:.1f} | {rw * 1000:.1f} | {sw / rw:.2f}x | {sc * 1000:.1f} | "
+                  f"{rc * 1000:.1f} | {sc / rc:.2f}x |", flush=True)
+            for env in envs:
+                env.close()
         client.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", default="64,256,1024")
+    ap.add_argument("--latency", type=float, default=0.3, help="seconds of the generation stand-in per turn")
+    ap.add_argument("--turns", type=int, default=2, help="turns measured per rollout (the oracle searches twice)")
+    ap.add_argument("--delays", default="5,20", help="ms injected per request into the HTTP server")
+    ap.add_argument("--processes", type=int, default=2, help="worker processes for SQLQuery-v0's batched path")
+    ap.add_argument("--tables", default="steps,ratio", help="which tables: steps (serial vs batched), ratio")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each path; the fastest is shown")
+    ap.add_argument("--data", default=str(SAMPLE), help="HotpotQA dev file in the official format")
+    args = ap.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    tables = set(args.tables.split(","))
+    delays = [float(d) / 1000 for d in args.delays.split(",") if d.strip()]
+    generator = StandIn(args.latency)
+
+    hotpot = {"data_files": args.data}
+    local = gym.make("HotpotQA-v0", **hotpot)
+    servers = {0.0: None, **{d: None for d in delays}}
+    for delay in servers:
+        srv = DelayedServer(BM25Retriever(local.unwrapped.passages, cache=False), "127.0.0.1", 0,
+                            backend="bm25", delay=delay)
+        srv.start_in_thread()
+        servers[delay] = srv
+
+    setups = [("HotpotQA-v0", "bm25 in-process", hotpot, None)]
+    for delay, srv in servers.items():
+        name = "bm25 over HTTP" + (f" +{delay * 1000:g} ms" if delay else "")
+        setups.append(("HotpotQA-v0", name, {**hotpot, "retriever": "http", "retriever_options": {"url": srv.url}}, None))
+    setups.append(("SQLQuery-v0", "sqlite inline", {}, 0))
+    setups.append(("SQLQuery-v0", f"sqlite, {args.processes} worker processes", {}, args.processes))
+
+    if "steps" in tables:
+        steps_table(args, batches, setups, generator)
+    if "ratio" in tables:
+        ratio_table(args, batches, servers, hotpot)
     for srv in servers.values():
         srv.close()
 
