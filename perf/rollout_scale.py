@@ -7,7 +7,9 @@ bench runner do). Backends: HotpotQA-v0 over the shared dev sample's pooled corp
 in-process, over HTTP (a ``toolgym serve-retriever`` server started in this process on loopback),
 and over HTTP with a delay injected into each server request (a dense retriever, another machine);
 and SQLQuery-v0, inline and in worker processes. The oracle searches in the first turns, so every
-step of a measured turn makes one call. Prints two Markdown tables.
+step of a measured turn makes one call. Prints Markdown tables: serial against batched, batched
+steps against one request of their queries, and (``--tables breakdown``) where a batched turn's
+CPU goes.
 
     python perf/rollout_scale.py [--batches 64,256,1024] [--latency 0.3] [--turns 2] [--delays 5,20] [--repeats 3]
 """
@@ -148,6 +150,42 @@ def ratio_table(args, batches, servers, hotpot) -> None:
         client.close()
 
 
+def breakdown_table(args, batches, hotpot) -> None:
+    """Where the CPU of a batched search turn goes (in-process BM25): planning, the search alone,
+    the whole batched step, and the serial steps."""
+    print("\n| batch | plan CPU ms | search alone CPU ms | batched step CPU ms | serial steps CPU ms |")
+    print("|---:|---:|---:|---:|---:|")
+    for batch in batches:
+        envs = [gym.make("HotpotQA-v0", **hotpot) for _ in range(batch)]
+        for env in envs:
+            env.reset(seed=0)
+            env.step("warm-up")
+            env.step("warm-up")
+        retriever = envs[0].unwrapped.search_tool.retriever
+        rows = []
+        with BatchStepper() as stepper:
+            for _ in range(2 * args.repeats + 1):
+                row = []
+                for path in ("plan", "search", "batched", "serial"):
+                    for i, env in enumerate(envs):
+                        env.reset(seed=i, options={"index": i})
+                    actions = [env.unwrapped.oracle_action() for env in envs]
+                    c = time.process_time()
+                    if path == "plan":
+                        [env.unwrapped.plan_step(a) for env, a in zip(envs, actions)]
+                    elif path == "search":
+                        retriever.search([env.unwrapped.example.supporting_titles[0] for env in envs], 3)
+                    elif path == "batched":
+                        stepper.step(envs, actions)
+                    else:
+                        [env.step(a) for env, a in zip(envs, actions)]
+                    row.append(time.process_time() - c)
+                rows.append(row)
+        print("| " + " | ".join([str(batch)] + [f"{min(col) * 1000:.1f}" for col in zip(*rows)]) + " |", flush=True)
+        for env in envs:
+            env.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="64,256,1024")
@@ -155,7 +193,7 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=2, help="turns measured per rollout (the oracle searches twice)")
     ap.add_argument("--delays", default="5,20", help="ms injected per request into the HTTP server")
     ap.add_argument("--processes", type=int, default=2, help="worker processes for SQLQuery-v0's batched path")
-    ap.add_argument("--tables", default="steps,ratio", help="which tables: steps (serial vs batched), ratio")
+    ap.add_argument("--tables", default="steps,ratio", help="which tables: steps (serial vs batched), ratio, breakdown")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each path; the fastest is shown")
     ap.add_argument("--data", default=str(SAMPLE), help="HotpotQA dev file in the official format")
     args = ap.parse_args()
@@ -184,6 +222,8 @@ def main() -> None:
         steps_table(args, batches, setups, generator)
     if "ratio" in tables:
         ratio_table(args, batches, servers, hotpot)
+    if "breakdown" in tables:
+        breakdown_table(args, batches, hotpot)
     for srv in servers.values():
         srv.close()
 
