@@ -94,3 +94,40 @@ def test_inline_tools_also_catch_exceptions():
 def test_schema_is_openai_function_format():
     schema = Search().schema()
     assert schema == {"type": "function", "function": {"name": "search", "description": "Search.", "parameters": SCHEMA}}
+
+
+class BatchSearch(Search):
+    """Batchable: one run_batch for many calls."""
+
+    def run_batch(self, arguments):
+        self.batches = [*getattr(self, "batches", []), [a["query"] for a in arguments]]
+        if self.behaviour == "short":
+            return [ToolResult("only one")]
+        if self.behaviour == "sleep":
+            time.sleep(5)
+        return [self.run(**a) for a in arguments]
+
+
+def test_call_batch_runs_one_batch_and_bad_arguments_fail_alone():
+    tool = BatchSearch()
+    results = tool.call_batch([{"query": "a"}, {"q": "b"}, {"query": "c", "k": 1}])
+    assert tool.batchable and not Search().batchable
+    assert tool.batches == [["a", "c"]]
+    assert results[0] == ToolResult("a:3", metadata={"k": 3}) and results[2] == ToolResult("c:1", metadata={"k": 1})
+    assert not results[1].ok and "missing required argument 'query'" in results[1].error
+    # A tool that does not batch gives what calling it once per call gives.
+    assert Search().call_batch([{"query": "a"}, {"q": "b"}]) == [Search()({"query": "a"}), Search()({"q": "b"})]
+
+
+@pytest.mark.parametrize(
+    "behaviour, message",
+    [
+        ("raise", "search failed: RuntimeError: backend exploded"),
+        ("short", "search.run_batch returned 1 results for 2 calls"),
+        ("wrong-type", "search returned str, not a ToolResult"),
+        ("sleep", "search timed out after 0.2 s"),
+    ],
+)
+def test_a_failing_batch_fails_each_of_its_calls(behaviour, message):
+    results = BatchSearch(behaviour, timeout=0.2).call_batch([{"query": "a"}, {"query": "b"}])
+    assert len(results) == 2 and all(not r.ok and r.error.startswith(message) for r in results)

@@ -26,6 +26,7 @@ import numpy as np
 from toolgym.benchmarks import official
 from toolgym.benchmarks.agents import AGENTS, Action, Agent, Slot, make_agent
 from toolgym.benchmarks.metrics import normalized_titles, recall_of
+from toolgym.envs.batch import run_ahead
 
 ENGINES = ("auto", "hf", "vllm", "openai")
 
@@ -278,6 +279,9 @@ def _run_env(env_id: str, config: BenchConfig, agent: Agent, label: str, store: 
             actions = agent.act([slots[k].slot for k in active])
             if len(actions) != len(active):
                 raise ValueError(f"agent {label!r} returned {len(actions)} actions for {len(active)} episodes")
+            stepped = [(envs[k], a if isinstance(a, str) else a.text) for k, a in zip(active, actions)
+                       if isinstance(a, str) or a.error is None]
+            run_ahead([env for env, _ in stepped], [text for _, text in stepped])  # the turn's searches: one batch
             for k, action in zip(active, actions):
                 record = _advance(envs[k], slots[k], action, config, label, env_id)
                 if record is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,9 +112,37 @@ class Tool:
     #: Seconds a call may take; None runs it inline with no limit (for tools that are fast and
     #: bounded by construction, or that enforce a limit of their own, such as a socket timeout).
     timeout: float | None = 10.0
+    #: True when a call's result depends only on its arguments and the call changes nothing (a
+    #: search, a read-only query, a calculation). Only such calls are run ahead of ``step()`` by
+    #: ``toolgym.envs.batch``, together with the calls of the other envs of a batch; the calls of
+    #: other tools run inside ``step()``, one by one, as they always do.
+    pure: bool = False
+    #: Where the batch stepper runs this tool's calls: ``"thread"`` (it waits on I/O: a server, a
+    #: subprocess; the calls of many envs overlap), ``"process"`` (CPU-bound Python: worker
+    #: processes when the stepper has some, else inline; the tool must pickle) or ``"inline"``
+    #: (fast: in the stepping thread). One tool object is never called from two threads at once.
+    concurrency: str = "thread"
 
     def run(self, **arguments: Any) -> ToolResult:
         raise NotImplementedError
+
+    def run_batch(self, arguments: Sequence[dict[str, Any]]) -> list[ToolResult]:
+        """Run many calls at once; one result per call, in order. Overriding it declares the tool
+        batchable: the batch stepper then gives it, in one call, the calls of every tool of the
+        batch with the same :meth:`batch_key` (e.g. every env's search over one retriever, one
+        request). The arguments are already validated; an exception fails every call of the batch.
+        The default runs the calls one by one."""
+        return [self.run(**args) for args in arguments]
+
+    def batch_key(self) -> Hashable:
+        """Calls to tools with equal keys may be run together by any one of them in :meth:`run_batch`.
+        The default groups only the calls of this tool object; override it to batch across envs."""
+        return (type(self), id(self))
+
+    @property
+    def batchable(self) -> bool:
+        """True when the tool overrides :meth:`run_batch`."""
+        return type(self).run_batch is not Tool.run_batch
 
     def schema(self) -> dict[str, Any]:
         """The OpenAI function-calling schema, as ``apply_chat_template(..., tools=...)`` takes it."""
@@ -126,28 +155,52 @@ class Tool:
         problem = validate_arguments(arguments, self.parameters)
         if problem is not None:
             return ToolResult.failure(f"{self.name}: {problem}", invalid_arguments=True)
+        return self._guarded(lambda: [self.run(**arguments)], 1)[0]
+
+    def call_batch(self, arguments: Sequence[Any]) -> list[ToolResult]:
+        """What ``[self(a) for a in arguments]`` returns, through one :meth:`run_batch` when the tool is
+        batchable: invalid arguments fail alone, the valid calls share one time limit."""
+        if not self.batchable:
+            return [self(args) for args in arguments]
+        results: list[ToolResult | None] = []
+        valid: list[int] = []
+        for i, args in enumerate(arguments):
+            problem = validate_arguments(args, self.parameters)
+            results.append(None if problem is None else ToolResult.failure(f"{self.name}: {problem}", invalid_arguments=True))
+            if problem is None:
+                valid.append(i)
+        if valid:
+            ran = self._guarded(lambda: self.run_batch([arguments[i] for i in valid]), len(valid))
+            for i, result in zip(valid, ran, strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    def _guarded(self, run: Callable[[], Any], n: int) -> list[ToolResult]:
+        """``run()``'s ``n`` results, under the time limit; any failure becomes ``n`` error results."""
         if self.timeout is None:
-            return self._run_safely(arguments)
-        return self._run_with_time_limit(arguments, self.timeout)
+            return self._run_safely(run, n)
+        return self._run_with_time_limit(run, n, self.timeout)
 
-    def _run_safely(self, arguments: dict[str, Any]) -> ToolResult:
+    def _run_safely(self, run: Callable[[], Any], n: int) -> list[ToolResult]:
         try:
-            result = self.run(**arguments)
+            results = run()
         except Exception as err:  # noqa: BLE001 - a tool must never raise into the env
-            return ToolResult.failure(f"{self.name} failed: {type(err).__name__}: {err}")
-        if not isinstance(result, ToolResult):
-            return ToolResult.failure(f"{self.name} returned {type(result).__name__}, not a ToolResult")
-        return result
+            return [ToolResult.failure(f"{self.name} failed: {type(err).__name__}: {err}")] * n
+        if not isinstance(results, list) or len(results) != n:
+            got = f"{len(results)} results" if isinstance(results, list) else type(results).__name__
+            return [ToolResult.failure(f"{self.name}.run_batch returned {got} for {n} calls; it must return a list of one ToolResult per call")] * n
+        return [r if isinstance(r, ToolResult) else
+                ToolResult.failure(f"{self.name} returned {type(r).__name__}, not a ToolResult") for r in results]
 
-    def _run_with_time_limit(self, arguments: dict[str, Any], timeout: float) -> ToolResult:
+    def _run_with_time_limit(self, run: Callable[[], Any], n: int, timeout: float) -> list[ToolResult]:
         # A daemon thread: Python cannot kill a thread, so a call that overruns is abandoned (it
         # finishes in the background) and the agent is told it timed out.
-        box: list[ToolResult] = []
-        worker = threading.Thread(target=lambda: box.append(self._run_safely(arguments)), daemon=True)
+        box: list[list[ToolResult]] = []
+        worker = threading.Thread(target=lambda: box.append(self._run_safely(run, n)), daemon=True)
         worker.start()
         worker.join(timeout)
         if not box:
-            return ToolResult.failure(f"{self.name} timed out after {timeout:g} s", timed_out=True)
+            return [ToolResult.failure(f"{self.name} timed out after {timeout:g} s", timed_out=True)] * n
         return box[0]
 
     def __repr__(self) -> str:
@@ -162,6 +215,7 @@ class AnswerTool(Tool):
     description = "Give the final answer: a short phrase (a name, a date, a place), not a sentence."
     parameters = string_arguments(answer="The final answer, as short as possible.")
     timeout = None
+    pure, concurrency = True, "inline"
 
     def __init__(self, description: str | None = None):
         if description is not None:

@@ -4,12 +4,17 @@ One step is one assistant message. The env parses it with an action format, runs
 calls, lets the task interpret each result (state, reward terms, the end of the episode), and
 returns the conversation the agent should see next. Tools report what happened; the env decides
 what it means.
+
+A step has phases: ``plan_step`` parses the action and decides which calls run, the calls run, and
+their results are applied in order. ``toolgym.envs.batch`` runs the calls of many envs together
+between the first two (``preload``); a lone ``step()`` runs them itself.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -33,6 +38,39 @@ def cut(text: str, limit: int | None, what: str = "characters") -> str:
 def render_messages(messages: Sequence[Mapping[str, str]]) -> str:
     """A conversation as one plain string, for text-only agents, ``render()`` and logs."""
     return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """A call a step will go through, in order: ``tool`` is None for an unknown name, ``runs`` is
+    False when the call budget is spent (the call is skipped with a note)."""
+
+    call: ToolCall
+    tool: Tool | None
+    runs: bool
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What ``step(action)`` will do before any tool runs: the first phase of a step.
+
+    ``text`` is the action as the conversation records it (cut to ``max_action_chars``),
+    ``calls`` the calls it goes through (at most ``max_calls_per_turn``; ``skipped`` says more were
+    asked). A call that ends the episode (``answer``) stops the step there: later calls never run.
+    """
+
+    action: Any
+    text: str
+    parsed: ParsedAction
+    calls: tuple[PlannedCall, ...]
+    skipped: bool
+    action_error: str | None = None
+
+    def ahead(self) -> list[int]:
+        """The calls that may run before the step, and together with other envs' calls: those of
+        pure tools (their results depend only on their arguments; one made moot by an earlier
+        call that ends the episode is dropped)."""
+        return [n for n, p in enumerate(self.calls) if p.runs and p.tool is not None and p.tool.pure]
 
 
 class RewardTerms:
@@ -131,6 +169,7 @@ class ToolEnv(gym.Env[tuple, str]):
 
         self._messages: list[dict[str, str]] = []
         self._result_indices: list[int] = []
+        self._preloaded: tuple[StepPlan, dict[int, ToolResult]] | None = None
         self.turn = 0
         self.tool_calls = 0
         self._terminated = self._truncated = False
@@ -187,30 +226,63 @@ class ToolEnv(gym.Env[tuple, str]):
         self.turn = 0
         self.tool_calls = 0
         self._terminated = self._truncated = False
+        self._preloaded = None
         task = self._new_task(options or {})
         self._messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": task}]
         self._result_indices = []
         observation, _ = self._observation()
         return observation, self._info({})
 
+    def plan_step(self, action: str) -> StepPlan:
+        """The first phase of ``step(action)``: parse the action and decide which calls it goes
+        through (unknown tools, the call budget, the per-message cap). Changes nothing."""
+        if self._terminated or self._truncated:  # the step will only say so
+            return StepPlan(action, "", ParsedAction(), (), False)
+        action_error = None
+        text = action
+        if not isinstance(action, str):
+            action_error = f"the action must be a str, got {type(action).__name__}"
+            text = ""
+        text = cut(text, self.max_action_chars)
+        parsed = self.format.parse(text, self.tools)
+        calls, used = [], self.tool_calls
+        for call in parsed.calls[: self.max_calls_per_turn]:
+            tool = self._tools_by_name.get(call.name)
+            counted = tool is not None and tool.name not in self.free_tools
+            runs = tool is not None and not (counted and used >= self.max_tool_calls)
+            used += int(runs and counted)
+            calls.append(PlannedCall(call, tool, runs))
+        return StepPlan(action, text, parsed, tuple(calls), len(parsed.calls) > self.max_calls_per_turn, action_error)
+
+    def preload(self, plan: StepPlan, results: Mapping[int, ToolResult]) -> None:
+        """Results of some of ``plan``'s calls (by position), run elsewhere (``toolgym.envs.batch``):
+        the next ``step(plan.action)`` uses them instead of running those calls. Any other step or
+        a reset discards them."""
+        self._preloaded = (plan, dict(results))
+
     def step(self, action: str):
         terms = RewardTerms()
         errors: dict[str, str | None] = {"parse_error": None, "tool_error": None}
+        preloaded, self._preloaded = self._preloaded, None
         if self._terminated or self._truncated:
             terms.add("format")
             errors["parse_error"] = "the episode has ended; call reset() to start a new one"
             observation, _ = self._observation()
             return observation, self._weigh(terms), self._terminated, self._truncated, self._info(terms.raw, errors)
 
-        if not isinstance(action, str):
-            errors["parse_error"] = f"the action must be a str, got {type(action).__name__}"
-            action = ""
-        text = cut(action, self.max_action_chars)
+        if preloaded is not None and (preloaded[0].action is action or
+                                      (isinstance(action, str) and preloaded[0].action == action)):
+            plan, ready = preloaded
+        else:
+            plan, ready = self.plan_step(action), {}
+        if plan.action_error is not None:
+            errors["parse_error"] = plan.action_error
+        text = plan.text
         self._messages.append({"role": "assistant", "content": text})
         self.turn += 1
 
-        parsed = self.format.parse(text, self.tools)
-        results, feedback, ended, out_of_calls = self._run_calls(parsed, terms, errors)
+        parsed = plan.parsed
+        results, feedback, ended, out_of_calls = self._run_calls(plan, ready, terms, errors)
         if parsed.errors:
             terms.add("format", len(parsed.errors))
             errors["parse_error"] = "; ".join(parsed.errors)
@@ -254,24 +326,23 @@ class ToolEnv(gym.Env[tuple, str]):
         return render_messages(self._messages)
 
     # -- the machinery ------------------------------------------------------------------------
-    def _run_calls(self, parsed: ParsedAction, terms: RewardTerms, errors: dict[str, str | None]):
+    def _run_calls(self, plan: StepPlan, ready: Mapping[int, ToolResult], terms: RewardTerms,
+                   errors: dict[str, str | None]):
+        """Run the plan's calls in order (or take their ``ready`` results) and apply each result;
+        a call that ends the episode stops the step there."""
         results: list[str] = []
         feedback: list[str] = []
         ended = out_of_calls = False
-        for number, call in enumerate(parsed.calls):
-            if number >= self.max_calls_per_turn:
-                feedback.append(f"Note: only {self.max_calls_per_turn} calls run per message; the rest were skipped.")
-                break
-            tool = self._tools_by_name.get(call.name)
+        for number, (call, tool, runs) in enumerate((p.call, p.tool, p.runs) for p in plan.calls):
             if tool is None:
                 error = str(unknown_name_error("tool", call.name, self._tools_by_name))
                 result = ToolResult.failure(error, invalid_arguments=True)
-            elif tool.name not in self.free_tools and self.tool_calls >= self.max_tool_calls:
+            elif not runs:
                 feedback.append(f"Note: the budget of {self.max_tool_calls} tool calls is spent; {call.name!r} was not run.")
                 out_of_calls = True
                 continue
             else:
-                result = tool(call.arguments)
+                result = ready[number] if number in ready else tool(call.arguments)
                 if tool.name not in self.free_tools:
                     self.tool_calls += 1
             if not result.ok:
@@ -284,6 +355,9 @@ class ToolEnv(gym.Env[tuple, str]):
             if tool is not None and self._on_result(call, result, terms):
                 ended = True
                 break
+        else:
+            if plan.skipped:
+                feedback.append(f"Note: only {self.max_calls_per_turn} calls run per message; the rest were skipped.")
         return results, feedback, ended, out_of_calls
 
     def _observation(self) -> tuple[tuple[dict[str, str], ...], bool]:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from toolgym.envs.batch import run_ahead
 from toolgym.trainers._deps import require
 
 
@@ -209,9 +210,11 @@ class RolloutEngine:
         while self.backend.any_alive(bool(alive)):
             limits = {i: min(self.max_turn_tokens, self._budget_left(episodes[i])) for i in alive}
             gens = self.backend.generate([context_ids[i] for i in alive], max(limits.values(), default=1))
+            turns = [self._sampled(gen, limits[i]) for i, gen in zip(alive, gens, strict=True)]
+            run_ahead([self.envs[i] for i in alive], [text for _, _, text in turns])  # the turn's searches: one batch
             still = []
-            for i, gen in zip(alive, gens, strict=True):
-                if self._advance(i, episodes[i], gen, limits[i], held_text, context_ids):
+            for i, turn in zip(alive, turns):
+                if self._advance(i, episodes[i], turn, held_text, context_ids):
                     still.append(i)
             alive = still
 
@@ -225,9 +228,8 @@ class RolloutEngine:
     def _budget_left(self, ep: Episode) -> int:
         return max(self.max_completion_tokens - ep.tokens_used, 0)
 
-    def _advance(self, i: int, ep: Episode, gen: Generation, limit: int, held_text: list[str],
-                 context_ids: list[list[int]]) -> bool:
-        """Record one sampled turn, step the env, extend the context. Returns True if the episode goes on."""
+    def _sampled(self, gen: Generation, limit: int) -> tuple[list[int], list[float], str]:
+        """The ids and logprobs of a turn (cut at ``limit`` and after the first end-of-turn token) and its text."""
         ids, logprobs = list(gen.ids[:limit]), list(gen.logprobs[:limit])
         for k, tok in enumerate(ids):  # keep up to and including the first end-of-turn token
             if tok in self._stop_ids:
@@ -236,8 +238,12 @@ class RolloutEngine:
         if len(logprobs) != len(ids):
             raise ValueError(f"backend returned {len(gen.logprobs)} logprobs for {len(gen.ids)} ids; they must match")
         ended_turn = bool(ids) and ids[-1] in self._stop_ids
-        text = self._decode(ids[:-1] if ended_turn else ids)
+        return ids, logprobs, self._decode(ids[:-1] if ended_turn else ids)
 
+    def _advance(self, i: int, ep: Episode, turn: tuple[list[int], list[float], str], held_text: list[str],
+                 context_ids: list[list[int]]) -> bool:
+        """Record one sampled turn, step the env, extend the context. Returns True if the episode goes on."""
+        ids, logprobs, text = turn
         env = self.envs[i]
         obs, reward, terminated, truncated, info = env.step(text)
         seq = ep if ep.append_only else ep.samples[-1]  # the token sequence this turn extends

@@ -309,6 +309,7 @@ class CalculatorTool(Tool):
     parameters = string_arguments(expression="The arithmetic expression to evaluate.")
     # Bounded by its own limits (size, digits, deadline): no thread needed.
     timeout = None
+    pure, concurrency = True, "inline"  # microseconds: a worker would cost more than the call
 
     def __init__(self, limits: Limits = Limits()):
         self.limits = limits

@@ -12,6 +12,7 @@ class ListTablesTool(Tool):
     description = "List the tables of the database with their row counts (optionally only names containing a text)."
     parameters = string_arguments(optional=("like",), like="Only tables whose name contains this text; empty for all.")
     timeout = None  # bounded by the database's own step and time limits
+    pure, concurrency = True, "process"  # read-only; CPU-bound SQLite
 
     def __init__(self, db: ReadOnlyDatabase):
         self.db = db
@@ -28,6 +29,7 @@ class DescribeTool(Tool):
     description = "Show a table's columns (its CREATE TABLE statement), its row count and its first 3 rows."
     parameters = string_arguments(table="The table name, e.g. orders.")
     timeout = None
+    pure, concurrency = True, "process"  # read-only; CPU-bound SQLite
 
     def __init__(self, db: ReadOnlyDatabase):
         self.db = db
@@ -47,6 +49,7 @@ class SQLTool(Tool):
     description = "Run one read-only SQLite query (SELECT or WITH ... SELECT) and see the rows."
     parameters = string_arguments(query="One SQLite SELECT statement.")
     timeout = None
+    pure, concurrency = True, "process"  # read-only; CPU-bound SQLite
 
     def __init__(self, db: ReadOnlyDatabase):
         self.db = db

@@ -20,6 +20,7 @@ class GuessTool(Tool):
     description = "Guess the secret five-letter word. Returns the letter feedback."
     parameters = string_arguments(word="A five-letter English word, e.g. crane.")
     timeout = None  # a dictionary look-up and five comparisons
+    concurrency = "inline"  # not pure: each guess plays the game
 
     def __init__(self, allowed: frozenset[str]):
         self.allowed = allowed

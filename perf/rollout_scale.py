@@ -1,0 +1,232 @@
+"""Env time per rollout turn at GPU batch sizes: a turn's tool calls stepped together vs one by one.
+
+A generation stand-in (a fixed latency per turn, as vLLM takes for a whole batch) writes the
+oracle's action for every live episode; the envs then step either one by one (``env.step`` in a
+loop: the path before batching) or together (``toolgym.envs.batch``: what ``RolloutEngine`` and the
+bench runner do). Backends: HotpotQA-v0 over the shared dev sample's pooled corpus with BM25
+in-process, over HTTP (a ``toolgym serve-retriever`` server started in this process on loopback),
+and over HTTP with a delay injected into each server request (a dense retriever, another machine);
+and SQLQuery-v0, inline and in worker processes. The oracle searches in the first turns, so every
+step of a measured turn makes one call. Prints Markdown tables: serial against batched, batched
+steps against one request of their queries, and (``--tables breakdown``) where a batched turn's
+CPU goes.
+
+    python perf/rollout_scale.py [--batches 64,256,1024] [--latency 0.3] [--turns 2] [--delays 5,20] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import gymnasium as gym
+
+import toolgym  # noqa: F401 - registers the ids
+from toolgym.envs.batch import BatchStepper
+from toolgym.envs.retrieval import BM25Retriever
+from toolgym.envs.retrieval.http import HTTPRetriever
+from toolgym.envs.retrieval.server import RetrievalServer
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotpotqa_dev_distractor.sample.json"
+
+
+class DelayedServer(RetrievalServer):
+    """A retrieval server that waits ``delay`` seconds per request before searching."""
+
+    def __init__(self, *args, delay: float = 0.0, **kwargs):
+        self.delay = delay
+        super().__init__(*args, **kwargs)
+
+    def search(self, queries, k):
+        if self.delay:
+            time.sleep(self.delay)
+        return super().search(queries, k)
+
+
+class StandIn:
+    """Generation with a fixed latency per turn: the oracle's action for each live episode."""
+
+    def __init__(self, latency: float):
+        self.latency = latency
+
+    def generate(self, envs):
+        time.sleep(self.latency)
+        return [env.unwrapped.oracle_action() for env in envs]
+
+
+def run(envs, stepper: BatchStepper | None, generator: StandIn, turns: int):
+    """Per measured turn: seconds stepping the envs (wall), seconds of the whole turn (wall), and
+    CPU seconds of this process while stepping (every thread: the in-process server's too)."""
+    for i, env in enumerate(envs):
+        env.reset(seed=i, options={"index": i})
+    env_s, turn_s, cpu_s = [], [], []
+    live = list(envs)
+    for _ in range(turns):
+        t0 = time.perf_counter()
+        actions = generator.generate(live)
+        t1, c1 = time.perf_counter(), time.process_time()
+        if stepper is None:
+            outs = [env.step(a) for env, a in zip(live, actions)]
+        else:
+            outs = stepper.step(live, actions)
+        t2, c2 = time.perf_counter(), time.process_time()
+        env_s.append(t2 - t1)
+        turn_s.append(t2 - t0)
+        cpu_s.append(c2 - c1)
+        live = [env for env, out in zip(live, outs) if not (out[2] or out[3])]
+        if not live:
+            break
+    return env_s, turn_s, cpu_s
+
+
+def steps_table(args, batches, setups, generator) -> None:
+    """Serial against batched stepping, per backend and batch size."""
+    print(f"generation stand-in: {args.latency * 1000:g} ms per turn; first {args.turns} turns of oracle episodes "
+          f"(each step makes one call); env ms per turn: mean over those turns of the fastest of {args.repeats} runs\n")
+    print("| env | backend | batch | serial env ms/turn | share | batched env ms/turn | share | speed-up | "
+          "serial env CPU ms/turn | batched env CPU ms/turn |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for env_id, backend, kwargs, processes in setups:
+        for batch in batches:
+            envs = [gym.make(env_id, **kwargs) for _ in range(batch)]
+            for env in envs:  # Gymnasium's checker inspects the first two steps of an env: not measured
+                env.reset(seed=0)
+                env.step("warm-up")
+                env.step("warm-up")
+            serial, batched = [], []
+            with BatchStepper(processes=processes or 0) as stepper:
+                run(envs[: min(batch, 8)], stepper, StandIn(0.0), 1)  # start the pools
+                for _ in range(args.repeats):  # interleaved, the fastest kept: the machine is shared
+                    serial.append(run(envs, None, generator, args.turns))
+                    batched.append(run(envs, stepper, generator, args.turns))
+            for env in envs:
+                env.close()
+            serial_env, serial_turn, _ = min(serial, key=lambda r: sum(r[0]))
+            batched_env, batched_turn, _ = min(batched, key=lambda r: sum(r[0]))
+            s_env, b_env = statistics.mean(serial_env), statistics.mean(batched_env)
+            s_cpu = min(statistics.mean(r[2]) for r in serial)
+            b_cpu = min(statistics.mean(r[2]) for r in batched)
+            s_share = sum(serial_env) / sum(serial_turn)
+            b_share = sum(batched_env) / sum(batched_turn)
+            print(f"| {env_id} | {backend} | {batch} | {s_env * 1000:.1f} | {s_share:.1%} | {b_env * 1000:.1f} | "
+                  f"{b_share:.1%} | {s_env / b_env:.1f}x | {s_cpu * 1000:.1f} | {b_cpu * 1000:.1f} |", flush=True)
+
+
+def ratio_table(args, batches, servers, hotpot) -> None:
+    """A batch of steps that each search over HTTP against one request of the same queries."""
+    print("\n| backend | batch | batched steps ms (turn 1) | one /retrieve of the same queries ms | ratio | "
+          "steps CPU ms | request CPU ms | CPU ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for delay, srv in servers.items():
+        backend = "bm25 over HTTP" + (f" +{delay * 1000:g} ms" if delay else "")
+        client = HTTPRetriever(srv.url)
+        for batch in batches:
+            envs = [gym.make("HotpotQA-v0", **hotpot, retriever="http", retriever_options={"url": srv.url})
+                    for _ in range(batch)]
+            for env in envs:
+                env.reset(seed=0)
+                env.step("warm-up")
+                env.step("warm-up")
+            steps, request = [], []
+            with BatchStepper() as stepper:
+                for _ in range(2 * args.repeats + 1):  # interleaved, the fastest of each kept
+                    for i, env in enumerate(envs):
+                        env.reset(seed=i, options={"index": i})
+                    actions = [env.unwrapped.oracle_action() for env in envs]
+                    queries = [env.unwrapped.example.supporting_titles[0] for env in envs]
+                    t, c = time.perf_counter(), time.process_time()
+                    stepper.step(envs, actions)
+                    steps.append((time.perf_counter() - t, time.process_time() - c))
+                    t, c = time.perf_counter(), time.process_time()
+                    client.search(queries, 3)
+                    request.append((time.perf_counter() - t, time.process_time() - c))
+            (sw, sc), (rw, rc) = (tuple(min(x) for x in zip(*m)) for m in (steps, request))
+            print(f"| {backend} | {batch} | {sw * 1000:.1f} | {rw * 1000:.1f} | {sw / rw:.2f}x | {sc * 1000:.1f} | "
+                  f"{rc * 1000:.1f} | {sc / rc:.2f}x |", flush=True)
+            for env in envs:
+                env.close()
+        client.close()
+
+
+def breakdown_table(args, batches, hotpot) -> None:
+    """Where the CPU of a batched search turn goes (in-process BM25): planning, the search alone,
+    the whole batched step, and the serial steps."""
+    print("\n| batch | plan CPU ms | search alone CPU ms | batched step CPU ms | serial steps CPU ms |")
+    print("|---:|---:|---:|---:|---:|")
+    for batch in batches:
+        envs = [gym.make("HotpotQA-v0", **hotpot) for _ in range(batch)]
+        for env in envs:
+            env.reset(seed=0)
+            env.step("warm-up")
+            env.step("warm-up")
+        retriever = envs[0].unwrapped.search_tool.retriever
+        rows = []
+        with BatchStepper() as stepper:
+            for _ in range(2 * args.repeats + 1):
+                row = []
+                for path in ("plan", "search", "batched", "serial"):
+                    for i, env in enumerate(envs):
+                        env.reset(seed=i, options={"index": i})
+                    actions = [env.unwrapped.oracle_action() for env in envs]
+                    c = time.process_time()
+                    if path == "plan":
+                        [env.unwrapped.plan_step(a) for env, a in zip(envs, actions)]
+                    elif path == "search":
+                        retriever.search([env.unwrapped.example.supporting_titles[0] for env in envs], 3)
+                    elif path == "batched":
+                        stepper.step(envs, actions)
+                    else:
+                        [env.step(a) for env, a in zip(envs, actions)]
+                    row.append(time.process_time() - c)
+                rows.append(row)
+        print("| " + " | ".join([str(batch)] + [f"{min(col) * 1000:.1f}" for col in zip(*rows)]) + " |", flush=True)
+        for env in envs:
+            env.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", default="64,256,1024")
+    ap.add_argument("--latency", type=float, default=0.3, help="seconds of the generation stand-in per turn")
+    ap.add_argument("--turns", type=int, default=2, help="turns measured per rollout (the oracle searches twice)")
+    ap.add_argument("--delays", default="5,20", help="ms injected per request into the HTTP server")
+    ap.add_argument("--processes", type=int, default=2, help="worker processes for SQLQuery-v0's batched path")
+    ap.add_argument("--tables", default="steps,ratio", help="which tables: steps (serial vs batched), ratio, breakdown")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each path; the fastest is shown")
+    ap.add_argument("--data", default=str(SAMPLE), help="HotpotQA dev file in the official format")
+    args = ap.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    tables = set(args.tables.split(","))
+    delays = [float(d) / 1000 for d in args.delays.split(",") if d.strip()]
+    generator = StandIn(args.latency)
+
+    hotpot = {"data_files": args.data}
+    local = gym.make("HotpotQA-v0", **hotpot)
+    servers = {0.0: None, **{d: None for d in delays}}
+    for delay in servers:
+        srv = DelayedServer(BM25Retriever(local.unwrapped.passages, cache=False), "127.0.0.1", 0,
+                            backend="bm25", delay=delay)
+        srv.start_in_thread()
+        servers[delay] = srv
+
+    setups = [("HotpotQA-v0", "bm25 in-process", hotpot, None)]
+    for delay, srv in servers.items():
+        name = "bm25 over HTTP" + (f" +{delay * 1000:g} ms" if delay else "")
+        setups.append(("HotpotQA-v0", name, {**hotpot, "retriever": "http", "retriever_options": {"url": srv.url}}, None))
+    setups.append(("SQLQuery-v0", "sqlite inline", {}, 0))
+    setups.append(("SQLQuery-v0", f"sqlite, {args.processes} worker processes", {}, args.processes))
+
+    if "steps" in tables:
+        steps_table(args, batches, setups, generator)
+    if "ratio" in tables:
+        ratio_table(args, batches, servers, hotpot)
+    if "breakdown" in tables:
+        breakdown_table(args, batches, hotpot)
+    for srv in servers.values():
+        srv.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Stepping many envs together: the tool calls of a turn run as one batch.
+
+``step_batch(envs, actions)`` returns exactly what ``[env.step(a) for env, a in zip(envs, actions)]``
+returns (observations, rewards, flags, info, in order), faster:
+
+1. *plan*: each env parses its action and decides which calls it goes through
+   (``ToolEnv.plan_step``; nothing changes);
+2. *run*: the calls of pure tools (``Tool.pure``: a search, a read-only query) are gathered across
+   the batch; calls to batchable tools with the same ``Tool.batch_key`` become one
+   ``Tool.run_batch`` call (every env's search over one retriever: one ``search(queries, k)``, one
+   request to a retrieval server); the groups run by ``Tool.concurrency``: awaited I/O in a thread
+   pool, CPU-bound Python in worker processes (``processes=``), fast tools inline;
+3. *apply*: each env steps (``env.step``, through its wrappers) with those results preloaded
+   (``ToolEnv.preload``), in order; calls of other tools run there, one by one, as always.
+
+A pure call that an earlier call of its message makes moot (after ``answer`` the step stops) ran for
+nothing and is dropped; nothing else differs from stepping one by one.
+
+    from toolgym.envs.batch import step_batch
+    results = step_batch(envs, actions)   # [(obs, reward, terminated, truncated, info), ...]
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Any
+
+from toolgym.envs.errors import check_non_negative
+from toolgym.envs.tool import Tool, ToolResult
+from toolgym.envs.tool_env import ToolEnv
+
+CONCURRENCY = ("thread", "process", "inline")
+
+
+class BatchStepper:
+    """Runs the tool calls of many envs together; see the module docstring.
+
+    Args:
+        threads: most calls (or batches) of ``concurrency="thread"`` tools awaited at once.
+        processes: worker processes for ``concurrency="process"`` tools (started on first use, with
+            ``forkserver``, so forking never copies the threads of the parent); 0 runs those tools inline.
+    """
+
+    def __init__(self, threads: int = 64, processes: int = 0):
+        check_non_negative(threads=threads, processes=processes)
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}.")
+        self.threads, self.processes = threads, processes
+        self._thread_pool: ThreadPoolExecutor | None = None
+        self._process_pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    # -- the phases ---------------------------------------------------------------------------
+    def step(self, envs: Sequence[Any], actions: Sequence[Any]) -> list[tuple]:
+        """``[env.step(a) for env, a in zip(envs, actions)]``, with the tool calls run together."""
+        if len(envs) != len(actions):
+            raise ValueError(f"{len(envs)} envs but {len(actions)} actions; give one action per env.")
+        self.run_ahead(envs, actions)
+        return [env.step(action) for env, action in zip(envs, actions)]
+
+    def run_ahead(self, envs: Sequence[Any], actions: Sequence[Any]) -> None:
+        """Plan each env's step and run its pure calls as one batch; the next ``env.step(action)``
+        of each env uses those results. For callers that step the envs themselves."""
+        if len(envs) != len(actions):
+            raise ValueError(f"{len(envs)} envs but {len(actions)} actions; give one action per env.")
+        plans, requests = [], []
+        for env, action in zip(envs, actions):
+            base = getattr(env, "unwrapped", env)
+            if not isinstance(base, ToolEnv):
+                continue  # any other Gymnasium env simply steps
+            plan = base.plan_step(action)
+            ahead = plan.ahead()
+            if ahead:
+                plans.append((base, plan, ahead))
+                for n in ahead:
+                    requests.append((plan.calls[n].tool, plan.calls[n].call.arguments))
+        if not requests:
+            return
+        results = iter(self.run_calls(requests))
+        for base, plan, ahead in plans:
+            base.preload(plan, {n: next(results) for n in ahead})
+
+    def run_calls(self, requests: Sequence[tuple[Tool, Any]]) -> list[ToolResult]:
+        """``[tool(arguments) for tool, arguments in requests]``, batched and concurrent: calls to
+        tools with the same ``batch_key`` form one group (one ``call_batch``, in order), and the
+        groups run by their tool's ``concurrency``."""
+        groups: dict[Any, list[int]] = {}
+        for i, (tool, _) in enumerate(requests):
+            key = tool.batch_key() if tool.batchable else (type(tool), id(tool))  # a plain tool runs its own calls
+            groups.setdefault(key, []).append(i)
+        tasks = []  # (representative tool, request indices)
+        for members in groups.values():
+            tasks.append((requests[members[0]][0], members))
+        results: list[ToolResult | None] = [None] * len(requests)
+
+        def deliver(members: list[int], out: list[ToolResult]) -> None:
+            for i, result in zip(members, out, strict=True):
+                results[i] = result
+
+        inline, threaded, in_processes = [], [], []
+        for tool, members in tasks:
+            pool = self._pool_for(tool.concurrency) if len(tasks) > 1 else None
+            where = inline if pool is None else threaded if pool is self._thread_pool else in_processes
+            where.append((tool, members, [requests[i][1] for i in members]))
+        pending: list[tuple[list, Future]] = [([task], self._thread_pool.submit(_run_groups, [task])) for task in threaded]
+        if in_processes:  # one submission per worker, not per tool: each costs a round trip and a pickle
+            n = min(self.processes, len(in_processes))
+            for chunk in (in_processes[j::n] for j in range(n)):
+                pending.append((chunk, self._process_pool.submit(_run_groups, [(t, None, a) for t, _, a in chunk])))
+        for tool, members, arguments in inline:  # while the pools work
+            deliver(members, tool.call_batch(arguments))
+        for chunk, future in pending:
+            try:
+                outs = future.result()
+            except Exception:  # noqa: BLE001 - the pool failed (a tool that does not pickle, a dead
+                # worker), not the tool (call_batch never raises): run it here; results stay the same.
+                outs = _run_groups(chunk)
+            for (_, members, _), out in zip(chunk, outs, strict=True):
+                deliver(members, out)
+        return results  # type: ignore[return-value]
+
+    # -- pools --------------------------------------------------------------------------------
+    def _pool_for(self, concurrency: str) -> Executor | None:
+        if concurrency not in CONCURRENCY:
+            from toolgym.envs.errors import unknown_name_error
+
+            raise unknown_name_error("tool concurrency", concurrency, CONCURRENCY)
+        with self._lock:
+            if concurrency == "thread":
+                if self._thread_pool is None:
+                    self._thread_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="toolgym-tools")
+                return self._thread_pool
+            if concurrency == "process" and self.processes > 0:
+                if self._process_pool is None:
+                    methods = multiprocessing.get_all_start_methods()
+                    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+                    self._process_pool = ProcessPoolExecutor(self.processes, mp_context=context)
+                return self._process_pool
+        return None
+
+    def close(self) -> None:
+        """Stop the pools (a stepper can be used again: they restart on demand)."""
+        with self._lock:
+            pools, self._thread_pool, self._process_pool = (self._thread_pool, self._process_pool), None, None
+        for pool in pools:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> BatchStepper:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _run_groups(groups: list[tuple[Tool, Any, list[Any]]]) -> list[list[ToolResult]]:
+    """Each group's results, in order (runs in a pool thread or a worker process)."""
+    return [tool.call_batch(arguments) for tool, _, arguments in groups]
+
+
+_DEFAULT: BatchStepper | None = None
+
+
+def default_stepper() -> BatchStepper:
+    """The process-wide stepper of ``step_batch``/``run_ahead`` (threads only, no worker processes)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = BatchStepper()
+    return _DEFAULT
+
+
+def step_batch(envs: Sequence[Any], actions: Sequence[Any], stepper: BatchStepper | None = None) -> list[tuple]:
+    """``[env.step(a) for env, a in zip(envs, actions)]`` with the tool calls run together."""
+    return (stepper or default_stepper()).step(envs, actions)
+
+
+def run_ahead(envs: Sequence[Any], actions: Sequence[Any], stepper: BatchStepper | None = None) -> None:
+    """Run the pure tool calls of ``env.step(action)`` for every env as one batch, before the steps."""
+    (stepper or default_stepper()).run_ahead(envs, actions)
