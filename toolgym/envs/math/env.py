@@ -32,14 +32,14 @@ def parse_answer(text: str) -> Fraction | None:
     cleaned = text.strip().rstrip(".").replace("%", "").strip()
     try:
         return evaluate(cleaned)
-    except CalculatorError:
+    except (ArithmeticError, ValueError, RecursionError):  # CalculatorError, or a limit it missed
         pass
     numbers = _LAST_NUMBER.findall(cleaned)
     if not numbers:
         return None
     try:
         return evaluate(numbers[-1])
-    except CalculatorError:
+    except (ArithmeticError, ValueError, RecursionError):
         return None
 
 
