@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.formats import ToolCall
-from toolgym.envs.math.calculator import CalculatorError, CalculatorTool, Limits, evaluate
+from toolgym.envs.math.calculator import CalculatorTool, Limits, evaluate
 from toolgym.envs.math.problems import TEMPLATES, MathProblem, generate_problem, load_gsm8k
 from toolgym.envs.tool import AnswerTool, Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
