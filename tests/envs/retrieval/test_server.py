@@ -224,3 +224,16 @@ def test_parse_request_takes_limits():
     with pytest.raises(BadRequest, match="the number of queries: 3, the limit is 2") as err:
         parse_request(_json({"queries": ["a"] * 3}), 3, limits)
     assert err.value.status == 413
+
+
+def test_the_client_splits_a_batch_over_the_servers_limits(local):
+    srv = RetrievalServer(local, port=0, limits=ServerLimits(max_queries=4, max_hits=6))
+    srv.start_in_thread()
+    try:
+        queries = [q for q, _ in QUERIES] * 3  # 15 queries
+        client = HTTPRetriever(srv.url, max_batch_queries=4, max_batch_hits=6)
+        assert client.search(queries, 2) == local.search(queries, 2)  # requests of 3 queries x 2 hits
+        status, _, _ = _raw(srv, _post(_json({"queries": queries, "topk": 2})))
+        assert status == 413  # the same batch in one request is refused
+    finally:
+        srv.close()
