@@ -48,7 +48,7 @@ def _raw(server, request: bytes, timeout: float = 10.0) -> tuple[int, dict, dict
 
 def _post(body: bytes, extra: str = "", length: str | None = None) -> bytes:
     size = f"Content-Length: {len(body) if length is None else length}\r\n" if length != "" else ""
-    return f"POST /retrieve HTTP/1.1\r\nHost: x\r\n{size}{extra}\r\n".encode() + body
+    return f"POST /retrieve HTTP/1.1\r\nHost: x\r\n{size}{extra}\r\n".encode("latin-1") + body
 
 
 def _json(payload) -> bytes:
@@ -66,6 +66,7 @@ HOSTILE = {
                                   ["queries[1]", "150,000", "--max-query-chars"]),
     "Content-Length -1": (_post(b'{"queries": ["x"]}' + b"x" * 100_000, length="-1"), 400,
                           ["Content-Length", "'-1'"]),
+    "Content-Length of a superscript digit": (_post(b"{}", length="\u00b2"), 400, ["Content-Length", "'²'"]),
     "no Content-Length": (_post(b'{"queries": ["x"]}', length=""), 411, ["Content-Length: required"]),
     "chunked body": (_post(b"", extra="Transfer-Encoding: chunked\r\n", length=""), 411, ["chunked"]),
     "Content-Length over the body limit": (_post(b"", length=str(20 << 20)), 413,

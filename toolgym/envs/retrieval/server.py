@@ -84,6 +84,7 @@ def _over(what: str, value: int, limit_name: str, limit: int) -> BadRequest:
 
 # A JSON string (escapes included): removed before counting brackets, so "[" in a query is not nesting.
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BYTE_COUNT = re.compile(r"[0-9]+")
 _OPEN, _CLOSE = np.frombuffer(b"[{", np.uint8), np.frombuffer(b"]}", np.uint8)
 
 
@@ -285,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
         if raw is None or self.headers.get("Transfer-Encoding"):
             self._refuse(411, "Content-Length: required (a chunked or unsized body is not read)")
             return
-        if not raw.strip().isdigit():  # "-1" or "abc": never read to EOF
+        if not _BYTE_COUNT.fullmatch(raw.strip()):  # "-1", "abc" or "²": never read to EOF
             self._refuse(400, f"Content-Length: expected a byte count, got {raw[:40]!r}")
             return
         length = int(raw)
