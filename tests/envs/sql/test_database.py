@@ -3,6 +3,7 @@
 import hashlib
 import pickle
 import sqlite3
+import time
 
 import pytest
 
@@ -205,3 +206,19 @@ def test_functions_are_an_allowlist_that_covers_what_questions_need(db_path):
     assert row == (1, "2024", "BC", 1, 3, 1)
     with pytest.raises(QueryError, match="the allowed ones are abs, avg"):
         db.query("SELECT sqlite_version()")
+
+
+def test_the_watchdog_runs_only_actions_still_armed_when_due():
+    from toolgym.envs.sql.database import _Watchdog
+
+    watchdog, fired = _Watchdog(), []
+    late = watchdog.arm(0.2, lambda: fired.append("late"))
+    soon = watchdog.arm(0.05, lambda: fired.append("soon"))
+    cancelled = watchdog.arm(0.1, lambda: fired.append("cancelled"))
+    watchdog.disarm(cancelled)
+    deadline = time.monotonic() + 10
+    while len(fired) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    watchdog.disarm(late)
+    watchdog.disarm(soon)  # already run: a no-op
+    assert fired == ["soon", "late"]

@@ -22,6 +22,7 @@ LIKE/GLOB patterns to ``max_pattern_chars``.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -243,6 +244,53 @@ _ACTION_NAMES = {
 }
 
 
+class _Watchdog:
+    """One daemon thread that runs an action when its deadline passes, for every database of the
+    process (a thread per query costs about 1 ms on a busy machine; this costs microseconds).
+    Actions run under the lock, so after ``disarm`` returns, its action can no longer run."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._due: dict[int, tuple[float, Any]] = {}
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, action) -> int:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="sql-watchdog", daemon=True)
+                self._thread.start()
+            token = next(self._tokens)
+            self._due[token] = (time.monotonic() + seconds, action)
+            self._cond.notify()
+            return token
+
+    def disarm(self, token: int) -> None:
+        with self._cond:
+            self._due.pop(token, None)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for token in [t for t, (deadline, _) in self._due.items() if deadline <= now]:
+                    self._due.pop(token)[1]()
+                nearest = min((deadline for deadline, _ in self._due.values()), default=None)
+                self._cond.wait(None if nearest is None else nearest - now)
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _new_watchdog_after_fork() -> None:
+    # A forked child (AsyncVectorEnv workers) has no watchdog thread, and the lock may be held.
+    global _WATCHDOG
+    _WATCHDOG = _Watchdog()
+
+
+os.register_at_fork(after_in_child=_new_watchdog_after_fork)
+
+
 class ReadOnlyDatabase:
     """A SQLite file that agents may query but never change. Picklable (the connection reopens)."""
 
@@ -260,7 +308,6 @@ class ReadOnlyDatabase:
         self.max_steps, self.max_seconds = max_steps, max_seconds
         self.max_string_bytes, self.max_pattern_chars = max_string_bytes, max_pattern_chars
         self._conn: sqlite3.Connection | None = None
-        self._query_number = 0  # which query the watchdog may interrupt
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_conn": None}
@@ -305,12 +352,9 @@ class ReadOnlyDatabase:
         self._denied = self._denied or f"{what}{target} is not allowed: only read-only SELECT queries run"
         return sqlite3.SQLITE_DENY
 
-    def _interrupt(self, conn: sqlite3.Connection, number: int) -> None:
-        # A query that ended before the timer fired is not interrupted; a late interrupt() is
-        # harmless anyway: SQLite clears it when the next statement starts.
-        if number == self._query_number and self._conn is conn:
-            self._stopped = self._stopped or self._time_limit_message()
-            conn.interrupt()
+    def _interrupt(self, conn: sqlite3.Connection) -> None:
+        self._stopped = self._stopped or self._time_limit_message()
+        conn.interrupt()
 
     def _time_limit_message(self) -> str:
         return f"the query was stopped after {self.max_seconds:g} s (the time limit); make it cheaper"
@@ -334,12 +378,9 @@ class ReadOnlyDatabase:
         self._tables: set[str] = set()
         self._denied = self._stopped = None
         self._steps, self._deadline = 0, time.monotonic() + self.max_seconds
-        self._query_number += 1
         # The progress handler runs only every _PROGRESS_EVERY instructions; the watchdog stops a
         # query whose instructions are slow, from another thread, at the next instruction.
-        watchdog = threading.Timer(self.max_seconds, self._interrupt, args=(conn, self._query_number))
-        watchdog.daemon = True
-        watchdog.start()
+        token = _WATCHDOG.arm(self.max_seconds, lambda: self._interrupt(conn))
         try:
             cursor = conn.execute(sql)
             if cursor.description is None:
@@ -359,7 +400,7 @@ class ReadOnlyDatabase:
                 raise QueryError(self._denied) from None
             raise QueryError(self._stopped or self._limit_message(err) or f"{type(err).__name__}: {err}") from None
         finally:
-            watchdog.cancel()
+            _WATCHDOG.disarm(token)
             if conn.in_transaction:  # never the case for reads; keep the connection clean anyway
                 conn.rollback()
         truncated = len(rows) > self.max_rows
