@@ -257,6 +257,25 @@ def test_fuzz_step_never_raises(env_id, fmt, make_env):
     run()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["hermes", "tags"])
+def test_fuzz_async_vector_env_never_dies(fmt):
+    envs = gym.make_vec("ToolMath-v0", num_envs=2, vectorization_mode="async", format=fmt, max_action_chars=100_000)
+    try:
+        envs.reset(seed=0)
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(actions=st.lists(_ACTIONS, min_size=2, max_size=2))
+        def run(actions):
+            obs, rewards, terminated, truncated, infos = envs.step(actions)
+            assert len(obs) == 2 and all(math.isfinite(r) for r in rewards)
+            assert not (terminated & truncated).any()
+
+        run()
+    finally:
+        envs.close()
+
+
 @pytest.mark.parametrize("env_id", ["ToolMath-v0", "SQLQuery-v0"])
 def test_async_vector_env_survives_hostile_actions(env_id, make_env):
     writer = make_env(env_id)
