@@ -31,6 +31,26 @@ def _load(name: str, path: Path):
     return module
 
 
+def fuzz_times(env, strategy, examples: int) -> list[tuple[float, str]]:
+    """(seconds, action) of every step over ``examples`` derandomized draws of ``strategy``."""
+    from hypothesis import HealthCheck, given, settings
+
+    times = []
+
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(actions=strategy)
+    def run(actions):
+        env.reset(seed=1)
+        for action in actions:
+            start = time.perf_counter()
+            env.step(action)
+            times.append((time.perf_counter() - start, action))
+
+    run()
+    return times
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ids", default=None, help="comma-separated ids (default: every registered id)")
@@ -39,7 +59,6 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     import gymnasium as gym
-    from hypothesis import HealthCheck, given, settings
 
     import toolgym  # noqa: F401
     from toolgym.envs.registration import env_ids
@@ -65,18 +84,7 @@ def main(argv=None) -> None:
                 env.step(action)
                 times.append((time.perf_counter() - start, action))
             env = gym.make(env_id, format=fmt, max_action_chars=100_000, **kwargs)
-
-            @settings(max_examples=args.examples, derandomize=True, database=None, deadline=None,
-                      suppress_health_check=list(HealthCheck))
-            @given(actions=tests.st.lists(tests._ACTIONS, min_size=1, max_size=4))
-            def run(actions):
-                env.reset(seed=1)
-                for action in actions:
-                    start = time.perf_counter()
-                    env.step(action)
-                    times.append((time.perf_counter() - start, action))
-
-            run()
+            times += fuzz_times(env, tests.st.lists(tests._ACTIONS, min_size=1, max_size=4), args.examples)
             durations = sorted(t for t, _ in times)
             slowest = max(times)
             rows.append((env_id, fmt, len(times), 1000 * statistics.median(durations),
