@@ -238,3 +238,10 @@ def test_the_client_splits_a_batch_over_the_servers_limits(local):
         assert status == 413  # the same batch in one request is refused
     finally:
         srv.close()
+
+
+def test_the_client_cuts_a_long_query_instead_of_failing_the_batch(server, local):
+    long = "capital of Italy " + "filler " * 1000  # 7,017 characters; the server takes 1,000
+    hits = HTTPRetriever(server.url).search([long, "Everest"], 1)
+    assert hits == local.search([long[:1000], "Everest"], 1)
+    assert hits[0][0].passage.id == "p1" and hits[1][0].passage.id == "p5"

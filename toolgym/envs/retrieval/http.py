@@ -52,9 +52,10 @@ class HTTPRetriever:
     ``search`` raises :class:`RetrievalError` naming the server and the last error (the search tool
     turns it into an error result; the episode goes on). A 4xx answer is not retried: the request
     itself is wrong. A batch larger than ``max_batch_queries`` queries or ``max_batch_hits``
-    queries x k goes as several requests, within the server's default limits (``toolgym
-    serve-retriever --max-queries 4096 --max-hits 20000``). Pickles as its configuration (a fresh
-    Session on the other side).
+    queries x k goes as several requests, and a query is cut to ``max_query_chars``, within the
+    server's default limits (``toolgym serve-retriever --max-queries 4096 --max-hits 20000
+    --max-query-chars 1000``): one long query a policy wrote must not fail the batch of every
+    env. Pickles as its configuration (a fresh Session on the other side).
     """
 
     def __init__(
@@ -68,9 +69,11 @@ class HTTPRetriever:
         deadline: float | None = None,
         max_batch_queries: int = 1024,
         max_batch_hits: int = 10_000,
+        max_query_chars: int = 1000,
     ):
-        if max_batch_queries < 1 or max_batch_hits < 1:
-            raise ValueError(f"max_batch_queries and max_batch_hits must be >= 1, got {max_batch_queries} and {max_batch_hits}.")
+        if min(max_batch_queries, max_batch_hits, max_query_chars) < 1:
+            raise ValueError(f"max_batch_queries, max_batch_hits and max_query_chars must be >= 1, got "
+                             f"{max_batch_queries}, {max_batch_hits} and {max_query_chars}.")
         if timeout <= 0 or retries < 0 or backoff < 0 or (deadline is not None and deadline <= 0):
             raise ValueError(
                 f"Need timeout > 0, retries >= 0, backoff >= 0, deadline > 0 or None; "
@@ -81,6 +84,7 @@ class HTTPRetriever:
         self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
         self.deadline = deadline
         self.max_batch_queries, self.max_batch_hits = max_batch_queries, max_batch_hits
+        self.max_query_chars = max_query_chars
         self._session = self._new_session()
 
     @staticmethod
@@ -163,7 +167,7 @@ class HTTPRetriever:
         return [hits for start in range(0, len(queries), step) for hits in self._search(queries[start:start + step], k)]
 
     def _search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        body = self._post({"queries": list(queries), "topk": k, "return_scores": True})
+        body = self._post({"queries": [q[: self.max_query_chars] for q in queries], "topk": k, "return_scores": True})
         result = body.get("result") if isinstance(body, dict) else None
         if not isinstance(result, list) or len(result) != len(queries):
             got = f"{len(result)} lists" if isinstance(result, list) else repr(body)[:200]
