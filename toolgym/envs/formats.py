@@ -198,7 +198,7 @@ class TagsFormat(ActionFormat):
 
     @classmethod
     def _pairs(cls, text: str) -> list[tuple[str, str]]:
-        """(tag, stripped body) of each ``<tag>body</tag>``, left to right: each opening tag pairs
+        r"""(tag, stripped body) of each ``<tag>body</tag>``, left to right: each opening tag pairs
         with the first closing tag of its name after it, and the scan resumes after that closing
         tag (what ``re.finditer(r"<(t)>(.*?)</\1>")`` finds), in O(n log n) for n tags."""
         openings: list[tuple[int, int, str]] = []
