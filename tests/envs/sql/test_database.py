@@ -212,6 +212,7 @@ def test_the_watchdog_runs_only_actions_still_armed_when_due():
     from toolgym.envs.sql.database import _Watchdog
 
     watchdog, fired = _Watchdog(), []
+    watchdog.arm(0.01, lambda: 1 / 0)  # a failing action does not stop the thread
     late = watchdog.arm(0.2, lambda: fired.append("late"))
     soon = watchdog.arm(0.05, lambda: fired.append("soon"))
     cancelled = watchdog.arm(0.1, lambda: fired.append("cancelled"))

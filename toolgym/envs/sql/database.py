@@ -274,7 +274,10 @@ class _Watchdog:
             while True:
                 now = time.monotonic()
                 for token in [t for t, (deadline, _) in self._due.items() if deadline <= now]:
-                    self._due.pop(token)[1]()
+                    try:
+                        self._due.pop(token)[1]()
+                    except Exception:  # noqa: BLE001 - e.g. a connection closed meanwhile; the thread must live on
+                        logger.exception("the SQL watchdog's action failed")
                 nearest = min((deadline for deadline, _ in self._due.values()), default=None)
                 self._cond.wait(None if nearest is None else nearest - now)
 
