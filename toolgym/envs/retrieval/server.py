@@ -12,8 +12,9 @@ At most ``max_inflight`` requests are read and answered at once and ``max_pendin
 for a turn holding nothing but their socket; beyond that a request gets 503 with ``Retry-After``
 (the http client retries it), so a burst costs latency, never memory.
 
-The stdlib ``ThreadingHTTPServer`` with HTTP/1.1 keep-alive: no dependency, and faster than an
-ASGI stack for this one endpoint (``perf/retrieval_server.py`` measures both; docs/retrieval.md).
+The stdlib ``ThreadingHTTPServer`` with HTTP/1.1 keep-alive: no dependency, as much memory and
+throughput as FastAPI/uvicorn for this one endpoint, and a normal client's latency during a
+hostile burst several times lower (``perf/retrieval_server.py`` measures both; docs/retrieval.md).
 Searches run on one worker thread (the JVM via pyjnius and torch are not safe to call from many
 short-lived handler threads) unless the retriever says ``thread_safe = True`` (bm25: per-thread
 stemmers and buffers), which is then called directly.
