@@ -1,6 +1,9 @@
 import json
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from toolgym.envs.formats import HermesFormat, TagsFormat, ToolCall, get_format
 from toolgym.envs.tool import Tool
@@ -125,3 +128,41 @@ def test_written_calls_parse_back(fmt):
 def test_tags_cannot_write_structured_calls():
     with pytest.raises(ValueError, match="one string argument"):
         TagsFormat().write_call("sql", {"query": "x", "limit": 3})
+
+
+# -- what a policy can sample must never raise ------------------------------------------------------
+def test_hermes_integer_beyond_pythons_digit_limit_is_a_parse_error():
+    text = '<tool_call>{"name": "search", "arguments": {"query": "q", "n": ' + "1" * 4400 + "}}</tool_call>"
+    (error,) = HermesFormat().parse(text, TOOLS).errors
+    assert "not valid JSON" in error and "more than 4300 digits" in error
+
+
+def test_hermes_arguments_string_nested_too_deep_stays_a_string():
+    # The second json.loads (JSON-encoded arguments) raised RecursionError on this.
+    text = "<tool_call>" + json.dumps({"name": "search", "arguments": "[" * 5000}) + "</tool_call>"
+    parsed = HermesFormat().parse(text, TOOLS)
+    assert parsed.calls == (ToolCall("search", "[" * 5000),) and parsed.errors == ()
+
+
+def test_hermes_arguments_string_with_a_huge_integer_stays_a_string():
+    arguments = '{"query": ' + "9" * 5000 + "}"
+    text = "<tool_call>" + json.dumps({"name": "search", "arguments": arguments}) + "</tool_call>"
+    assert HermesFormat().parse(text, TOOLS).calls == (ToolCall("search", arguments),)
+
+
+_TAG_PIECES = st.sampled_from(["<search>", "</search>", "<answer>", "</answer>", "<think>", "</think>", "<a-b>",
+                               "</a-b>", "<serch>", "</serch>", "x", " ", "\n", "<", ">", "/", "<search", "é"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_TAG_PIECES, max_size=30).map("".join))
+def test_tags_pairing_matches_the_backreference_regex(text):
+    # The one-pass pairing must find exactly what the (quadratic) regex finds.
+    regex = re.compile(r"<([A-Za-z_][\w-]*)>(.*?)</\1>", re.DOTALL)
+    assert TagsFormat._pairs(text) == [(m.group(1), m.group(2).strip()) for m in regex.finditer(text)]
+
+
+def test_tags_many_unclosed_tags_parse():
+    # 11,111 unclosed tags (quadratic for a backreference regex) then one real call.
+    parsed = TagsFormat().parse("<search>x" * 11111 + "<answer>Paris</answer>", TOOLS)
+    assert parsed.calls == (ToolCall("answer", {"answer": "Paris"}),)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import pickle
+import re
 import warnings
 
 import gymnasium as gym
@@ -149,34 +150,146 @@ def test_step_after_the_episode_ended(env_id, make_env):
     assert env.observation_space.contains(obs)
 
 
+def _check_contract(env, obs, reward, terminated, truncated, info) -> None:
+    assert env.observation_space.contains(obs)
+    assert isinstance(reward, float) and math.isfinite(reward)
+    assert not (terminated and truncated)
+    json.dumps(info)
+
+
+# Text that made step() raise or stall before (each found by fuzzing), as (action, env kwargs).
+# ``{call:TOOL:ARG}`` is written in the env's own format by _hostile_action.
+HOSTILE = {
+    "json integer of 4,400 digits": ('<tool_call>{"name": "answer", "arguments": {"answer": ' + "1" * 4400 + "}}</tool_call>", {}),
+    "arguments string of 5,000 [": ("<tool_call>" + json.dumps({"name": "answer", "arguments": "[" * 5000}) + "</tool_call>", {}),
+    "arguments string with a 5,000-digit integer": (
+        "<tool_call>" + json.dumps({"name": "answer", "arguments": '{"answer": ' + "7" * 5000 + "}"}) + "</tool_call>", {}),
+    "answer 2**1e400": ("{call:answer:2**1e400}", {}),
+    "answer of 5,000 digits": ("{call:answer:" + "9" * 5000 + "}", {"max_action_chars": 20_000}),
+    "answer with a 5,000-digit exponent": ("{call:answer:1e" + "9" * 5000 + "}", {"max_action_chars": 20_000}),
+    "11,111 unclosed tags": ("<search>x" * 11111, {"max_action_chars": 100_000}),
+    "11,111 unclosed calls": ("<tool_call>{" * 11111, {"max_action_chars": 200_000}),
+    "lone surrogates": ("\ud800{call:answer:\udfff}\udbff", {}),
+    "think blocks in odd spacing": ("< think >{call:answer:x}</think >\n<think>\n\n</think>\n\n<THINK>", {}),
+    "unclosed think around a call": ("<think>{call:answer:x}", {}),
+}
+
+
+def _hostile_action(env, template: str) -> str:
+    def write(match):
+        tool, argument = match.group(1), match.group(2)
+        name = next((t for t in env.unwrapped.tools if t.name == tool), None)
+        key = next(iter(name.parameters["properties"]), "answer") if name else "answer"
+        return env.unwrapped.call(tool, **{key: argument})
+
+    return re.sub(r"\{call:(\w+):(.*?)\}", write, template, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("fmt", ["hermes", "tags"])
+@pytest.mark.parametrize("case", list(HOSTILE))
+@pytest.mark.parametrize("env_id", ALL_IDS)
+def test_hostile_actions_found_by_fuzzing_keep_the_contract(env_id, case, fmt, make_env):
+    template, kwargs = HOSTILE[case]
+    env = make_env(env_id, format=fmt, **kwargs)
+    env.reset(seed=1)  # SQLQuery-v0 seed 1: a numeric gold answer, the Fraction() case
+    obs, reward, terminated, truncated, info = env.step(_hostile_action(env, template))
+    _check_contract(env, obs, reward, terminated, truncated, info)
+    if terminated:  # an answer was given: it is wrong, never a crash
+        assert info.get("em", info.get("success")) == 0.0, info
+    obs, reward, terminated, truncated, info = env.step(env.unwrapped.oracle_action())  # and the env goes on
+    _check_contract(env, obs, reward, terminated, truncated, info)
+
+
 _FRAGMENTS = st.sampled_from([
     "<tool_call>", "</tool_call>", '{"name": ', '"search"', '"answer"', '"calculator"', '"sql"', '"guess"',
     '"arguments": ', '{"query": ', '{"answer": ', '"x"', "}", "{", "[", "]", ",", ":", "null", "1e999",
     "<search>", "</search>", "<answer>", "</answer>", "<think>", "</think>", "<information>", " ", "\n", "\\",
 ])
+# The generators that found the crashes of HOSTILE: numbers past what int() and float() take,
+# nesting past the JSON reader's recursion, lone surrogates, reasoning blocks in odd spacing.
+_BIG_NUMBERS = st.one_of(
+    st.integers(4200, 6000).map(lambda n: "9" * n),
+    st.integers(300, 2000).map(lambda n: f"1e{n}"),
+    st.sampled_from(["2**1e400", "0.5**-1e400", "1e" + "9" * 5000, "-1e999", "NaN", "Infinity", "1" * 40 + ".5e999"]),
+)
+_NESTED = st.builds(lambda n, open_: open_ * n, st.integers(100, 20_000), st.sampled_from(["[", '{"a":', "[{"]))
+_SURROGATES = st.text(st.characters(categories=["Cs"]), min_size=1, max_size=4)
+_THINK = st.sampled_from(["<think>", "</think>", "< think >", "<think >", "<THINK>", "<think>\n\n", "\n</think>\n",
+                          "<think/>", "<think><think>", "</think></think>", "\t<think>\r\n"])
+_PAYLOADS = st.one_of(_BIG_NUMBERS, _NESTED, _SURROGATES, st.text(max_size=20))
+_TOOLS = st.sampled_from(["answer", "search", "calculator", "sql", "describe", "list_tables", "guess"])
+_ARGUMENT_NAMES = st.sampled_from(["answer", "query", "expression", "table", "like", "word"])
+
+
+def _hermes_hostile(name, key, payload, how):
+    if how == "raw":  # the payload as a JSON value: a number too long to read, or nesting
+        return f'<tool_call>{{"name": "{name}", "arguments": {{"{key}": {payload}}}}}</tool_call>'
+    if how == "string arguments":  # arguments JSON-encoded in a string, as some models send them
+        return "<tool_call>" + json.dumps({"name": name, "arguments": payload}) + "</tool_call>"
+    return _hermes_call(name, {key: payload})
+
+
+_HOSTILE_CALLS = st.one_of(
+    st.builds(_hermes_hostile, _TOOLS, _ARGUMENT_NAMES, _PAYLOADS, st.sampled_from(["raw", "string arguments", "value"])),
+    st.builds(lambda name, payload: f"<{name}>{payload}</{name}>", _TOOLS, _PAYLOADS),
+)
 _ACTIONS = st.one_of(
     st.text(max_size=300),
     st.lists(st.one_of(_FRAGMENTS, st.text(max_size=10)), max_size=30).map("".join),
+    st.lists(st.one_of(_HOSTILE_CALLS, _THINK, _SURROGATES, _FRAGMENTS), min_size=1, max_size=6).map("".join),
 )
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["hermes", "tags"])
 @pytest.mark.parametrize("env_id", ALL_IDS)
-def test_fuzz_step_never_raises(env_id, make_env):
-    env = make_env(env_id)
+def test_fuzz_step_never_raises(env_id, fmt, make_env):
+    env = make_env(env_id, format=fmt, max_action_chars=100_000)
     env.reset(seed=0)
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
     @given(actions=st.lists(_ACTIONS, min_size=1, max_size=4))
     def run(actions):
-        env.reset(seed=0)
+        env.reset(seed=1)
         for action in actions:
-            obs, reward, terminated, truncated, info = env.step(action)
-            assert env.observation_space.contains(obs)
-            assert isinstance(reward, float) and math.isfinite(reward)
-            assert not (terminated and truncated)
-            json.dumps(info)
+            _check_contract(env, *env.step(action))
 
     run()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["hermes", "tags"])
+def test_fuzz_async_vector_env_never_dies(fmt):
+    envs = gym.make_vec("ToolMath-v0", num_envs=2, vectorization_mode="async", format=fmt, max_action_chars=100_000)
+    try:
+        envs.reset(seed=0)
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(actions=st.lists(_ACTIONS, min_size=2, max_size=2))
+        def run(actions):
+            obs, rewards, terminated, truncated, infos = envs.step(actions)
+            assert len(obs) == 2 and all(math.isfinite(r) for r in rewards)
+            assert not (terminated & truncated).any()
+
+        run()
+    finally:
+        envs.close()
+
+
+@pytest.mark.parametrize("env_id", ["ToolMath-v0", "SQLQuery-v0"])
+def test_async_vector_env_survives_hostile_actions(env_id, make_env):
+    writer = make_env(env_id)
+    envs = gym.make_vec(env_id, num_envs=2, vectorization_mode="async", max_action_chars=100_000)
+    try:
+        for template, _ in HOSTILE.values():
+            envs.reset(seed=1)
+            obs, rewards, terminated, truncated, infos = envs.step([_hostile_action(writer, template), "\ud800 x \udfff"])
+            assert len(obs) == 2 and rewards.shape == (2,)
+            assert obs[1][-2]["content"] == "\ud800 x \udfff"  # the text comes back through shared memory as sent
+        obs, rewards, *_ = envs.step(["<tool_call>{}</tool_call>"] * 2)  # still alive
+        assert all("not a JSON object" in o[-1]["content"] or "rror" in o[-1]["content"] for o in obs)
+    finally:
+        envs.close()
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])

@@ -68,3 +68,13 @@ def test_messages_shared_memory_is_a_live_view():
     shared_memory.write_to_shared_memory(space, 1, second, buffer)
     assert view[1] == second  # read again after the write: live, not a snapshot
     assert copy.deepcopy(view) == ((), second)
+
+
+@pytest.mark.parametrize("content", ["\ud800", "a\udfffb", "\udbff\udc00", "😀\ud83d", "\x00" * 3 + "\U0010ffff"])
+def test_messages_shared_memory_round_trips_lone_surrogates(content):
+    # A model can sample lone surrogates; strict UTF-8 refused them and killed AsyncVectorEnv's worker.
+    space = Messages(max_messages=2, max_chars=len(content))
+    buffer = shared_memory.create_shared_memory(space, n=1, ctx=multiprocessing)
+    value = ({"role": "assistant", "content": content},)
+    shared_memory.write_to_shared_memory(space, 0, value, buffer)
+    assert shared_memory.read_from_shared_memory(space, buffer, n=1)[0] == value

@@ -13,8 +13,10 @@ Free text around the calls (reasoning, ``<think>...</think>``) is allowed; calls
 
 from __future__ import annotations
 
+import bisect
 import json
 import re
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,22 @@ _THINK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL)
 def _without_thoughts(text: str) -> str:
     """``text`` minus its ``<think>`` blocks (calls written while thinking are not actions)."""
     return _THINK.sub("", text) if "<think>" in text else text
+
+
+def _loads(text: str) -> tuple[Any, str | None]:
+    """``json.loads`` that never raises on what a model can write: (value, None) or (None, why).
+
+    Beyond malformed JSON, ``json.loads`` raises ValueError on an integer of more than 4,300
+    digits (Python's int-to-str limit) and RecursionError on deep nesting.
+    """
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as err:
+        return None, str(err)
+    except RecursionError:
+        return None, "it nests deeper than the JSON reader allows"
+    except ValueError:  # the only other ValueError json.loads raises: Python's int-to-str limit
+        return None, f"a number in it has more than {sys.get_int_max_str_digits()} digits"
 
 
 @dataclass(frozen=True)
@@ -96,21 +114,19 @@ class HermesFormat(ActionFormat):
         for number, block in enumerate(blocks, start=1):
             body, closed = block.group(1).strip(), bool(block.group(2))
             where = f"tool call {number}" if len(blocks) > 1 else "the tool call"
-            try:
-                payload = json.loads(body)
-            except (json.JSONDecodeError, RecursionError) as err:
+            payload, problem = _loads(body)
+            if problem is not None:
                 hint = "" if closed else " (it has no closing </tool_call>)"
-                errors.append(f"{where} is not valid JSON{hint}: {err}")
+                errors.append(f"{where} is not valid JSON{hint}: {problem}")
                 continue
             if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
                 errors.append(f'{where} must be a JSON object with a "name" string and an "arguments" object, got {body[:120]!r}')
                 continue
             arguments = payload.get("arguments", payload.get("parameters", {}))
             if isinstance(arguments, str):  # some models send the arguments JSON-encoded
-                try:
-                    arguments = json.loads(arguments)
-                except json.JSONDecodeError:
-                    pass
+                decoded, problem = _loads(arguments)
+                # Undecodable: keep the string, which argument validation then reports.
+                arguments = arguments if problem is not None else decoded
             calls.append(ToolCall(payload["name"], arguments))
         return ParsedAction(tuple(calls), tuple(errors), attempted=bool(blocks))
 
@@ -140,7 +156,9 @@ class HermesFormat(ActionFormat):
 class TagsFormat(ActionFormat):
     name: str = field(default="tags", init=False)
 
-    _TAG = re.compile(r"<([A-Za-z_][\w-]*)>(.*?)</\1>", re.DOTALL)
+    # An opening or closing tag. Calls are paired by ``_pairs`` in one pass: the regex
+    # ``<(name)>(.*?)</\1>`` is quadratic on many tags that are never closed.
+    _TAG = re.compile(r"<(/?)([A-Za-z_][\w-]*)>")
     # Tags a model writes that are not calls.
     _NOT_CALLS = frozenset({"think", "information", "tool_response", "result"})
 
@@ -158,8 +176,7 @@ class TagsFormat(ActionFormat):
         text = _without_thoughts(text)
         by_name = {tool.name: tool for tool in tools}
         calls, errors, attempted = [], [], False
-        for match in self._TAG.finditer(text):
-            tag, body = match.group(1), match.group(2).strip()
+        for tag, body in self._pairs(text):
             if tag in self._NOT_CALLS:
                 continue
             attempted = True
@@ -178,6 +195,31 @@ class TagsFormat(ActionFormat):
                     errors.append(f"<{tool.name}> is never closed: write <{tool.name}>...</{tool.name}>")
                     attempted = True
         return ParsedAction(tuple(calls), tuple(errors), attempted=attempted)
+
+    @classmethod
+    def _pairs(cls, text: str) -> list[tuple[str, str]]:
+        r"""(tag, stripped body) of each ``<tag>body</tag>``, left to right: each opening tag pairs
+        with the first closing tag of its name after it, and the scan resumes after that closing
+        tag (what ``re.finditer(r"<(t)>(.*?)</\1>")`` finds), in O(n log n) for n tags."""
+        openings: list[tuple[int, int, str]] = []
+        closings: dict[str, list[tuple[int, int]]] = {}
+        for match in cls._TAG.finditer(text):
+            if match.group(1):
+                closings.setdefault(match.group(2), []).append((match.start(), match.end()))
+            else:
+                openings.append((match.start(), match.end(), match.group(2)))
+        pairs, position = [], 0
+        for start, end, tag in openings:
+            ends = closings.get(tag)
+            if start < position or not ends:
+                continue
+            index = bisect.bisect_left(ends, (end, end))
+            if index == len(ends):
+                continue
+            close_start, close_end = ends[index]
+            pairs.append((tag, text[end:close_start].strip()))
+            position = close_end
+        return pairs
 
     def protocol(self, tools: Sequence[Tool]) -> str:
         tags = [f"<{t.name}>{self.tag_argument(t)}</{t.name}>: {t.description}" for t in tools if self.tag_argument(t)]

@@ -137,6 +137,11 @@ class Messages(Space[tuple]):
         return 6 * self.max_chars + 48 * self.max_messages + 8
 
 
+# A model can write lone surrogates ("\ud800"), which strict UTF-8 refuses; "surrogatepass"
+# encodes them in 3 bytes (within the slot's 6 a character) and decodes them back unchanged.
+_SURROGATES = "surrogatepass"
+
+
 class _SharedMessages(Sequence):
     """A live view of the conversations in shared memory: decoded when read.
 
@@ -161,7 +166,7 @@ class _SharedMessages(Sequence):
         (length,) = struct.unpack_from("<I", raw)
         if length == 0:
             return ()
-        return tuple(json.loads(bytes(raw[4 : 4 + length]).decode("utf-8")))
+        return tuple(json.loads(bytes(raw[4 : 4 + length]).decode("utf-8", _SURROGATES)))
 
     def __deepcopy__(self, memo) -> tuple:
         return tuple(self)
@@ -184,7 +189,7 @@ def _read_messages_from_shared_memory(space: Messages, shared_memory, n: int = 1
 
 @_shm.write_to_shared_memory.register(Messages)
 def _write_messages_to_shared_memory(space: Messages, index: int, value, shared_memory) -> None:
-    data = json.dumps(list(value), ensure_ascii=False).encode("utf-8")
+    data = json.dumps(list(value), ensure_ascii=False).encode("utf-8", _SURROGATES)
     if len(data) + 4 > space._slot_bytes:
         raise ValueError(f"observation of {len(data)} bytes does not fit the {space._slot_bytes}-byte slot of {space}.")
     slot = space._slot_bytes

@@ -54,6 +54,11 @@ def test_evaluates_exactly(expression, value):
     ("(" * 60 + "1" + ")" * 60, Limits(), "nests deeper than 40"),
     ("-" * 100 + "1", Limits(), "nests deeper than 40"),
     ("2 * 3", Limits(max_seconds=1e-12), "took longer than"),
+    # Exponents too big for a float: OverflowError before the digit check.
+    ("2**1e400", Limits(), "would have more than 10**308 digits"),
+    ("0.5**-1e400", Limits(), "would have more than 10**308 digits"),
+    # An exponent beyond Python's 4,300-digit int parsing: ValueError before the range check.
+    ("1e" + "9" * 5000, Limits(max_length=10_000), "exponent beyond 1000"),
 ])
 def test_refuses_with_a_message_that_names_the_problem(expression, limits, message):
     with pytest.raises(CalculatorError) as err:
@@ -111,3 +116,8 @@ def test_agrees_with_fraction_arithmetic(case):
             evaluate(expression, _NO_CLOCK)
     else:
         assert evaluate(expression, _NO_CLOCK) == expected
+
+
+def test_tool_reports_overflowing_powers_as_calc_errors():
+    result = CalculatorTool()({"expression": "2**1e400"})
+    assert not result.ok and result.metadata["calc_error"] and "10**308 digits" in result.error

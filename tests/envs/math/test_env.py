@@ -147,3 +147,19 @@ def test_gsm8k_from_the_hub_uses_the_official_id(monkeypatch):
     problems = load_gsm8k("test", limit=2)
     assert calls == [("openai/gsm8k", "main", "test")]
     assert [p.id for p in problems] == ["gsm8k-test-0", "gsm8k-test-1"]
+
+
+@pytest.mark.parametrize("fmt", ["hermes", "tags"])
+@pytest.mark.parametrize("text", ["2**1e400", "1e" + "9" * 5000, "9" * 5000, "(" * 5000 + "1"])
+def test_answers_too_big_to_compute_are_wrong_not_crashes(fmt, text):
+    env = gym.make("ToolMath-v0", format=fmt, max_action_chars=20_000)
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step(env.unwrapped.call("answer", answer=text))
+    assert terminated and info["correct"] is False and info["reward_terms"]["answer"] == 0.0
+
+
+def test_overflowing_calculator_call_is_a_calc_error():
+    env = gym.make("ToolMath-v0", format="tags")
+    env.reset(seed=0)
+    obs, reward, terminated, truncated, info = env.step("<calculator>2**1e400</calculator>")
+    assert info["reward_terms"] == {"calc_error": -0.05} and "10**308 digits" in info["tool_error"]

@@ -1,4 +1,4 @@
-"""Lucene via pyserini. CI does not install pyserini (a 165 MB sdist): every test here skips there."""
+"""Lucene via pyserini. CI installs the pyserini extra (.ci/run); without it every test here skips."""
 
 import pickle
 import socket

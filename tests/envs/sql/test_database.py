@@ -3,6 +3,7 @@
 import hashlib
 import pickle
 import sqlite3
+import time
 
 import pytest
 
@@ -74,8 +75,21 @@ BAD_QUERIES = {
     "stacked injection": ("SELECT 1; DROP TABLE orders", "only one statement may run per call"),
     "comment then write": ("/* hi */ -- there\n DELETE FROM orders", "DELETE statements are not allowed"),
     "random": ("SELECT random()", "random() is not allowed"),
+    # A width builds a 2 GB string inside one VM instruction, where no time limit can act.
+    "printf width bomb": (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x<4) "
+        "SELECT length(printf('%.*c',2000000000+x,'x')) FROM c",
+        "printf() is not allowed; use round(x, 2)",
+    ),
+    "fts3 tokenizer pointer": ("SELECT fts3_tokenizer('simple')", "fts3_tokenizer() is not allowed"),
+    "zeroblob": ("SELECT length(zeroblob(10))", "zeroblob() is not allowed"),
+    "doubling string": (
+        "WITH RECURSIVE s(a, n) AS (SELECT 'a', 0 UNION ALL SELECT a || a, n + 1 FROM s WHERE n < 20) "
+        "SELECT length(a) FROM s",
+        "would be longer than 50,000 bytes (the limit)",
+    ),
+    "long like pattern": ("SELECT name LIKE '" + "%a" * 200 + "' FROM customers", "pattern is longer than 200"),
     "load extension": ("SELECT load_extension('/tmp/x.so')", "load_extension() is not allowed"),
-    "huge blob": ("SELECT zeroblob(100000000)", "too big"),
     "endless recursive cte": (
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c",
         "the query was stopped after",
@@ -110,8 +124,8 @@ def test_huge_and_endless_results_are_cut_to_max_rows(db_path):
     cross = db.query("SELECT * FROM order_items a, order_items b")
     assert cross.truncated and len(cross.rows) == 7
     assert "only the first 7 rows are shown" in format_result(cross)
-    long_cell = db.query("SELECT printf('%.*c', 5000, 'x')")
-    assert long_cell.rows[0][0].endswith("...[4800 more characters]")
+    long_cell = db.query("SELECT group_concat(name, '') FROM customers")
+    assert long_cell.rows[0][0].endswith(f"...[{db.query('SELECT SUM(length(name)) FROM customers').rows[0][0] - 200} more characters]")
 
 
 def test_injection_through_tool_arguments_is_harmless(db_path):
@@ -156,3 +170,56 @@ def test_pickles_without_its_connection(db_path):
     db.query("SELECT 1")
     clone = pickle.loads(pickle.dumps(db))
     assert clone.query("SELECT COUNT(*) FROM orders").rows == ((200,),)
+
+
+# 'a' * 49,990 built within the string limit, and 1,000 rows that each run a slow function on it.
+_LONG = ("WITH RECURSIVE s(a, n) AS (SELECT 'a', 0 UNION ALL SELECT a || a, n + 1 FROM s WHERE n < 15), "
+         "t(a) AS (SELECT substr(a, 1, 24995) || substr(a, 1, 24995) FROM s WHERE n = 15), "
+         "c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000) ")
+
+
+@pytest.mark.parametrize("expression", [
+    "instr(a, substr(a, 1, 25000) || 'b')",
+    "a LIKE '%' || substr(a, 1, 190) || 'b'",
+    "length(replace(a, substr(a, 1, 20000) || 'x', 'bb'))",
+])
+def test_slow_functions_on_long_strings_are_stopped_by_the_time_limit(expression, db_path):
+    db = ReadOnlyDatabase(db_path, max_seconds=0.3)
+    with pytest.raises(QueryError, match=r"stopped after 0.3 s \(the time limit\)"):
+        db.query(f"{_LONG}SELECT SUM({expression}) FROM t, c")
+    assert db.query("SELECT COUNT(*) FROM customers").rows == ((100,),)
+
+
+def test_the_watchdog_stops_a_query_the_progress_handler_never_sees(db_path):
+    db = ReadOnlyDatabase(db_path, max_seconds=0.3)
+    db._connection().set_progress_handler(None, 0)  # only the wall-clock watchdog is left
+    with pytest.raises(QueryError, match="stopped after 0.3 s"):
+        db.query("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT COUNT(*) FROM c")
+    # A later query is not hit by a stale interrupt.
+    assert db.query("SELECT COUNT(*) FROM orders").rows == ((200,),)
+
+
+def test_functions_are_an_allowlist_that_covers_what_questions_need(db_path):
+    db = ReadOnlyDatabase(db_path)
+    row = db.query("SELECT round(avg(price), 2) > 0, strftime('%Y', '2024-03-01'), upper(substr('abc', 2)), "
+                   "coalesce(NULL, 1), instr('hello', 'l'), rank() OVER (ORDER BY 1) FROM products").rows[0]
+    assert row == (1, "2024", "BC", 1, 3, 1)
+    with pytest.raises(QueryError, match="the allowed ones are abs, avg"):
+        db.query("SELECT sqlite_version()")
+
+
+def test_the_watchdog_runs_only_actions_still_armed_when_due():
+    from toolgym.envs.sql.database import _Watchdog
+
+    watchdog, fired = _Watchdog(), []
+    watchdog.arm(0.01, lambda: 1 / 0)  # a failing action does not stop the thread
+    late = watchdog.arm(0.2, lambda: fired.append("late"))
+    soon = watchdog.arm(0.05, lambda: fired.append("soon"))
+    cancelled = watchdog.arm(0.1, lambda: fired.append("cancelled"))
+    watchdog.disarm(cancelled)
+    deadline = time.monotonic() + 10
+    while len(fired) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    watchdog.disarm(late)
+    watchdog.disarm(soon)  # already run: a no-op
+    assert fired == ["soon", "late"]

@@ -103,3 +103,12 @@ def test_docstring_examples():
 
     for module in (env, questions):
         assert doctest.testmod(module).failed == 0
+
+
+def test_numeric_answer_with_thousands_of_digits_is_wrong_not_a_crash():
+    env = gym.make("SQLQuery-v0", format="tags", max_action_chars=20_000)
+    env.reset(seed=1)
+    gold = env.unwrapped.question.answer
+    assert len(gold) == 1 and isinstance(gold[0], (int, float))  # the numeric case Fraction() raised on
+    obs, reward, terminated, truncated, info = env.step("<answer>" + "9" * 5000 + "</answer>")
+    assert terminated and info["correct"] is False and info["reward_terms"]["answer"] == 0.0

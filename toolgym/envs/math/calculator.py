@@ -117,10 +117,10 @@ def _parse_number(text: str, pos: int, limits: Limits) -> Fraction:
     mantissa, _, exponent = text.replace(",", "").lower().partition("e")
     value = Fraction(mantissa)
     if exponent:
-        power = int(exponent)
-        if abs(power) > limits.max_result_digits:
-            raise CalculatorError(f"the number {text!r} at position {pos} has an exponent beyond {limits.max_result_digits}")
-        value *= Fraction(10) ** power
+        # Checked on the text first: int() refuses more than 4,300 digits with a ValueError.
+        if len(exponent.lstrip("+-0")) > len(str(limits.max_result_digits)) or abs(int(exponent)) > limits.max_result_digits:
+            raise CalculatorError(f"the number {_short_text(text)} at position {pos} has an exponent beyond {limits.max_result_digits}")
+        value *= Fraction(10) ** int(exponent)
     return value
 
 
@@ -227,9 +227,16 @@ class _Parser:
             return base**power
         if base == -1:
             return base**power
-        # Digits of the result, estimated from logarithms before anything is computed.
+        # Digits of the result, estimated from logarithms before anything is computed. The
+        # exponent may itself have hundreds of digits (2**1e400): too big for a float.
         size = max(math.log10(abs(base.numerator)), math.log10(base.denominator))
-        digits = int(abs(power) * size) + 1
+        try:
+            digits = int(abs(power) * size) + 1
+        except OverflowError:
+            raise CalculatorError(
+                f"the result of {_short(base)} ** {_short(exponent)} would have more than 10**308 digits; "
+                f"the limit is {self.limits.max_result_digits}"
+            ) from None
         if abs(power) > self.limits.max_exponent and digits <= self.limits.max_result_digits:
             raise CalculatorError(f"the exponent {power} is beyond the limit of {self.limits.max_exponent}")
         if digits > self.limits.max_result_digits:
@@ -264,7 +271,10 @@ class _Parser:
 
 
 def _short(value: Fraction) -> str:
-    text = format_number(value)
+    return _short_text(format_number(value))
+
+
+def _short_text(text: str) -> str:
     return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
@@ -319,6 +329,9 @@ class CalculatorTool(Tool):
             value = evaluate(expression, self.limits)
         except CalculatorError as err:
             return ToolResult.failure(f"calculator: {err}", calc_error=True)
+        except (ArithmeticError, ValueError, RecursionError) as err:  # a limit this module missed: still the expression's fault
+            return ToolResult.failure(f"calculator: the expression cannot be computed ({type(err).__name__}: {err})",
+                                      calc_error=True)
         text = format_number(value)
         exact = "" if is_finite_decimal(value) else f" (exactly {value.numerator}/{value.denominator})"
         return ToolResult(

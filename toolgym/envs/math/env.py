@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.formats import ToolCall
-from toolgym.envs.math.calculator import CalculatorError, CalculatorTool, Limits, evaluate
+from toolgym.envs.math.calculator import CalculatorTool, Limits, evaluate
 from toolgym.envs.math.problems import TEMPLATES, MathProblem, generate_problem, gsm8k_path, load_gsm8k
 from toolgym.envs.tool import AnswerTool, Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
@@ -32,14 +32,14 @@ def parse_answer(text: str) -> Fraction | None:
     cleaned = text.strip().rstrip(".").replace("%", "").strip()
     try:
         return evaluate(cleaned)
-    except CalculatorError:
+    except (ArithmeticError, ValueError, RecursionError):  # CalculatorError, or a limit it missed
         pass
     numbers = _LAST_NUMBER.findall(cleaned)
     if not numbers:
         return None
     try:
         return evaluate(numbers[-1])
-    except CalculatorError:
+    except (ArithmeticError, ValueError, RecursionError):
         return None
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import fields
 from pathlib import Path
+
+from toolgym.envs.retrieval.server import ServerLimits, flag
 
 SERVED_BACKENDS = ("bm25", "lucene", "dense")
 
@@ -36,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--topk", type=int, default=3, help="hits per query when a request gives no topk")
     p.add_argument("--model", default=None, help="dense: a sentence-transformers hub id or local directory")
+    limits = p.add_argument_group(
+        "limits", "what one request, and the server as a whole, may use; a request over a limit gets a 4xx "
+                  "naming the limit, its value and its flag")
+    for f in fields(ServerLimits):
+        limits.add_argument(flag(f.name), type=type(f.default), default=f.default, metavar=f.name.split("_")[-1].upper(),
+                            help=f"{f.metadata['help']} (default {f.default:,})")
     p.set_defaults(handler=_serve)
 
 
@@ -76,9 +85,14 @@ def build_served_retriever(backend: str, corpus: Path | None = None, index: Path
 def _serve(args: argparse.Namespace) -> int:
     from toolgym.envs.retrieval.server import RetrievalServer
 
+    try:
+        limits = ServerLimits(**{f.name: getattr(args, f.name) for f in fields(ServerLimits)})
+    except ValueError as err:
+        raise SystemExit(f"toolgym serve-retriever: {err}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     retriever = build_served_retriever(args.backend, args.corpus, args.index, args.model)
-    server = RetrievalServer(retriever, args.host, args.port, backend=args.backend, default_topk=args.topk)
+    server = RetrievalServer(retriever, args.host, args.port, backend=args.backend, default_topk=args.topk,
+                             limits=limits)
     host, port = server.server_address[:2]
     print(f"serving {args.backend} ({len(retriever)} passages) at http://{host}:{port}/retrieve", flush=True)
     try:

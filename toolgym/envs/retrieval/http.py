@@ -51,7 +51,11 @@ class HTTPRetriever:
     ``max_backoff``), and all of it stays within ``deadline`` seconds when given. Then
     ``search`` raises :class:`RetrievalError` naming the server and the last error (the search tool
     turns it into an error result; the episode goes on). A 4xx answer is not retried: the request
-    itself is wrong. Pickles as its configuration (a fresh Session on the other side).
+    itself is wrong. A batch larger than ``max_batch_queries`` queries or ``max_batch_hits``
+    queries x k goes as several requests, and a query is cut to ``max_query_chars``, within the
+    server's default limits (``toolgym serve-retriever --max-queries 4096 --max-hits 20000
+    --max-query-chars 1000``): one long query a policy wrote must not fail the batch of every
+    env. Pickles as its configuration (a fresh Session on the other side).
     """
 
     def __init__(
@@ -63,7 +67,13 @@ class HTTPRetriever:
         backoff: float = 0.25,
         max_backoff: float = 4.0,
         deadline: float | None = None,
+        max_batch_queries: int = 1024,
+        max_batch_hits: int = 10_000,
+        max_query_chars: int = 1000,
     ):
+        if min(max_batch_queries, max_batch_hits, max_query_chars) < 1:
+            raise ValueError(f"max_batch_queries, max_batch_hits and max_query_chars must be >= 1, got "
+                             f"{max_batch_queries}, {max_batch_hits} and {max_query_chars}.")
         if timeout <= 0 or retries < 0 or backoff < 0 or (deadline is not None and deadline <= 0):
             raise ValueError(
                 f"Need timeout > 0, retries >= 0, backoff >= 0, deadline > 0 or None; "
@@ -73,6 +83,8 @@ class HTTPRetriever:
         self.health_url = _endpoint(url, "/health")
         self.timeout, self.retries, self.backoff, self.max_backoff = timeout, retries, backoff, max_backoff
         self.deadline = deadline
+        self.max_batch_queries, self.max_batch_hits = max_batch_queries, max_batch_hits
+        self.max_query_chars = max_query_chars
         self._session = self._new_session()
 
     @staticmethod
@@ -150,9 +162,12 @@ class HTTPRetriever:
 
     # -- the Retriever protocol -------------------------------------------------------------
     def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-        if not queries:
-            return []
-        body = self._post({"queries": list(queries), "topk": max(1, int(k)), "return_scores": True})
+        k = max(1, int(k))
+        step = max(1, min(self.max_batch_queries, self.max_batch_hits // k))
+        return [hits for start in range(0, len(queries), step) for hits in self._search(queries[start:start + step], k)]
+
+    def _search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
+        body = self._post({"queries": [q[: self.max_query_chars] for q in queries], "topk": k, "return_scores": True})
         result = body.get("result") if isinstance(body, dict) else None
         if not isinstance(result, list) or len(result) != len(queries):
             got = f"{len(result)} lists" if isinstance(result, list) else repr(body)[:200]

@@ -7,20 +7,29 @@ every vector env shares one file.
 
 ``ReadOnlyDatabase`` runs an agent's query with several layers of defence: the file is opened
 with ``mode=ro``, ``PRAGMA query_only`` is on, an authorizer denies everything but reading
-(``SELECT``, reads of columns, functions, recursive CTEs), only one statement runs, results stop
-after ``max_rows`` rows, and a progress handler interrupts a query after ``max_steps`` virtual
-machine instructions (deterministic) or ``max_seconds`` (a backstop).
+(``SELECT``, reads of columns, recursive CTEs, and the functions of ``ALLOWED_FUNCTIONS``), only
+one statement runs, results stop after ``max_rows`` rows, a progress handler stops a query after
+``max_steps`` virtual machine instructions (deterministic), and a watchdog thread calls
+``Connection.interrupt()`` after ``max_seconds`` of wall-clock time.
+
+The watchdog and the step count act between VM instructions, so no single instruction may be
+long: functions that build a string of a size given as an argument (``printf('%.*c', 2e9, 'x')``
+runs for a minute inside one instruction) are not allowed, strings and blobs are limited to
+``max_string_bytes`` (which bounds the quadratic ``instr``/``replace`` on long strings), and
+LIKE/GLOB patterns to ``max_pattern_chars``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
 import re
 import sqlite3
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
@@ -204,9 +213,24 @@ class QueryResult:
 
 
 # Authorizer action codes that reading needs; everything else is denied.
-_ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
-# Functions denied: nondeterministic ones (twin rollouts must agree) and extension loading.
-_DENIED_FUNCTIONS = {"random", "randomblob", "load_extension"}
+_ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
+# The functions a query may call: deterministic (twin rollouts must agree), bounded in time by the
+# string limits, and returning values only. Not: random(), load_extension(), fts3_tokenizer()
+# (returns a pointer), printf()/format() (a width argument builds a string of any size in one step).
+ALLOWED_FUNCTIONS = frozenset({
+    # aggregates and window functions
+    "avg", "count", "group_concat", "string_agg", "max", "min", "sum", "total",
+    "row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
+    "first_value", "last_value", "nth_value",
+    # scalars
+    "abs", "coalesce", "ifnull", "iif", "nullif", "typeof", "likely", "unlikely", "likelihood",
+    "length", "octet_length", "lower", "upper", "ltrim", "rtrim", "trim", "substr", "substring", "instr",
+    "replace", "concat", "concat_ws", "char", "unicode", "hex", "quote", "like", "glob",
+    "round", "sign", "ceil", "ceiling", "floor", "trunc", "sqrt", "pow", "power", "mod", "exp", "ln", "log",
+    "log2", "log10", "pi",
+    "date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff",
+})
+_FUNCTION_HINTS = {"printf": "use round(x, 2) or ||", "format": "use round(x, 2) or ||"}
 # The authorizer's action codes by name (sqlite3 exports them beside error codes of equal values).
 _ACTION_NAMES = {
     code: name.replace("_", " ")
@@ -220,19 +244,72 @@ _ACTION_NAMES = {
 }
 
 
+class _Watchdog:
+    """One daemon thread that runs an action when its deadline passes, for every database of the
+    process (a thread per query costs about 1 ms on a busy machine; this costs microseconds).
+    Actions run under the lock, so after ``disarm`` returns, its action can no longer run."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._due: dict[int, tuple[float, Any]] = {}
+        self._tokens = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, action) -> int:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="sql-watchdog", daemon=True)
+                self._thread.start()
+            token = next(self._tokens)
+            self._due[token] = (time.monotonic() + seconds, action)
+            self._cond.notify()
+            return token
+
+    def disarm(self, token: int) -> None:
+        with self._cond:
+            self._due.pop(token, None)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for token in [t for t, (deadline, _) in self._due.items() if deadline <= now]:
+                    try:
+                        self._due.pop(token)[1]()
+                    except Exception:  # noqa: BLE001 - e.g. a connection closed meanwhile; the thread must live on
+                        logger.exception("the SQL watchdog's action failed")
+                nearest = min((deadline for deadline, _ in self._due.values()), default=None)
+                self._cond.wait(None if nearest is None else nearest - now)
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _new_watchdog_after_fork() -> None:
+    # A forked child (AsyncVectorEnv workers) has no watchdog thread, and the lock may be held.
+    global _WATCHDOG
+    _WATCHDOG = _Watchdog()
+
+
+os.register_at_fork(after_in_child=_new_watchdog_after_fork)
+
+
 class ReadOnlyDatabase:
     """A SQLite file that agents may query but never change. Picklable (the connection reopens)."""
 
     def __init__(self, path: str | Path, *, max_rows: int = 50, max_cell_chars: int = 200,
-                 max_steps: int = 20_000_000, max_seconds: float = 2.0):
-        if max_rows < 1 or max_cell_chars < 1 or max_steps < 1 or max_seconds <= 0:
-            raise ValueError(
-                f"max_rows, max_cell_chars, max_steps and max_seconds must be positive, got "
-                f"{max_rows}, {max_cell_chars}, {max_steps}, {max_seconds}."
-            )
+                 max_steps: int = 20_000_000, max_seconds: float = 2.0, max_string_bytes: int = 50_000,
+                 max_pattern_chars: int = 200):
+        limits = {"max_rows": max_rows, "max_cell_chars": max_cell_chars, "max_steps": max_steps,
+                  "max_seconds": max_seconds, "max_string_bytes": max_string_bytes,
+                  "max_pattern_chars": max_pattern_chars}
+        for name, value in limits.items():
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value!r}.")
         self.path = Path(path)
         self.max_rows, self.max_cell_chars = max_rows, max_cell_chars
         self.max_steps, self.max_seconds = max_steps, max_seconds
+        self.max_string_bytes, self.max_pattern_chars = max_string_bytes, max_pattern_chars
         self._conn: sqlite3.Connection | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -248,7 +325,8 @@ class ReadOnlyDatabase:
                                    cached_statements=0)
             conn.execute("PRAGMA query_only = ON")
             conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000)  # no gigabyte strings or blobs
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.max_string_bytes)
+            conn.setlimit(sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH, self.max_pattern_chars)
             conn.set_authorizer(self._authorize)
             conn.set_progress_handler(self._progress, self._PROGRESS_EVERY)
             self._conn = conn
@@ -263,8 +341,11 @@ class ReadOnlyDatabase:
     def _authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
         if action == sqlite3.SQLITE_READ and arg1:
             self._tables.add(arg1)
-        if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS:
-            self._denied = self._denied or f"the function {arg2}() is not allowed"
+        if action == sqlite3.SQLITE_FUNCTION:
+            if (arg2 or "").lower() in ALLOWED_FUNCTIONS:
+                return sqlite3.SQLITE_OK
+            hint = _FUNCTION_HINTS.get((arg2 or "").lower(), "the allowed ones are " + ", ".join(sorted(ALLOWED_FUNCTIONS)))
+            self._denied = self._denied or f"the function {arg2}() is not allowed; {hint}"
             return sqlite3.SQLITE_DENY
         if action in _ALLOWED:
             return sqlite3.SQLITE_OK
@@ -274,13 +355,20 @@ class ReadOnlyDatabase:
         self._denied = self._denied or f"{what}{target} is not allowed: only read-only SELECT queries run"
         return sqlite3.SQLITE_DENY
 
+    def _interrupt(self, conn: sqlite3.Connection) -> None:
+        self._stopped = self._stopped or self._time_limit_message()
+        conn.interrupt()
+
+    def _time_limit_message(self) -> str:
+        return f"the query was stopped after {self.max_seconds:g} s (the time limit); make it cheaper"
+
     def _progress(self) -> int:
         self._steps += self._PROGRESS_EVERY
         if self._steps > self.max_steps:
             self._stopped = f"the query was stopped after {self.max_steps:,} steps (the limit); make it cheaper"
             return 1
         if time.monotonic() > self._deadline:
-            self._stopped = f"the query was stopped after {self.max_seconds:g} s (the time limit); make it cheaper"
+            self._stopped = self._time_limit_message()
             return 1
         return 0
 
@@ -293,6 +381,9 @@ class ReadOnlyDatabase:
         self._tables: set[str] = set()
         self._denied = self._stopped = None
         self._steps, self._deadline = 0, time.monotonic() + self.max_seconds
+        # The progress handler runs only every _PROGRESS_EVERY instructions; the watchdog stops a
+        # query whose instructions are slow, from another thread, at the next instruction.
+        token = _WATCHDOG.arm(self.max_seconds, lambda: self._interrupt(conn))
         try:
             cursor = conn.execute(sql)
             if cursor.description is None:
@@ -310,14 +401,24 @@ class ReadOnlyDatabase:
                 if verb not in ("SELECT", "WITH", "VALUES", ""):
                     raise QueryError(f"{verb} statements are not allowed: only read-only SELECT queries run") from None
                 raise QueryError(self._denied) from None
-            raise QueryError(self._stopped or f"{type(err).__name__}: {err}") from None
+            raise QueryError(self._stopped or self._limit_message(err) or f"{type(err).__name__}: {err}") from None
         finally:
+            _WATCHDOG.disarm(token)
             if conn.in_transaction:  # never the case for reads; keep the connection clean anyway
                 conn.rollback()
         truncated = len(rows) > self.max_rows
         cells = tuple(tuple(self._cell(v) for v in row) for row in rows[: self.max_rows])
         tables = tuple(sorted(t for t in self._tables if not t.startswith("sqlite_")))
         return QueryResult(columns, cells, truncated, tables)
+
+    def _limit_message(self, err: Exception) -> str | None:
+        """SQLite's words for its length limits, said with the limit and the fix."""
+        if "string or blob too big" in str(err):
+            return (f"a string or blob in the query would be longer than {self.max_string_bytes:,} bytes "
+                    "(the limit); work on shorter values")
+        if "pattern too complex" in str(err):
+            return f"a LIKE or GLOB pattern is longer than {self.max_pattern_chars} characters (the limit)"
+        return None
 
     def _cell(self, value: Any) -> Any:
         if isinstance(value, bytes):

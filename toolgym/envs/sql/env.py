@@ -28,8 +28,11 @@ class SQLQueryEnv(ToolEnv):
     Queries are sandboxed: the file is opened read-only (``mode=ro``), ``PRAGMA query_only`` is on,
     an authorizer allows only reading (no INSERT/UPDATE/DELETE/DDL, ATTACH, PRAGMA,
     transactions or ``random()``), one statement runs per call, at most ``max_rows`` rows come
-    back, and a query is stopped after ``max_steps`` SQLite instructions or ``max_seconds``.
-    Refusals come back as errors that say why.
+    back, and a query is stopped after ``max_steps`` SQLite instructions or, by a watchdog thread,
+    after ``max_seconds`` of wall-clock time. Only an allowlist of functions runs
+    (``toolgym.envs.sql.database.ALLOWED_FUNCTIONS``: aggregates, window, string, math and date
+    functions; not ``printf``, ``random`` or ``load_extension``), and strings the query builds are
+    limited to ``max_string_bytes``. Refusals come back as errors that say why.
 
     ## Action Space
     Any string: the assistant's message. ``hermes``:
@@ -65,7 +68,7 @@ class SQLQueryEnv(ToolEnv):
     ``database``: overrides of ``DatabaseConfig`` (``{"seed": 0, "n_customers": 1200,
     "n_products": 240, "n_orders": 4000}``). ``templates``: question templates to draw from
     (default: all of ``toolgym.envs.sql.questions.TEMPLATES``). ``max_rows`` (50),
-    ``max_steps`` (20,000,000), ``max_seconds`` (2.0): the query limits. ``tolerance``: relative
+    ``max_steps`` (20,000,000), ``max_seconds`` (2.0), ``max_string_bytes`` (50,000): the query limits. ``tolerance``: relative
     tolerance of numeric answers (1e-6). Budgets and context options: see ``ToolEnv``.
 
     ## Version History
@@ -103,6 +106,7 @@ class SQLQueryEnv(ToolEnv):
         max_rows: int = 50,
         max_steps: int = 20_000_000,
         max_seconds: float = 2.0,
+        max_string_bytes: int = 50_000,
         tolerance: float = 1e-6,
         **budgets: Any,
     ):
@@ -121,7 +125,7 @@ class SQLQueryEnv(ToolEnv):
             raise ValueError(f"tolerance must be in [0, 1), got {tolerance!r}.")
         self.tolerance = tolerance
         self.db = ReadOnlyDatabase(shared_database(self.config), max_rows=max_rows, max_steps=max_steps,
-                                   max_seconds=max_seconds)
+                                   max_seconds=max_seconds, max_string_bytes=max_string_bytes)
         self.question: SQLQuestion | None = None
         super().__init__(**budgets)
 
