@@ -66,7 +66,7 @@ def user_error(err: BaseException) -> bool:
 def one_line(err: BaseException) -> str:
     """The message of ``err`` on one line (Gymnasium's and YAML's span several)."""
     text = re.sub(r"\s*\n\s*", " ", str(err)).strip()
-    if isinstance(err, (OSError, ImportError)) or not text:  # "[Errno 2] ..." alone does not say what failed
+    if not text or text.startswith("[Errno") or isinstance(err, ModuleNotFoundError):  # these alone say too little
         text = f"{type(err).__name__}: {text}" if text else type(err).__name__
     return text
 

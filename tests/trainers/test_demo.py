@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -129,18 +130,19 @@ def test_window_context_reaches_the_acting_envs_only():
 def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
     from toolgym.cli import main
 
-    with pytest.raises(SystemExit, match="toolgym demo: .*got 'rlo'. Did you mean 'rloo'"):
-        main(["demo", "--compare", "grpo,rlo"])
-    with pytest.raises(SystemExit, match="credit must be 'outcome' or 'step', got 'steps'"):
-        main(["demo", "credit=steps"])
-    with pytest.raises(SystemExit, match="warm_steps='many' is not a valid int \\(default 4000\\)"):
-        main(["demo", "warm_steps=many"])
-    with pytest.raises(SystemExit, match="short_names='ture' is not a valid bool"):
-        main(["demo", "short_names=ture"])
-    with pytest.raises(SystemExit, match="warm_mix must be three shares summing to 1, got \\(0.5, 0.5, 0.5\\)"):
-        main(["demo", "warm_mix=(0.5, 0.5, 0.5)"])
-    with pytest.raises(SystemExit, match="unknown setting 'warm_stpes=3'. Did you mean 'warm_steps'"):
-        main(["demo", "warm_stpes=3"])
+    for argv, message in [
+        (["demo", "--compare", "grpo,rlo"], "toolgym demo: .*got 'rlo'. Did you mean 'rloo'"),
+        (["demo", "credit=steps"], "credit must be 'outcome' or 'step', got 'steps'"),
+        (["demo", "warm_steps=many"], "warm_steps='many' is not a valid int \\(default 4000\\)"),
+        (["demo", "short_names=ture"], "short_names='ture' is not a valid bool"),
+        (["demo", "warm_mix=(0.5, 0.5, 0.5)"], "warm_mix must be three shares summing to 1, got \\(0.5, 0.5, 0.5\\)"),
+        (["demo", "warm_stpes=3"], "unknown setting 'warm_stpes=3'. Did you mean 'warm_steps'"),
+        (["demo", "grpo_steps=-1"], "grpo_steps must be >= 0"),
+        (["demo", "warm_model=runs/nowhere/warm"], "Build it with: toolgym demo grpo_steps=0 --output-dir runs/nowhere"),
+    ]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
 
 
 def test_rl_worlds_add_unseen_worlds_to_the_rl_tasks():
