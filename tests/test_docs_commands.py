@@ -54,7 +54,7 @@ _TINY_TRAIN = ("num_tasks=64 grpo.max_steps=1 grpo.save_steps=1 grpo.per_device_
                "grpo.num_generations=4 grpo.max_completion_length=96 grpo.logging_steps=1")
 # The commands whose results the docs build on, run first (with the small sizes).
 PREREQUISITES = [
-    "toolgym demo",  # runs/demo/warm: what configs/demo_cpu.yaml trains from
+    "toolgym demo grpo_steps=0",  # runs/demo/warm: what configs/demo_cpu.yaml trains from
     "toolgym train --config configs/demo_cpu.yaml",  # a checkpoint for --resume
     "toolgym bench --agent oracle --n 3 --out results/A",  # result directories for report and compare
     "toolgym bench --agent random --n 3 --out results/B",
@@ -112,7 +112,8 @@ def small(command: str) -> str:
     command = re.sub(r"--n \d+", "--n 3", command)
     command = re.sub(r"^(toolgym episodes)\b", r"\1 -n 5", command)
     if command.startswith("toolgym demo") and "--help-config" not in command:
-        warm = "" if command == "toolgym demo" else " warm_model=runs/demo/warm"  # the prerequisite's warm model
+        # the others start from the prerequisite's warm model: RL only, the warm start is its job
+        warm = "" if command in PREREQUISITES else " warm_model=runs/demo/warm"
         command = command.replace("toolgym demo", f"toolgym demo {_TINY_DEMO}{warm}", 1)
     match = re.match(r"toolgym train --config (\S+)", command)
     if match:

@@ -54,6 +54,14 @@ def test_compare_algorithms_from_one_warm_model(tmp_path):
     assert again["before"] == runs["grpo"]["before"]  # same weights, same seeded evaluation
 
 
+@pytest.mark.slow
+def test_no_rl_steps_saves_the_warm_model_and_stops(tmp_path, capsys):
+    r = run_demo(DemoConfig(output_dir=str(tmp_path), **{**TINY_DEMO, "grpo_steps": 0}))
+    assert (tmp_path / "warm" / "config.json").is_file() and r["warm_model"] == str(tmp_path / "warm")
+    assert not (tmp_path / "final").exists() and not (tmp_path / "grpo").exists()
+    assert f"Warm model and tokenizer: {tmp_path / 'warm'}" in capsys.readouterr().out
+
+
 def test_sampled_spans_are_the_runs_of_sampled_tokens():
     assert sampled_spans([1, 1, 0, 0, 1, 0, 1]) == [(0, 2), (4, 5), (6, 7)]
     assert sampled_spans([0, 0]) == [] and sampled_spans([]) == []
