@@ -103,7 +103,6 @@ def _run(args: argparse.Namespace) -> int:
     from toolgym.benchmarks.reports import main_table
     from toolgym.benchmarks.runner import BenchConfig, config_fields, run_benchmark
     from toolgym.envs.cli import parse_overrides
-
     from toolgym.envs.registration import check_env_args
 
     values = {name: getattr(args, name) for name, _, _ in config_fields()}
