@@ -104,3 +104,13 @@ def test_episodes_runs_the_oracle_on_any_env(capsys):
     assert main(["episodes", "Wordle-v0", "-n", "5"]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line[:1].isalpha()}
     assert float(rows["oracle"][1]) == 1.0 and "naive-search" not in rows
+
+
+def test_a_missing_extra_is_one_line_naming_it(capsys, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setitem(sys.modules, "trl", None)  # as on an install without the train extra
+    config = Path(__file__).resolve().parents[1] / "configs" / "demo_cpu.yaml"
+    err = one_line_error(capsys, ["train", "--config", str(config)])
+    assert "trl" in err and "pip install 'toolgym[train]'" in err

@@ -68,7 +68,29 @@ def one_line(err: BaseException) -> str:
     text = re.sub(r"\s*\n\s*", " ", str(err)).strip()
     if not text or text.startswith("[Errno") or isinstance(err, ModuleNotFoundError):  # these alone say too little
         text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    if isinstance(err, ModuleNotFoundError) and err.name and "pip install" not in text:
+        extras = extras_providing(err.name.partition(".")[0])
+        if extras:
+            text += f". Install it with: pip install 'toolgym[{extras[0]}]'"
     return text
+
+
+def extras_providing(module: str) -> list[str]:
+    """The toolgym extras that install ``module`` (read from the installed package's metadata)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    try:
+        requirements = requires("toolgym") or []
+    except PackageNotFoundError:
+        return []
+    wanted = module.lower().replace("_", "-")
+    extras = []
+    for requirement in requirements:
+        name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        extra = re.search(r"extra == \"([^\"]+)\"", requirement)
+        if extra and name == wanted and extra.group(1) != "dev":
+            extras.append(extra.group(1))
+    return extras
 
 
 def main(argv: list[str] | None = None) -> int:
