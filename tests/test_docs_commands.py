@@ -9,13 +9,16 @@ the docs assume a reader has made (a demo run, a training run, two benchmark res
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import os
 import re
 import shlex
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -145,11 +148,26 @@ def workdir(tmp_path_factory, shared_data_root):
         f'{{"id": "p{i}", "title": "T{i}", "text": "passage {i} about paris and rome"}}\n' for i in range(20)))
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO),
            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    ran = {command: _run(small(command), work, env) for command in PREREQUISITES}
+    # training in a fresh process: its stderr shows every warning the run raises
+    ran = {command: _run(small(command), work, env, fresh=command.startswith("toolgym train"))
+           for command in PREREQUISITES}
     return work, env, ran
 
 
-def _run(command: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+def _run(command: str, cwd: Path, env: dict, fresh: bool = False) -> subprocess.CompletedProcess:
+    """A plain ``toolgym`` command runs in this process (torch and TRL are imported once, not once
+    a command: minutes saved) unless ``fresh``; a script, or any other command, in bash."""
+    if not fresh and re.fullmatch(r"toolgym [^;&|<>$`\n]*", command):
+        from toolgym.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.chdir(cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                mock.patch("sys.stdin", io.StringIO("")):
+            try:
+                code = main(shlex.split(command)[1:])
+            except SystemExit as exit_:  # argparse
+                code = exit_.code if isinstance(exit_.code, int) else 1
+        return subprocess.CompletedProcess(command, code, out.getvalue(), err.getvalue())
     return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL, capture_output=True,
                           text=True, timeout=900)
 
@@ -198,9 +216,6 @@ def test_readme_scripted_agents_table_is_what_the_command_prints():
     for path in DOCS:
         text = path.read_text()
         for match in re.finditer(r"`(toolgym episodes [^`]*--markdown[^`]*)`[^|]*?\n\n((?:\|.*\n)+)", text):
-            import contextlib
-            import io
-
             buffer = io.StringIO()
             with contextlib.redirect_stdout(buffer):
                 assert main(shlex.split(match.group(1))[1:]) == 0

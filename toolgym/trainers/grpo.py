@@ -291,6 +291,7 @@ class ToolGRPOTrainer(GRPOTrainer):
             raise ValueError(f"credit must be one of {CREDITS}, got {credit!r}")
         if not envs:
             raise ValueError("envs is empty: give at least one EnvSpec")
+        silence_checkpointing_aliases()  # again here: a caller's warnings.catch_warnings() may have reset it
         self.credit, self.gamma = credit, gamma
         self.env_specs = list(envs)
         self.env_rollout = EnvRolloutFunc(envs, max_turn_tokens=max_turn_tokens,
