@@ -34,6 +34,12 @@ def official_eval(shared_data) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def shared_data_root() -> Path | None:
+    """The real dev samples for session-scoped fixtures, or None when absent (they skip themselves)."""
+    return shared_data_dir()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory):
     """Index caches go to a temporary directory, never to the user's ~/.cache."""

@@ -40,22 +40,77 @@ def test_play_quits_cleanly_on_end_of_input(monkeypatch, capsys):
     assert main(["play", "MultiHopQA-v0", "--kwargs", "world={n_people: 60}"]) == 0
 
 
+def test_play_submits_a_message_pending_at_end_of_input(monkeypatch, capsys):
+    # piped input often ends right after the last message, with no empty line after it
+    typed = '<tool_call>{"name": "answer", "arguments": {"answer": "nobody"}}</tool_call>'
+    monkeypatch.setattr("sys.stdin", io.StringIO(typed))
+    assert main(["play", "MultiHopQA-v0", "--kwargs", "world={n_people: 60}"]) == 0
+    assert "episode over (terminated)" in capsys.readouterr().out
+
+
+def test_play_writes_plain_text_when_stdout_is_not_a_terminal(monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello\n\n"))
+    assert main(["play", "MultiHopQA-v0", "--kwargs", "world={n_people: 60}"]) == 0
+    out = capsys.readouterr().out
+    assert "[system]" in out and "\033[" not in out
+
+
 def test_episodes_prints_a_score_table(capsys):
     assert main(["episodes", "MultiHopQA-v0", "-n", "20", "--kwargs", "world={n_people: 60}"]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line[:1].isalpha()}
     assert float(rows["oracle"][1]) == 1.0 and float(rows["no-search"][1]) == 0.0
 
 
-def test_bad_overrides_and_agents_say_what_was_wrong():
-    with pytest.raises(SystemExit, match="expected key=value, got 'top_k'"):
-        main(["episodes", "--kwargs", "top_k"])
-    with pytest.raises(SystemExit, match="Did you mean 'oracle'"):
-        main(["episodes", "--agents", "oracl", "--kwargs", "world={n_people: 60}"])
+def one_line_error(capsys, argv: list[str]) -> str:
+    """Run ``toolgym ARGV`` expecting a user error: exit 2 and one line on stderr, no traceback."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    (["episodes", "--kwargs", "top_k"], ["toolgym episodes:", "expected key=value, got 'top_k'"]),
+    (["episodes", "--agents", "oracl", "--kwargs", "world={n_people: 60}"], ["Did you mean 'oracle'"]),
+    (["episodes", "Wordle-v0", "--agents", "naive-search"], ["needs a search tool"]),
+    (["episodes", "NoSuch-v0"], ["Unknown env id 'NoSuch-v0'", "Valid choices"]),
+    (["play", "MultiHopQA-v1"], ["toolgym play:", "Did you mean 'MultiHopQA-v0'"]),
+    (["play", "MultiHopQA-v0", "--kwargs", "bogus=1"], ["Unknown MultiHopQA-v0 keyword argument 'bogus'"]),
+    (["episodes", "MultiHopQA-v0", "--kwargs", "top_kk=1"], ["Did you mean 'top_k'"]),
+    (["episodes", "MultiHopQA-v0", "--kwargs", "format=herms", "world={n_people: 60}"], ["Did you mean 'hermes'"]),
+    (["episodes", "MultiHopQA-v0", "--kwargs", "dataset=hotpotqa", "data_files=/no/such/file.json"],
+     ["/no/such/file.json"]),
+])
+def test_mistakes_are_one_line_with_exit_2(capsys, argv, fragments):
+    err = one_line_error(capsys, argv)
+    assert all(f in err for f in fragments), err
+
+
+def test_a_dataset_format_error_is_one_line_naming_the_file(capsys, tmp_path):
+    bad = tmp_path / "dev.json"
+    bad.write_text('[{"_id": "x", "question": "q?"')  # cut inside the first record
+    err = one_line_error(capsys, ["episodes", "MultiHopQA-v0", "--kwargs", "dataset=hotpotqa", f"data_files={bad}"])
+    assert "dev.json" in err
+
+
+def test_debug_shows_the_traceback():
+    with pytest.raises(ValueError, match="Unknown env id 'NoSuch-v0'"):
+        main(["--debug", "episodes", "NoSuch-v0"])
+    with pytest.raises(ValueError, match="Unknown env id"):
+        main(["episodes", "NoSuch-v0", "--debug"])
 
 
 def test_episodes_runs_the_oracle_on_any_env(capsys):
     assert main(["episodes", "Wordle-v0", "-n", "5"]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines() if line[:1].isalpha()}
     assert float(rows["oracle"][1]) == 1.0 and "naive-search" not in rows
-    with pytest.raises(SystemExit, match="needs a search tool"):
-        main(["episodes", "Wordle-v0", "--agents", "naive-search"])
+
+
+def test_a_missing_extra_is_one_line_naming_it(capsys, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setitem(sys.modules, "trl", None)  # as on an install without the train extra
+    config = Path(__file__).resolve().parents[1] / "configs" / "demo_cpu.yaml"
+    err = one_line_error(capsys, ["train", "--config", str(config)])
+    assert "trl" in err and "pip install 'toolgym[train]'" in err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from toolgym.cli import main
 
@@ -36,10 +37,42 @@ def test_bench_env_kwargs_and_errors(tmp_path, capsys):
     assert all(r["turns"] == 1 and r["em"] == 0.0 for r in rows)
     for argv, message in ((["bench", "--agent", "orcale"], "Did you mean 'oracle'"),
                           (["bench", "comapre", "x", "y"], "Did you mean 'compare'"),
-                          (["bench", "compare", "x"], "two result directories")):
-        try:
-            main(argv)
-        except SystemExit as err:
-            assert message in str(err)
-        else:
-            raise AssertionError(f"{argv} should fail")
+                          (["bench", "compare", "x"], "two result directories"),
+                          (["bench", "--envs", "NoSuch-v0"], "Unknown env id 'NoSuch-v0'"),
+                          (["bench", "--env-kwargs", "topk=3"], "Did you mean 'top_k'"),
+                          (["bench", "report", str(tmp_path / "nowhere")], "a results directory written by")):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_bench_without_matplotlib_writes_everything_but_plots(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as on an install without the bench extra
+    out = tmp_path / "o"
+    assert main(["bench", "--agent", "oracle", "--out", str(out), "--n", "3", "--progress", "false",
+                 "--env-kwargs", "world={n_people: 60}"]) == 0
+    captured = capsys.readouterr()
+    assert "plots skipped: matplotlib is not installed" in captured.err and "toolgym[bench]" in captured.err
+    for name in ("results.json", "results.md", "episodes.jsonl", "manifest.json", "predictions"):
+        assert (out / name).exists(), name
+    assert not (out / "plots").exists() and "plots/" not in (out / "results.md").read_text()
+    assert "plots/" not in captured.out.splitlines()[-1]
+
+
+def test_bench_without_reports_says_what_it_wrote(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["bench", "--agent", "oracle", "--out", str(out), "--n", "2", "--progress", "false",
+                 "--reports", "false", "--env-kwargs", "world={n_people: 60}"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "(episodes.jsonl, manifest.json)" in last and "toolgym bench report" in last
+    assert sorted(p.name for p in out.iterdir()) == ["episodes.jsonl", "manifest.json"]
+
+
+def test_bench_help_shows_each_default_once_and_no_internal_notes(capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Module-level" not in text and "(default: None)" not in text
+    assert "(default $OPENAI_API_KEY)" in text and "--envs ENVS env ids to evaluate on (default: MultiHopQA-v0)" in text

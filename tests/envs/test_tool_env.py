@@ -210,3 +210,19 @@ def test_render_ansi():
     env = CounterEnv(render_mode="ansi")
     env.reset(seed=0)
     assert env.render().startswith("[system]\nReach the target.")
+    env.step(call("add", n=2))
+    text = env.render()
+    assert "[assistant]" in text and "counter = 2" in text  # the whole conversation, every call
+
+
+def test_render_human_prints_only_the_new_messages_and_returns_none(capsys):
+    env = CounterEnv(render_mode="human")
+    env.reset(seed=0)
+    first = capsys.readouterr().out
+    assert first.startswith("[system]\nReach the target.") and "[user]" in first
+    env.step(call("add", n=2))
+    second = capsys.readouterr().out
+    assert second.startswith("[assistant]") and "counter = 2" in second and "[system]" not in second
+    assert env.render() is None and capsys.readouterr().out == ""  # nothing new since the step
+    env.reset(seed=1)  # a new episode prints from its start again
+    assert capsys.readouterr().out.startswith("[system]")

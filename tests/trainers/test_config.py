@@ -69,3 +69,38 @@ def test_ppo_settings_take_the_shared_top_level_keys():
                                                             "ppo.vf_coef=0.5"])
     settings = cfg.ppo_settings()
     assert (settings.algorithm, settings.credit, settings.gamma, settings.vf_coef) == ("rloo", "step", 0.9, 0.5)
+
+
+@pytest.mark.parametrize("data,message", [
+    ({"envs": [{"id": "MultiHopQA-v0"}]}, "missing key 'model'"),
+    ({"model": "m", "envs": [{"id": "MultiHopQA-v0"}], "gamma": "high"}, "gamma must be a number, got str 'high'"),
+    ({"model": "m", "envs": [{"id": "MultiHopQA-v0"}], "max_turn_tokens": "many"}, "max_turn_tokens must be an integer"),
+    ({"model": "m", "envs": [{"id": "MultiHopQA-v0"}], "lora": {"r": [4]}}, "lora.r must be an integer, got list"),
+    ({"model": "m", "envs": [{"id": "MultiHopQA-v0", "weight": "x"}]}, "envs\\[\\].weight must be a number"),
+    ({"model": "m", "envs": {"id": "MultiHopQA-v0"}}, "envs must be a list"),
+    ({"model": "m", "envs": [{"id": "MultiHopQA-v0"}], "grpo": {"learning_rate": "fast"}},
+     "grpo.learning_rate must be a number, got str 'fast'"),
+    ({"model": "m", "envs": [{"id": "MultiHopQA-v0"}], "grpo": {"max_steps": 2.5}}, "grpo.max_steps must be an integer"),
+    ({"model": "m", "envs": [{"id": "MultiHopQA-v0"}], "algorithm": "ppo", "ppo": {"lam": "x"}}, "ppo.lam must be a number"),
+    ({"model": "m", "envs": [{"id": "MultiHopQA-v9"}]}, "Unknown env id 'MultiHopQA-v9'. Did you mean 'MultiHopQA-v0'"),
+    ({"model": "m", "envs": [{"id": "MultiHopQA-v0", "kwargs": {"topk": 3}}]}, "Did you mean 'top_k'"),
+])
+def test_missing_keys_wrong_types_and_unknown_envs_are_value_errors(data, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_dict(data)
+
+
+def test_check_startable_needs_the_model_and_a_checkpoint_to_resume(tmp_path):
+    cfg = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", [f"model={tmp_path / 'runs/demo/warm'}"])
+    with pytest.raises(FileNotFoundError, match="toolgym demo grpo_steps=0 --output-dir .*runs/demo"):
+        cfg.check_startable()
+    (tmp_path / "runs/demo/warm").mkdir(parents=True)
+    cfg.grpo["output_dir"] = str(tmp_path / "out")
+    cfg.check_startable()  # a hub id or an existing directory, no resume: fine
+    with pytest.raises(FileNotFoundError, match="no checkpoint-\\* directory in"):
+        cfg.check_startable(resume=True)
+    (tmp_path / "out" / "checkpoint-2").mkdir(parents=True)
+    cfg.check_startable(resume=True)
+    with pytest.raises(FileNotFoundError, match="no such checkpoint directory"):
+        cfg.check_startable(resume=str(tmp_path / "out" / "checkpoint-9"))
+    TrainConfig.from_dict({"model": "Qwen/Qwen2.5-0.5B", "envs": [{"id": "MultiHopQA-v0"}]}).check_startable()

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -51,6 +52,14 @@ def test_compare_algorithms_from_one_warm_model(tmp_path):
     assert not (tmp_path / "reuse" / "warm").exists() and again["timings"]["warm_start_s"] == 0.0
     assert again["copy_accuracy"] == runs["grpo"]["copy_accuracy"]
     assert again["before"] == runs["grpo"]["before"]  # same weights, same seeded evaluation
+
+
+@pytest.mark.slow
+def test_no_rl_steps_saves_the_warm_model_and_stops(tmp_path, capsys):
+    r = run_demo(DemoConfig(output_dir=str(tmp_path), **{**TINY_DEMO, "grpo_steps": 0}))
+    assert (tmp_path / "warm" / "config.json").is_file() and r["warm_model"] == str(tmp_path / "warm")
+    assert not (tmp_path / "final").exists() and not (tmp_path / "grpo").exists()
+    assert f"Warm model and tokenizer: {tmp_path / 'warm'}" in capsys.readouterr().out
 
 
 def test_sampled_spans_are_the_runs_of_sampled_tokens():
@@ -129,18 +138,19 @@ def test_window_context_reaches_the_acting_envs_only():
 def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
     from toolgym.cli import main
 
-    with pytest.raises(SystemExit, match="toolgym demo: .*got 'rlo'. Did you mean 'rloo'"):
-        main(["demo", "--compare", "grpo,rlo"])
-    with pytest.raises(SystemExit, match="credit must be 'outcome' or 'step', got 'steps'"):
-        main(["demo", "credit=steps"])
-    with pytest.raises(SystemExit, match="warm_steps='many' is not a valid int \\(default 4000\\)"):
-        main(["demo", "warm_steps=many"])
-    with pytest.raises(SystemExit, match="short_names='ture' is not a valid bool"):
-        main(["demo", "short_names=ture"])
-    with pytest.raises(SystemExit, match="warm_mix must be three shares summing to 1, got \\(0.5, 0.5, 0.5\\)"):
-        main(["demo", "warm_mix=(0.5, 0.5, 0.5)"])
-    with pytest.raises(SystemExit, match="unknown setting 'warm_stpes=3'. Did you mean 'warm_steps'"):
-        main(["demo", "warm_stpes=3"])
+    for argv, message in [
+        (["demo", "--compare", "grpo,rlo"], "toolgym demo: .*got 'rlo'. Did you mean 'rloo'"),
+        (["demo", "credit=steps"], "credit must be 'outcome' or 'step', got 'steps'"),
+        (["demo", "warm_steps=many"], "warm_steps='many' is not a valid int \\(default 4000\\)"),
+        (["demo", "short_names=ture"], "short_names='ture' is not a valid bool"),
+        (["demo", "warm_mix=(0.5, 0.5, 0.5)"], "warm_mix must be three shares summing to 1, got \\(0.5, 0.5, 0.5\\)"),
+        (["demo", "warm_stpes=3"], "unknown setting 'warm_stpes=3'. Did you mean 'warm_steps'"),
+        (["demo", "grpo_steps=-1"], "grpo_steps must be >= 0"),
+        (["demo", "warm_model=runs/nowhere/warm"], "Build it with: toolgym demo grpo_steps=0 --output-dir runs/nowhere"),
+    ]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and re.search(message, err), err
 
 
 def test_rl_worlds_add_unseen_worlds_to_the_rl_tasks():

@@ -71,3 +71,42 @@ def test_algorithm_ppo_trains_through_the_config_path(tiny_dir, tmp_path):
     trainer = train(cfg)
     assert isinstance(trainer, ToolPPOTrainer) and trainer.state.global_step == 1
     assert (tmp_path / "run" / "final" / "value_head.safetensors").is_file()
+
+
+def _one_line_error(capsys, argv):
+    from toolgym.cli import main
+
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_train_cli_mistakes_are_one_line_and_nothing_is_written(tiny_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    good = _config(tiny_dir, out)
+    cases = [
+        ({k: v for k, v in good.items() if k != "model"}, [], "missing key 'model'"),
+        ({**good, "gamma": "abc"}, [], "gamma must be a number, got str 'abc'"),
+        (good, ["credt=step"], "Did you mean 'credit'"),
+        (good, ["envs.0.id=MultiHopQA-v1"], "Did you mean 'MultiHopQA-v0'"),
+        (good, ["--resume"], f"--resume: no checkpoint-* directory in {out}"),
+        ({**good, "model": str(tmp_path / "runs/demo/warm")}, [],
+         f"Build the demo's warm model first: toolgym demo grpo_steps=0 --output-dir {tmp_path / 'runs/demo'}"),
+        ("- not a mapping", [], "the top level must be a mapping"),
+        ("model: [unclosed", [], "while parsing"),
+    ]
+    for k, (data, extra, message) in enumerate(cases):
+        path = tmp_path / f"c{k}.yaml"
+        path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+        err = _one_line_error(capsys, ["train", "--config", str(path), *extra])
+        assert err.startswith("toolgym train: ") and message in err, err
+    assert "not found" in _one_line_error(capsys, ["train", "--config", str(tmp_path / "none.yaml")])
+    assert "--config is required" in _one_line_error(capsys, ["train"])
+    assert not out.exists()  # checked before the model loaded or anything was written
+
+
+def test_shipped_demo_config_without_its_warm_model_says_how_to_build_it(capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # a fresh clone: no runs/
+    err = _one_line_error(capsys, ["train", "--config", str(REPO / "configs" / "demo_cpu.yaml"), "grpo.max_steps=2"])
+    assert "toolgym demo grpo_steps=0 --output-dir runs/demo" in err

@@ -5,8 +5,9 @@
     toolgym bench report results/
     toolgym bench compare results/A results/B
 
-Module-level imports stay light: the ``toolgym`` command imports this module to build its parser.
+Plots need matplotlib (pip install 'toolgym[bench]'); without it everything else is written.
 """
+# Module-level imports stay light: the ``toolgym`` command imports this module to build its parser.
 
 from __future__ import annotations
 
@@ -31,14 +32,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "bench", help="benchmark an agent on toolgym envs (also: bench compare A B, bench report DIR)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__.replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("action", nargs="*", metavar="[compare A B | report DIR]",
                    help="no action: run the benchmark; 'compare DIR_A DIR_B': differences with 95%% intervals; "
                         "'report DIR': rewrite results.json/.md, plots and predictions from episodes.jsonl")
     for name, default, help_text in config_fields():
         flag = "--" + name.replace("_", "-")
-        help_text = help_text.replace("%", "%%") + f" (default: {default})"
+        help_text = help_text.replace("%", "%%")
+        if default is not None and "default" not in help_text:  # some helps say their default in words
+            shown = ",".join(default) if isinstance(default, list) else str(default).lower() if isinstance(
+                default, bool) else default
+            help_text += f" (default: {shown})"
         if name == "agent":
             agents = ", ".join(f"{k} ({v[2]})" for k, v in AGENTS.items())
             p.add_argument(flag, default=default, help=f"one of: {agents}")
@@ -64,46 +69,60 @@ def _handle(args: argparse.Namespace) -> int:
     if action not in ACTIONS:
         from toolgym.envs.errors import unknown_name_error
 
-        raise SystemExit(f"toolgym bench: {unknown_name_error('action', action, ACTIONS)}")
+        raise unknown_name_error("action", action, ACTIONS)
     if action == "compare":
         if len(rest) != 2:
-            raise SystemExit(f"toolgym bench compare takes two result directories, got {len(rest)}: {rest}")
+            raise ValueError(f"compare takes two result directories, got {len(rest)}: {rest}")
         from toolgym.benchmarks.reports import compare
 
         print(compare(rest[0], rest[1], seed=args.seed))
         return 0
     if action == "report":
         if len(rest) != 1:
-            raise SystemExit(f"toolgym bench report takes one result directory, got {len(rest)}: {rest}")
+            raise ValueError(f"report takes one result directory, got {len(rest)}: {rest}")
         from toolgym.benchmarks.reports import markdown, write_reports
 
-        print(markdown(write_reports(rest[0], seed=args.seed)))
+        print(markdown(write_reports(rest[0], seed=args.seed), plots=_plots_or_say_why()))
         return 0
     if rest:
-        raise SystemExit(f"toolgym bench: unexpected arguments {rest}; options go after --, e.g. --agent oracle")
+        raise ValueError(f"unexpected arguments {rest}; options go after --, e.g. --agent oracle")
     return _run(args)
+
+
+def _plots_or_say_why() -> bool:
+    """Whether plots can be drawn; if not, say so on stderr (the rest of the reports are written)."""
+    from toolgym.benchmarks.plots import available
+
+    if not available():
+        print("toolgym bench: plots skipped: matplotlib is not installed. Install it with: pip install "
+              "'toolgym[bench]', then `toolgym bench report DIR` draws them.", file=sys.stderr)
+        return False
+    return True
 
 
 def _run(args: argparse.Namespace) -> int:
     from toolgym.benchmarks.reports import main_table, search_r1_table
     from toolgym.benchmarks.runner import BenchConfig, config_fields, run_benchmark
     from toolgym.envs.cli import parse_overrides
+    from toolgym.envs.registration import check_env_args
 
     values = {name: getattr(args, name) for name, _, _ in config_fields()}
     values["env_kwargs"] = parse_overrides(args.env_kwargs)
-    try:
-        config = BenchConfig(**values)
-    except ValueError as err:
-        raise SystemExit(f"toolgym bench: {err}") from err
+    config = BenchConfig(**values)
+    for env_id in config.envs:  # an unknown id or kwarg: one line now, not after the first env ran
+        check_env_args(env_id, config.kwargs_for(env_id))
+    plots = config.reports and _plots_or_say_why()
     try:
         results = run_benchmark(config)
-    except (ValueError, FileNotFoundError) as err:
-        raise SystemExit(f"toolgym bench: {err}") from err
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished episodes are in {config.out}/episodes.jsonl; rerun the same command "
               "to continue.", file=sys.stderr)
         return 130
     metric = "em" if any("em" in c["metrics"] for per in results["cells"].values() for c in per.values()) else "success"
     print(search_r1_table(results, metric) if config.suite == "search-r1" else main_table(results, metric))
-    print(f"\nwritten to {config.out}/ (results.md, results.json, plots/, predictions/)")
+    written = ["episodes.jsonl", "manifest.json"]
+    if config.reports:
+        written += ["results.md", "results.json", "predictions/"] + (["plots/"] if plots else [])
+    print(f"\nwritten to {config.out}/ ({', '.join(written)})" +
+          ("" if config.reports else f"; reports off: `toolgym bench report {config.out}` writes them"))
     return 0

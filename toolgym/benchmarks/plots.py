@@ -12,6 +12,15 @@ TITLES = {"em": "Exact match", "f1": "F1", "subem": "Substring EM", "success": "
           "return": "Episode return", "evidence_recall": "Evidence recall"}
 
 
+def available() -> bool:
+    """Whether matplotlib (the ``bench`` extra) is installed, so plots can be drawn."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _pyplot():
     try:
         import matplotlib

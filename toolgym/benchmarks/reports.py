@@ -63,11 +63,12 @@ def write_reports(out: str | Path, *, seed: int = 0, plots: bool = True) -> dict
     records = load_records(out)
     results = build_results(records, seed=seed)
     (out / "results.json").write_text(json.dumps(_finite(results), indent=2, allow_nan=False))
-    (out / "results.md").write_text(markdown(results))
+    from toolgym.benchmarks.plots import available, plot_results
+
+    plots = plots and available()  # without matplotlib everything but the plots is written
+    (out / "results.md").write_text(markdown(results, plots=plots))
     write_predictions(records, out / "predictions")
     if plots and records:
-        from toolgym.benchmarks.plots import plot_results
-
         plot_results(results, out / "plots")
     return results
 
@@ -137,7 +138,8 @@ def _is_search_r1(results: Mapping[str, Any]) -> bool:
     return any(env in results["envs"] for env, _ in SEARCH_R1_GENERAL + (("Bamboogle-v0", ""),))
 
 
-def markdown(results: Mapping[str, Any]) -> str:
+def markdown(results: Mapping[str, Any], plots: bool = True) -> str:
+    """``results.md``; ``plots``: whether ``plots/`` was drawn (it is pointed to only then)."""
     cells = [c for per_env in results["cells"].values() for c in per_env.values()]
     present = [k for k in ("em", "f1", "subem", "success", "return") if any(k in c["metrics"] for c in cells)]
     names = {"em": "Exact match (EM)", "f1": "F1", "subem": "Substring EM", "success": "Success rate",
@@ -181,7 +183,9 @@ def markdown(results: Mapping[str, Any]) -> str:
             )
     if any("evidence_recall" not in c["metrics"] and "em" in c["metrics"] for c in cells):
         parts += ["", "Evidence recall n/a: those questions carry no gold evidence (open-domain sets)."]
-    parts += ["", "Plots: `plots/`. Per-turn breakdown: `results.json` (`per_turn`) and `plots/per_turn.png`.", ""]
+    parts += ["", "Plots: `plots/`. Per-turn breakdown: `results.json` (`per_turn`) and `plots/per_turn.png`." if plots
+              else "Per-turn breakdown: `results.json` (`per_turn`). No plots: matplotlib was not installed "
+                   "(pip install 'toolgym[bench]', then `toolgym bench report DIR`).", ""]
     return "\n".join(parts)
 
 

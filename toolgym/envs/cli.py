@@ -17,7 +17,7 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise SystemExit(f"toolgym: expected key=value, got {pair!r} (for example top_k=5).")
+            raise ValueError(f"expected key=value, got {pair!r} (for example top_k=5).")
         result[key.strip()] = yaml.safe_load(value)
     return result
 
@@ -39,6 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-n", "--episodes", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--agents", default=None, help="comma-separated; default: every agent that applies")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the table as Markdown without the speed column (README's scripted-agents table)")
     p.add_argument("--kwargs", nargs="*", metavar="KEY=VALUE", help="env constructor arguments, e.g. format=tags")
     p.set_defaults(handler=_episodes)
 
@@ -55,8 +57,9 @@ def _envs(args: argparse.Namespace) -> int:
 def _make(env_id: str, kwargs: dict[str, Any]):
     import gymnasium as gym
 
-    import toolgym  # noqa: F401 - registers the ids
+    from toolgym.envs.registration import check_env_args
 
+    check_env_args(env_id, kwargs)  # an unknown id or kwarg: one line naming the closest, not a traceback
     return gym.make(env_id, **kwargs)
 
 
@@ -65,17 +68,22 @@ def _play(args: argparse.Namespace) -> int:
     obs, info = env.reset(seed=args.seed)
     shown = 0
     print(f"{args.env_id}: type the assistant's message; end it with an empty line. Ctrl-D quits.\n")
+    # Bold role names on a terminal only: a pipe or a file gets plain text.
+    bold, plain = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("", "")
     total = 0.0
     while True:
         for message in obs[shown:]:
-            print(f"\033[1m[{message['role']}]\033[0m\n{message['content']}\n")
+            print(f"{bold}[{message['role']}]{plain}\n{message['content']}\n")
         lines = []
+        ended = False
         try:
             while (line := input("> " if not lines else ". ")) != "":
                 lines.append(line)
-        except EOFError:
+        except EOFError:  # the end of input also ends a message typed (or piped) without an empty line
             print()
-            return 0
+            ended = True
+            if not lines:
+                return 0
         action = "\n".join(lines)
         shown = len(obs) + 1  # the assistant message just typed is not echoed back
         obs, reward, terminated, truncated, info = env.step(action)
@@ -88,6 +96,8 @@ def _play(args: argparse.Namespace) -> int:
             print(f"\nepisode over ({'terminated' if terminated else 'truncated: ' + str(info.get('truncated_by'))}), "
                   f"return {total:+.3f}")
             print(json.dumps({k: v for k, v in info.items() if k != "reward_terms"}, indent=2))
+            return 0
+        if ended:
             return 0
 
 
@@ -104,16 +114,19 @@ def _episodes(args: argparse.Namespace) -> int:
     names = [a.strip() for a in (args.agents or default).split(",") if a.strip()]
     for name in names:
         if name not in SCRIPTED_AGENTS:
-            raise SystemExit(f"toolgym: {unknown_name_error('agent', name, SCRIPTED_AGENTS)}")
+            raise unknown_name_error("agent", name, SCRIPTED_AGENTS)
         if name != "oracle" and "search" not in tools:
-            raise SystemExit(f"toolgym: agent {name!r} needs a search tool; {args.env_id} has {sorted(tools)}. Use --agents oracle.")
+            raise ValueError(f"agent {name!r} needs a search tool; {args.env_id} has {sorted(tools)}. Use --agents oracle.")
     print(f"{args.env_id}, {args.episodes} episodes per agent, seed {args.seed}\n")
-    print(f"{'agent':<14} {'EM':>6} {'return':>7} {'tool calls':>10} {'turns':>6} {'evidence':>8} {'eps/s':>7}")
+    if args.markdown:
+        print("| agent | EM | F1 | return | tool calls | turns | evidence recall |\n|---|---:|---:|---:|---:|---:|---:|")
+    else:
+        print(f"{'agent':<14} {'EM':>6} {'F1':>6} {'return':>7} {'tool calls':>10} {'turns':>6} {'evidence':>8} {'eps/s':>7}")
     for name in names:
         agent = SCRIPTED_AGENTS[name]()
         infos = []
         start = time.perf_counter()
-        for i in tqdm(range(args.episodes), desc=name, leave=False, file=sys.stderr):
+        for i in tqdm(range(args.episodes), desc=name, leave=False, file=sys.stderr, disable=None):
             info = run_episode(env, agent, seed=args.seed + i)
             gold = len(getattr(env.unwrapped, "example", None).supporting_titles) if "found_supporting" in info else 0
             info["evidence"] = len(info["found_supporting"]) / gold if gold else None
@@ -124,6 +137,10 @@ def _episodes(args: argparse.Namespace) -> int:
             values = [i[key] for i in infos if i.get(key) is not None]
             return f"{sum(values) / len(values):>{width}.{digits}f}" if values else f"{'-':>{width}}"
 
-        print(f"{name:<14} {mean('em', 6, 3)} {mean('return', 7, 3)} {mean('tool_calls', 10, 2)} "
-              f"{mean('turn', 6, 2)} {mean('evidence', 8, 2)} {rate:>7.0f}")
+        if args.markdown:
+            print(f"| {name} | {mean('em', 0, 3)} | {mean('f1', 0, 3)} | {mean('return', 0, 3)} | "
+                  f"{mean('tool_calls', 0, 2)} | {mean('turn', 0, 2)} | {mean('evidence', 0, 2)} |")
+        else:
+            print(f"{name:<14} {mean('em', 6, 3)} {mean('f1', 6, 3)} {mean('return', 7, 3)} {mean('tool_calls', 10, 2)} "
+                  f"{mean('turn', 6, 2)} {mean('evidence', 8, 2)} {rate:>7.0f}")
     return 0

@@ -14,12 +14,16 @@ def suggest(name: str, choices: Iterable[str]) -> str | None:
     return lowered[match[0]] if match else None
 
 
+def did_you_mean(name: object, choices: Iterable[str]) -> str:
+    """``" Did you mean 'hermes'?"`` for the closest valid name, or ``""`` when nothing is close."""
+    hint = suggest(str(name), choices)
+    return f" Did you mean {hint!r}?" if hint else ""
+
+
 def unknown_name_error(kind: str, value: object, choices: Iterable[str]) -> ValueError:
     """``ValueError("Unknown format 'herms'. Did you mean 'hermes'? Valid formats: hermes, tags.")``."""
     choices = sorted(choices)
-    hint = suggest(str(value), choices)
-    did_you_mean = f" Did you mean {hint!r}?" if hint else ""
-    return ValueError(f"Unknown {kind} {value!r}.{did_you_mean} Valid choices: {', '.join(choices)}.")
+    return ValueError(f"Unknown {kind} {value!r}.{did_you_mean(value, choices)} Valid choices: {', '.join(choices)}.")
 
 
 def check_non_negative(**values: float | int | None) -> None:

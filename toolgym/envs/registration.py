@@ -43,3 +43,44 @@ def register_envs() -> None:
 
 def env_ids() -> list[str]:
     return [env_id for env_id, *_ in ENVS]
+
+
+
+# gym.make's own keyword arguments, taken before the env's constructor sees the rest.
+_MAKE_KWARGS = {"max_episode_steps", "disable_env_checker", "render_mode"}
+
+
+def env_kwarg_names(env_id: str) -> set[str] | None:
+    """The keyword arguments ``gym.make(env_id, ...)`` accepts: the constructor's, and those it
+    forwards with ``**kwargs`` to its bases; None when the chain ends in ``**kwargs`` (anything goes)."""
+    import inspect
+
+    from gymnasium.envs.registration import load_env_creator
+
+    entry_point = registry[env_id].entry_point
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    names = set(_MAKE_KWARGS)
+    for cls in creator.__mro__ if isinstance(creator, type) else [creator]:
+        init = vars(cls).get("__init__") if isinstance(cls, type) else cls
+        if init is None or cls is object:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)} - {"self"}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
+def check_env_args(env_id: str, kwargs: dict | None = None) -> None:
+    """Raise a one-line ValueError for an unknown env id or keyword argument, naming the closest valid
+    one, before anything is built (``gym.make`` raises NameNotFound, or a TypeError deep inside)."""
+    from toolgym.envs.errors import unknown_name_error
+
+    register_envs()
+    name = env_id.split(":")[-1]  # "toolgym:MultiHopQA-v0" names the module to import first
+    if name not in registry:
+        raise unknown_name_error("env id", env_id, env_ids())
+    valid = env_kwarg_names(name)
+    for key in kwargs or {}:
+        if valid is not None and key not in valid:
+            raise unknown_name_error(f"{name} keyword argument", key, valid)

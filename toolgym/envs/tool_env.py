@@ -231,6 +231,8 @@ class ToolEnv(gym.Env[tuple, str]):
         self._messages = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": task}]
         self._result_indices = []
         observation, _ = self._observation()
+        if self.render_mode == "human":
+            self.render()
         return observation, self._info({})
 
     def plan_step(self, action: str) -> StepPlan:
@@ -316,14 +318,23 @@ class ToolEnv(gym.Env[tuple, str]):
         if self._terminated or self._truncated:
             info.update(self._final_info())
         if self.render_mode == "human":
-            print(self.render())
+            self.render()
         return observation, self._weigh(terms), self._terminated, self._truncated, info
 
     def render(self) -> str | None:
+        """``"ansi"``: the conversation so far as one string. ``"human"``: print the messages not
+        printed yet (``reset`` and ``step`` call this, as Gymnasium's human mode does) and return None."""
         if self.render_mode is None:
             gym.logger.warn("render() called without a render_mode; pass render_mode='ansi' to gym.make.")
             return None
-        return render_messages(self._messages)
+        if self.render_mode == "ansi":
+            return render_messages(self._messages)
+        # reset() starts a new message list: what was printed of the previous one does not count
+        printed = self._printed if getattr(self, "_printed_of", None) is self._messages else 0
+        if len(self._messages) > printed:
+            print(render_messages(self._messages[printed:]) + "\n", flush=True)
+        self._printed, self._printed_of = len(self._messages), self._messages
+        return None
 
     # -- the machinery ------------------------------------------------------------------------
     def _run_calls(self, plan: StepPlan, ready: Mapping[int, ToolResult], terms: RewardTerms,

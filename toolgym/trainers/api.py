@@ -60,13 +60,17 @@ def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None =
         from toolgym.trainers.config import apply_overrides
 
         config = TrainConfig.from_dict(apply_overrides(config.to_dict(), overrides))
+    config.check_startable(resume)  # before the model loads or anything is written
     trainer = build_trainer(config)
     out = Path(trainer.args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "toolgym_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    if resume is True and not any(out.glob("checkpoint-*")):
-        raise FileNotFoundError(f"--resume: no checkpoint-* directory in {out}; train once without --resume first")
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(str(out / "final"))
     trainer.processing_class.save_pretrained(str(out / "final"))
+    if trainer.is_world_process_zero():
+        checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.rpartition("-")[2]))
+        print(f"final {'adapter' if config.lora.enabled else 'model'} and tokenizer: {out / 'final'}; "
+              f"checkpoints: {', '.join(p.name for p in checkpoints) or 'none'} in {out}; config: "
+              f"{out / 'toolgym_config.yaml'}", flush=True)
     return trainer

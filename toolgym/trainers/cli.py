@@ -41,10 +41,10 @@ def _train(args) -> int:
         print(describe())
         return 0
     if not args.config:
-        raise SystemExit("toolgym train: --config is required (e.g. --config configs/demo_cpu.yaml)")
+        raise ValueError("--config is required (e.g. --config configs/demo_cpu.yaml)")
     from toolgym.trainers.api import train
 
-    train(args.config, overrides=args.overrides, resume=args.resume)
+    train(args.config, overrides=args.overrides, resume=args.resume)  # validates everything before the model loads
     return 0
 
 
@@ -60,15 +60,13 @@ def _demo(args) -> int:
     for item in args.overrides:
         key, _, raw = item.partition("=")
         if key not in fields or not _:
-            from toolgym.envs.errors import suggest
+            from toolgym.envs.errors import did_you_mean
 
-            hint = suggest(key, fields)
-            raise SystemExit(f"toolgym demo: unknown setting {item!r}." + (f" Did you mean {hint!r}?" if hint else "") +
-                             " See toolgym demo --help-config.")
+            raise ValueError(f"unknown setting {item!r}.{did_you_mean(key, fields)} See toolgym demo --help-config.")
         try:
             kw[key] = _parse(raw, fields[key].default)
         except ValueError:
-            raise SystemExit(f"toolgym demo: {key}={raw!r} is not a valid {type(fields[key].default).__name__} "
+            raise ValueError(f"{key}={raw!r} is not a valid {type(fields[key].default).__name__} "
                              f"(default {fields[key].default!r}).") from None
     for key in ("output_dir", "seed", "credit", "algorithm"):
         if getattr(args, key) is not None:
@@ -76,12 +74,9 @@ def _demo(args) -> int:
     from toolgym.trainers.demo import compare_algorithms, run_demo
 
     algorithms = [] if not args.compare else list(ALGORITHMS) if args.compare == "all" else args.compare.split(",")
-    try:  # settings are checked before any work; a bad one is a one-line error, not a traceback
-        cfg = DemoConfig(**kw)
-        for a in algorithms:
-            DemoConfig(algorithm=a)
-    except ValueError as err:
-        raise SystemExit(f"toolgym demo: {err}") from None
+    cfg = DemoConfig(**kw)  # settings are checked before any work
+    for a in algorithms:
+        DemoConfig(algorithm=a)
     if algorithms:
         compare_algorithms(cfg, algorithms)
     else:

@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from toolgym.envs.errors import suggest
+from toolgym.envs.errors import did_you_mean
 from toolgym.trainers.ppo_settings import ALGORITHMS, PPOSettings
 
 CREDITS = ("outcome", "step")
+DEFAULT_OUTPUT_DIR = "runs/train"
+WARM_DIR = "warm"  # `toolgym demo` saves its warm-started model in <output_dir>/warm
 # PPOSettings fields that the config holds at the top level (shared with GRPO).
 _TOP_LEVEL_PPO = {"algorithm", "credit", "gamma"}
 
@@ -53,6 +57,9 @@ class EnvEntry:
             raise ValueError(f"envs[].kwargs must be a mapping, got {type(self.kwargs).__name__}: {self.kwargs!r}")
         if not isinstance(self.weight, (int, float)) or self.weight < 0:
             raise ValueError(f"envs[].weight must be a number >= 0, got {self.weight!r}")
+        from toolgym.envs.registration import check_env_args
+
+        check_env_args(self.id, self.kwargs)  # an unknown id or kwarg fails now, not after the model loaded
 
 
 @dataclass
@@ -112,21 +119,39 @@ class TrainConfig:
         if isinstance(self.lora, dict):
             self.lora = _build(LoraSettings, self.lora, "lora")
         if self.credit not in CREDITS:
-            hint = suggest(str(self.credit), CREDITS)
-            raise ValueError(f"credit must be one of {CREDITS}, got {self.credit!r}." +
-                             (f" Did you mean {hint!r}?" if hint else ""))
+            raise ValueError(f"credit must be one of {CREDITS}, got {self.credit!r}.{did_you_mean(self.credit, CREDITS)}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         if self.max_turn_tokens < 1 or self.num_tasks < 1:
             raise ValueError(f"max_turn_tokens and num_tasks must be >= 1, got {self.max_turn_tokens}, {self.num_tasks}")
-        _check_keys(self.grpo, _grpo_fields(), "grpo")
         self.grpo = {k: _number(v) if isinstance(v, str) else v for k, v in self.grpo.items()}
+        _check_keys(self.grpo, _grpo_types(), "grpo")
+        check_types(self.grpo, _grpo_types(), "grpo.")
         if self.algorithm not in ALGORITHMS:
-            hint = suggest(str(self.algorithm), ALGORITHMS)
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}." +
-                             (f" Did you mean {hint!r}?" if hint else ""))
+            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}."
+                             f"{did_you_mean(self.algorithm, ALGORITHMS)}")
         _check_keys(self.ppo, {f.name for f in dataclasses.fields(PPOSettings)} - _TOP_LEVEL_PPO, "ppo")
+        check_types(self.ppo, typing.get_type_hints(PPOSettings), "ppo.")
         self.ppo_settings()  # validates the ppo section now, not at the first training step
+
+    def check_startable(self, resume: bool | str | None = None) -> None:
+        """What ``train`` needs beyond a valid config, checked before a model loads or a file is
+        written: the model is an existing directory or could be a hub id, and ``resume`` has a
+        checkpoint to continue from."""
+        model = Path(self.model)
+        if not model.exists() and (self.model.startswith((".", "/", "~")) or self.model.count("/") > 1):
+            # not a hub id (namespace/name) either: a local path that is missing
+            hint = (f" Build the demo's warm model first: toolgym demo grpo_steps=0 --output-dir {model.parent}"
+                    if model.name == WARM_DIR else "")
+            raise FileNotFoundError(f"model {self.model!r}: no such directory, and not a hub id (namespace/name)."
+                                    f"{hint}")
+        out = Path(self.grpo.get("output_dir", DEFAULT_OUTPUT_DIR))
+        if resume is True and not any(out.glob("checkpoint-*")):
+            raise FileNotFoundError(f"--resume: no checkpoint-* directory in {out} (grpo.output_dir); "
+                                    "train once without --resume first, or pass --resume CHECKPOINT")
+        if isinstance(resume, str) and not Path(resume).is_dir():
+            raise FileNotFoundError(f"--resume {resume}: no such checkpoint directory; checkpoints are "
+                                    f"{out}/checkpoint-N")
 
     def ppo_settings(self) -> PPOSettings:
         """The PPO / estimator settings: ``ppo:`` plus the top-level algorithm, credit and gamma."""
@@ -155,36 +180,97 @@ class TrainConfig:
         import torch
         from trl import GRPOConfig
 
+        from toolgym.trainers._deps import silence_checkpointing_aliases
+
+        silence_checkpointing_aliases()  # GRPOConfig's __post_init__ reads a deprecated alias
         kw = dict(self.grpo)
         if not torch.cuda.is_available():
             kw.setdefault("use_cpu", True)
             kw.setdefault("bf16", False)
         kw.setdefault("report_to", "none")
-        kw.setdefault("output_dir", "runs/train")
+        kw.setdefault("output_dir", DEFAULT_OUTPUT_DIR)
         kw.update(extra)
         return GRPOConfig(**kw)
 
 
-def _grpo_fields() -> set[str]:
+def _grpo_types() -> dict[str, Any]:
+    """trl.GRPOConfig's init fields and their types."""
     from trl import GRPOConfig
 
-    return {f.name for f in dataclasses.fields(GRPOConfig) if f.init}
+    hints = typing.get_type_hints(GRPOConfig)
+    return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(GRPOConfig) if f.init}
 
 
 def _check_keys(data: dict, valid, where: str) -> None:
     for key in data:
         if key not in valid:
-            hint = suggest(str(key), valid)
             name = f"{where}.{key}" if where else key
-            raise ValueError(f"Unknown config key {name!r}." + (f" Did you mean {hint!r}?" if hint else "") +
+            raise ValueError(f"Unknown config key {name!r}.{did_you_mean(key, valid)}"
                              f" Valid keys{' of ' + where if where else ''}: {', '.join(sorted(valid))[:600]}")
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (as YAML gives it) fits the annotation ``hint``; types this does not know pass."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, typing.Sequence) or hint in (list, tuple):
+        return isinstance(value, (list, tuple)) and (not args or all(_matches(v, args[0]) for v in value))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if dataclasses.is_dataclass(hint):
+        return isinstance(value, (dict, hint))
+    if isinstance(hint, type) and hint.__module__ == "builtins":
+        return isinstance(value, hint)
+    return True  # an enum or library class: its own constructor checks the value
+
+
+def _type_name(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if hint is type(None):
+        return "null"
+    if dataclasses.is_dataclass(hint) or typing.get_origin(hint) is dict:
+        return "a mapping"
+    if typing.get_origin(hint) is list:
+        return f"a list ({_type_name(args[0])} each)" if args else "a list"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def check_types(data: dict, hints: dict[str, Any], where: str = "") -> None:
+    """Raise a one-line ValueError for the first value of ``data`` whose type does not fit ``hints``
+    (``gamma: abc`` would otherwise fail later as "'<' not supported between str and int")."""
+    for key, value in data.items():
+        hint = hints.get(key, Any)
+        if not _matches(value, hint):
+            raise ValueError(f"{where}{key} must be {_type_name(hint)}, got {type(value).__name__} {value!r}")
 
 
 def _build(cls, data, where: str):
     if not isinstance(data, dict):
         raise ValueError(f"{where or 'config'} must be a mapping, got {type(data).__name__}: {data!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    _check_keys(data, names, where.rstrip("[]") if where else "")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _check_keys(data, fields, where.rstrip("[]") if where else "")
+    for name, f in fields.items():
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ValueError(f"missing key {(where.rstrip('[]') + '.' if where else '') + name!r} "
+                             f"({f.metadata.get('help', '')}); add it to the config or pass {name}=...")
+    check_types(data, typing.get_type_hints(cls), f"{where}." if where else "")
     return cls(**data)
 
 

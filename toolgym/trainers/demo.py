@@ -93,6 +93,11 @@ class DemoConfig:
 
         if self.algorithm not in ALGORITHMS:
             PPOSettings(algorithm=self.algorithm)  # raises naming the valid ones and the closest
+        if self.warm_model and not Path(self.warm_model).is_dir():
+            raise FileNotFoundError(f"warm_model {self.warm_model!r}: no such directory. Build it with: toolgym demo "
+                                    f"grpo_steps=0 --output-dir {Path(self.warm_model).parent}")
+        if self.grpo_steps < 0:
+            raise ValueError(f"grpo_steps must be >= 0 (0: build and save the warm model only), got {self.grpo_steps}")
         if self.completions_per_step % self.num_generations:
             raise ValueError(f"completions_per_step ({self.completions_per_step}) must be a multiple of "
                              f"num_generations ({self.num_generations})")
@@ -531,12 +536,22 @@ def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool =
     (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
     plot(results, out / "demo.png")
     log(summary(results))
+    log(f"results: {out / 'results.json'}, plot: {out / 'demo.png'}, final adapter: {out / 'final'}, "
+        f"checkpoints: {out / 'grpo'}" + ("" if cfg.warm_model else f", warm model: {Path(cfg.output_dir) / 'warm'}"))
     return results
 
 
 def run_demo(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
-    """Build, warm up, evaluate, train with RL, evaluate; returns (and writes) the results."""
+    """Build, warm up, evaluate, train with RL, evaluate; returns (and writes) the results.
+    With ``grpo_steps=0`` it stops after the warm start: the warm model is saved in
+    ``<output_dir>/warm`` (what ``configs/demo_cpu.yaml`` trains from)."""
     ws = warm_start(cfg, progress)
+    if cfg.grpo_steps == 0:
+        where = cfg.warm_model or Path(cfg.output_dir) / "warm"
+        _printer(progress)(f"grpo_steps=0: no RL. Warm model and tokenizer: {where}")
+        return {"config": asdict(cfg), "before": ws.before, "before_greedy": ws.before_greedy,
+                "naive_rag": ws.naive_rag, "copy_accuracy": ws.copy_accuracy, "timings": ws.timings,
+                "warm_model": str(where)}
     return reinforce(cfg, ws, ws.model, Path(cfg.output_dir), progress)
 
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from toolgym.trainers._deps import require
+from toolgym.trainers._deps import require, silence_checkpointing_aliases
 from toolgym.trainers.rollout import Episode, HFBackend, RolloutEngine, VLLMBackend
 
 require("trl", "train")
@@ -52,6 +52,8 @@ from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 from trl.models import unwrap_model_for_generation  # noqa: E402
 
 from toolgym.trainers import advantages as adv_lib  # noqa: E402  (needs torch: after require)
+
+silence_checkpointing_aliases()  # TRL's calls of deprecated transformers aliases, made by the trainer below
 
 CREDITS = ("outcome", "step")
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is the documented path we rely on
@@ -289,6 +291,7 @@ class ToolGRPOTrainer(GRPOTrainer):
             raise ValueError(f"credit must be one of {CREDITS}, got {credit!r}")
         if not envs:
             raise ValueError("envs is empty: give at least one EnvSpec")
+        silence_checkpointing_aliases()  # again here: a caller's warnings.catch_warnings() may have reset it
         self.credit, self.gamma = credit, gamma
         self.env_specs = list(envs)
         self.env_rollout = EnvRolloutFunc(envs, max_turn_tokens=max_turn_tokens,

@@ -17,11 +17,9 @@ def _help(text: str, **kw):
 
 def _choice(name: str, value, choices) -> None:
     if value not in choices:
-        import difflib
+        from toolgym.envs.errors import did_you_mean
 
-        hint = difflib.get_close_matches(str(value), choices, n=1)
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}." +
-                         (f" Did you mean {hint[0]!r}?" if hint else ""))
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}.{did_you_mean(value, choices)}")
 
 
 @dataclass
