@@ -1,15 +1,5 @@
-"""Lazy imports of the heavy training dependencies, with an install hint naming the extra."""
+"""Lazy imports of the heavy training dependencies (shared with the generation layer)."""
 
-from __future__ import annotations
+from toolgym.generation._deps import require
 
-import importlib
-
-
-def require(module: str, extra: str = "train"):
-    """Import ``module`` or raise an ImportError that says which toolgym extra provides it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(
-            f"{module} is needed here but is not installed ({e}). Install it with: pip install 'toolgym[{extra}]'"
-        ) from e
+__all__ = ["require"]
