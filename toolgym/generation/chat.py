@@ -187,9 +187,14 @@ class ChatTemplate:
             rest = rest[len(end):]
         return rest
 
-    def end_of_turn(self, text: str) -> str | None:
-        """The end-of-turn token ``text`` ends with, if any."""
-        return next((t for t in self._ends if text.endswith(t)), None)
+    def closing_token(self, called: Sequence[str] = ()) -> str:
+        """The token that ends an assistant turn calling ``called`` tools (one with no call when
+        empty): what a model of this family stops sampling on (``<|im_end|>``, ``<|call|>``...)."""
+        follow = [{"role": "tool", "name": n, "content": _SENTINEL} for n in called] if called and self.tool_role \
+            else [{"role": "user", "content": _SENTINEL}]
+        text, start = self._after_dummy(follow, list(called) if self.tool_role else [])
+        at = self._turn_end(text, start)
+        return next(t for t in self._ends if text.startswith(t, at))
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _arguments(self, arguments: Any) -> Any:
@@ -226,7 +231,7 @@ class ChatTemplate:
         called = self.render(user + [{"role": "assistant", "content": "",
                                       "tool_calls": [_call(name, self._arguments(dict(arguments)))]}],
                              generation_prompt=False)
-        start = len(self._user_text)
+        start = _common_prefix(self._user_text, plain)
         plain = plain[:self._cut(plain, start)]
         called = called[:self._cut(called, start)]
         head = _common_prefix(plain, called)
@@ -240,10 +245,13 @@ class ChatTemplate:
     def _probe(self) -> None:
         what = f"chat template {self.name!r}"
         try:
-            self._user_text = self.render([dict(_USER)], generation_prompt=False)
-            self.generation_prompt = self.render([dict(_USER)])[len(self._user_text):]
+            plain, prompted = self.render([dict(_USER)], generation_prompt=False), self.render([dict(_USER)])
         except Exception as err:  # noqa: BLE001 - any template failure is a start-up error
             raise TemplateUnsupportedError(f"{what} cannot render a user message: {err}") from err
+        # what every conversation starting with the dummy user message starts with (Phi-3 ends a
+        # conversation without a generation prompt with <|endoftext|>, so take the common part)
+        self._user_text = plain[:_common_prefix(plain, prompted)]
+        self.generation_prompt = prompted[len(self._user_text):]
         self.system_role = self._renders([{"role": "system", "content": _SENTINEL}, dict(_USER)])
         # a tool result answering a call; some templates (DeepSeek-V3) want the arguments as a string
         self.tool_role = self._renders(self._dummy(["search"]) + [{"role": "tool", "name": "search",
