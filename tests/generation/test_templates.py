@@ -25,14 +25,23 @@ ENVS = {"MultiHopQA-v0": {}, "ToolMath-v0": {"max_calls_per_turn": 1}}
 # Templates that render past assistant turns verbatim: there the held sequence must equal a fresh
 # rendering of the whole conversation.
 VERBATIM = {"qwen2_5", "qwen3_instruct_2507", "llama3", "llama3_1", "llama3_2", "phi3", "phi3_5", "gemma",
-            "gemma3", "cohere", "cohere2", "lfm2", "lfm2_v2", "lfm2_2_5", "lfm2_2_5_v2"}
+            "gemma3", "cohere", "lfm2", "lfm2_v2", "lfm2_2_5", "lfm2_2_5_v2"}
 
 
-def trl_suffix_ids(tok, template, names, tool_messages):
-    """TRL 1.16's ``GRPOTrainer._get_tool_suffix_ids`` on these messages (its own code, unbound)."""
+def trl_suffix_ids(tok, template, names, tool_messages, stop):
+    """TRL 1.16's ``GRPOTrainer._get_tool_suffix_ids`` on these messages (its own code, unbound).
+
+    As TRL does, a template that is not prefix-preserving (or, DeepSeek-V3, that rejects dict
+    arguments) is swapped for TRL's training variant; TRL trims its dummy prefix after the last
+    eos, so the fake tokenizer's eos is the stop token this turn was sampled with (Gemma 4 stops a
+    call turn on <|tool_response>, gpt-oss on <|call|>).
+    """
     from trl import GRPOTrainer
+    from trl.chat_template_utils import get_training_chat_template, is_chat_template_prefix_preserving
 
-    fake = SimpleNamespace(processing_class=tok, _tokenizer=tok, _is_vlm=False, chat_template=None,
+    swap = template._string_arguments or not is_chat_template_prefix_preserving(tok)
+    fake = SimpleNamespace(processing_class=tok, _tokenizer=SimpleNamespace(eos_token_id=stop), _is_vlm=False,
+                           chat_template=get_training_chat_template(tok) if swap else None,
                            chat_template_kwargs=template.kwargs)
     messages = [{**m, "name": n} for m, n in zip(tool_messages, names, strict=True)]
     return GRPOTrainer._get_tool_suffix_ids(fake, messages)
@@ -49,8 +58,16 @@ def run_matrix_cell(base, name, env_id, kwargs=None, chat_template_kwargs=None, 
     return tok, fmt, engine, backend, engine.run(list(range(n)))
 
 
-@pytest.mark.parametrize("env_id", list(ENVS))
-@pytest.mark.parametrize("name", template_names())
+# TRL's LFM2.5 response template cuts a quoted argument at its first ")": "12 * (3 + 4)" is read as
+# "'12 * (3 + 4". The arithmetic env's expressions have brackets; its search queries do not.
+_LFM_PARENS = pytest.mark.xfail(strict=True, reason="TRL 1.16's lfm2_2_5 response template truncates "
+                                "quoted arguments containing ')'")
+CELLS = [pytest.param(name, env_id, marks=[_LFM_PARENS] if name in ("lfm2_v2", "lfm2_2_5", "lfm2_2_5_v2")
+                      and env_id == "ToolMath-v0" else [])
+         for name in template_names() for env_id in ENVS]
+
+
+@pytest.mark.parametrize(("name", "env_id"), CELLS)
 def test_template_trains_token_exactly(base_tokenizer, name, env_id):
     tok, fmt, engine, backend, episodes = run_matrix_cell(base_tokenizer, name, env_id)
     template = engine.template
@@ -72,9 +89,11 @@ def test_template_trains_token_exactly(base_tokenizer, name, env_id):
             results, n_new = tool_results(ep, k)
             if template.tool_role and results and len(results) == n_new:
                 calls = [c.name for c in fmt.parse(tok.decode(backend.sampled[i][k][:-1]), envs_tools(engine, i)).calls]
-                expected = trl_suffix_ids(tok, template, calls[:len(results)], results)
-                stop = backend.sampled[i][k][-1]
-                assert env_ids in (expected, expected[1:] if expected[:1] == [stop] else None), (
+                expected = trl_suffix_ids(tok, template, calls[:len(results)], results, backend.sampled[i][k][-1])
+                # GLM's dummy prefix does not end with <|observation|>, so TRL's slice starts with it;
+                # here the model sampled it as its stop token, which stands for the template's own
+                stop = backend.sampled[i][k][-1:]
+                assert env_ids == expected or (stop + env_ids == expected and name == "glm4moe"), (
                     tok.decode(env_ids), tok.decode(expected))
         # decode(prompt + completion) shows the conversation: every message, in order
         decoded = tok.decode(ep.prompt_ids + ep.completion_ids)
