@@ -195,7 +195,7 @@ def test_native_format_reports_a_malformed_call(base_tokenizer):
 
 
 def test_families_without_a_call_syntax_fall_back_to_hermes(base_tokenizer):
-    for name in ("gemma3", "phi3_5", "cohere", "deepseekv3"):
+    for name in ("gemma3", "phi3_5", "cohere", "deepseek_r1_distill", "llama3", "lfm2"):
         fmt = NativeFormat(family_tokenizer(base_tokenizer, name))
         assert fmt.syntax == "hermes", name
         assert fmt.write_call("search", {"query": "x"}).startswith("<tool_call>")
@@ -211,3 +211,12 @@ def test_a_template_that_cannot_carry_a_conversation_fails_at_start_up(base_toke
     tok = family_tokenizer(base_tokenizer, no_assistant)
     with pytest.raises(TemplateUnsupportedError, match="'custom'.*cannot render a user message after an assistant"):
         ChatTemplate(tok)
+
+
+def test_deepseek_v3_calls_are_read_in_its_own_syntax(base_tokenizer):
+    fmt = NativeFormat(family_tokenizer(base_tokenizer, "deepseekv3"))
+    assert fmt.syntax == "native"
+    call = fmt.write_call("search", {"query": "x y"})
+    assert call.startswith("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>search\n```json")
+    assert fmt.parse("Look.</think>" + call, []).calls[0].arguments == {"query": "x y"}
+    assert not fmt.parse("maybe " + call + "</think>", []).calls  # inside reasoning: not an action

@@ -133,17 +133,44 @@ class NativeFormat(ActionFormat):
         return [tool.schema() for tool in tools]
 
 
+# Response templates (transformers' parse_response format) for shipped chat templates TRL 1.16 has
+# none for. DeepSeek-V3 writes <｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME
+# then the arguments in a ```json fence, after reasoning its generation prompt opened.
+RESPONSE_TEMPLATES: dict[str, dict[str, Any]] = {
+    "deepseekv3": {
+        "defaults": {"role": "assistant"},
+        "start_anchor": "<｜Assistant｜>",
+        "fields": {
+            "reasoning_content": {"open": "<think>", "close_pattern": r"</think>\s*", "content": "text"},
+            "tool_calls": {
+                "open_pattern": r"(?:<｜tool▁calls▁begin｜>)?<｜tool▁call▁begin｜>function<｜tool▁sep｜>(?P<name>[^\n]+)\n```json\n",
+                "close_pattern": r"\n```<｜tool▁call▁end｜>(?:<｜tool▁calls▁end｜>)?\s*",
+                "repeats": True,
+                "content": "json",
+                "transform": {"type": "function", "function": {"name": "{name}", "arguments": "{content}"}},
+            },
+            "content": {"close_pattern": r"<｜end▁of▁sentence｜>\s*", "content": "text"},
+        },
+    },
+}
+
+
 def _response_parser(tokenizer) -> bool:
-    """Give ``tokenizer`` TRL's response template for its chat template; False when none is known."""
+    """Give ``tokenizer`` a response template for its chat template (TRL's, else ours); False when none is known."""
     if getattr(tokenizer, "response_template", None) or getattr(tokenizer, "response_schema", None):
         return True
     try:
         from trl.chat_template_utils import add_response_schema
-    except ImportError:
-        return False
-    try:
+
         add_response_schema(tokenizer)
-    except ValueError:
+        return True
+    except (ImportError, ValueError):
+        pass
+    from toolgym.generation.chat import template_name
+
+    template = RESPONSE_TEMPLATES.get(template_name(tokenizer))
+    if template is None:
         return False
+    tokenizer.response_template = template
     return True
 
