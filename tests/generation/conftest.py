@@ -20,8 +20,8 @@ def base_tokenizer():
     import toolgym  # noqa: F401
     from toolgym.trainers.tiny_model import build_tokenizer
 
-    env = gym.make("MultiHopQA-v0").unwrapped
-    texts = [p.text for p in env.passages[:300]] + [e.question for e in env.examples[:200]]
+    env = gym.make("MultiHopQA-v0", world={"n_people": 60}).unwrapped
+    texts = [p.text for p in env.passages] + [e.question for e in env.examples]
     return build_tokenizer(texts, vocab_size=500)
 
 

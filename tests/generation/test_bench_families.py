@@ -53,7 +53,7 @@ def test_tool_call_agent_speaks_each_family_natively(tmp_path, base_tokenizer, n
     chat_model.backend = script = NativeScript(tok, chat_model)
     agent = make_agent("tool-call", model=chat_model)
     config = BenchConfig(agent="tool-call", out=str(tmp_path / name), n=2, batch_size=2, progress=False,
-                         reports=False, env_kwargs={"max_turns": 3})
+                         reports=False, env_kwargs={"max_turns": 3, "world": {"n_people": 60}})
     run_benchmark(config, agent=agent)
     rows = [json.loads(x) for x in (tmp_path / name / "episodes.jsonl").read_text().splitlines()]
     assert [(r["status"], r["turns"], r["tool_calls"]) for r in rows] == [("terminated", 2, 1)] * 2
