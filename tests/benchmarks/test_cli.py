@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from toolgym.cli import main
 
 
@@ -43,3 +45,17 @@ def test_bench_env_kwargs_and_errors(tmp_path, capsys):
             assert message in str(err)
         else:
             raise AssertionError(f"{argv} should fail")
+
+
+def test_bench_chat_template_kwargs_reach_the_local_model(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_build_chat_model(**options):
+        seen.update(options)
+        raise SystemExit("stop before loading a model")
+
+    monkeypatch.setattr("toolgym.benchmarks.agents.build_chat_model", fake_build_chat_model)
+    with pytest.raises(SystemExit, match="stop before loading"):
+        main(["bench", "--agent", "tool-call", "--model", "some/model", "--out", str(tmp_path / "r"),
+              "--chat-template-kwargs", "enable_thinking=true", "reasoning_effort=low", "--progress", "false"])
+    assert seen["chat_template_kwargs"] == {"enable_thinking": True, "reasoning_effort": "low"}
