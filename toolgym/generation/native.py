@@ -65,8 +65,9 @@ class NativeFormat(ActionFormat):
             return self._fallback.parse(text, tools)
         try:
             message = self._parse_message(text, tools)
-        except ValueError as err:
-            return ParsedAction((), (f"the tool call could not be parsed: {str(err).splitlines()[0]}",), attempted=True)
+        except Exception as err:  # noqa: BLE001 - no action text may make the env's step raise
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            return ParsedAction((), (f"the tool call could not be parsed: {reason}",), attempted=True)
         calls = []
         for call in message.get("tool_calls") or []:
             fn = call.get("function", call)
@@ -88,21 +89,21 @@ class NativeFormat(ActionFormat):
                                    for c in calls]}
         try:
             return self._parse_message(text, tools)
-        except ValueError:
+        except Exception:  # noqa: BLE001 - unreadable: the text as it is
             return {"role": "assistant", "content": text}
 
     def _parse_message(self, text: str, tools: Sequence[Tool]) -> dict[str, Any]:
         schemas = [t.schema() for t in tools] or None
         try:
             message = self.tokenizer.parse_response(text, prefix=self._prefix, tools=schemas)
-        except ValueError:
+        except Exception:  # noqa: BLE001 - retried below, and raised if the retries fail too
             message = None
         if not (message or {}).get("tool_calls"):
             # some response templates need the end-of-turn token the engine took off (Llama's <|eot_id|>)
             for end in self.template._ends:
                 try:
                     retry = self.tokenizer.parse_response(text + end, prefix=self._prefix, tools=schemas)
-                except ValueError:
+                except Exception:  # noqa: BLE001
                     continue
                 if (retry or {}).get("tool_calls"):
                     return retry
