@@ -166,7 +166,7 @@ def test_gptoss_observation_carries_structured_calls(base_tokenizer):
     tok = family_tokenizer(base_tokenizer, "gptoss")
     fmt = NativeFormat(tok)
     template = fmt.template
-    assert template.needs_calls
+    assert template.needs_calls and template.names_matter
     call = fmt.write_call("search", {"query": "Paris"})
     assert call.startswith(" to=functions.search") and fmt.parse(call, []).calls[0].arguments == {"query": "Paris"}
     msgs = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": call}, {"role": "tool", "content": "R"}]
@@ -209,7 +209,7 @@ def test_a_template_that_cannot_carry_a_conversation_fails_at_start_up(base_toke
     last_only = "{{ messages[-1]['content'] }}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     tok = family_tokenizer(base_tokenizer, last_only)
     with pytest.raises(TemplateUnsupportedError, match="cannot carry a multi-turn tool conversation: it does not render"):
-        RolloutEngine([gym.make("MultiHopQA-v0")], tok, None)
+        RolloutEngine([gym.make("MultiHopQA-v0", world={"n_people": 60})], tok, None)
     no_assistant = ("{% for m in messages %}{% if m['role'] == 'assistant' %}{{ raise_exception('Only user turns') }}"
                     "{% endif %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}")
     tok = family_tokenizer(base_tokenizer, no_assistant)

@@ -261,6 +261,8 @@ class ChatTemplate:
             self.tool_role = self._renders(self._dummy(["search"]) + [{"role": "tool", "name": "search",
                                                                         "content": _SENTINEL}])
             self._string_arguments = self.tool_role
+        # gpt-oss and Gemma 4 name the tool beside its result: only then must a step's calls be read
+        self.names_matter = self.tool_role and self._shows_tool_names()
         # gpt-oss: a tool result must follow an assistant message with a structured call
         self.needs_calls = self.tool_role and not self._renders(
             [dict(_USER), {"role": "assistant", "content": "x"}, {"role": "tool", "name": "search", "content": _SENTINEL}])
@@ -281,6 +283,15 @@ class ChatTemplate:
                 f"{what} cannot carry a multi-turn tool conversation: {lacks}. Use a template that renders "
                 "user/assistant turns in order (e.g. one of trl/chat_templates/*.jinja).")
 
+    def _shows_tool_names(self) -> bool:
+        name = "toolgym_probe_tool"
+        try:
+            text, start = self._after_dummy([{"role": "tool", "name": name, "content": _SENTINEL}], [name])
+        except Exception:  # noqa: BLE001 - unknown: read the calls
+            return True
+        at = self._turn_end(text, start)
+        return at < 0 or name in text[at:]
+
     def _renders(self, messages: list[dict]) -> bool:
         try:
             return _SENTINEL in self.render(messages)
@@ -290,7 +301,8 @@ class ChatTemplate:
     def describe(self) -> dict[str, Any]:
         """What the probe found (for logs and the README table)."""
         return {"template": self.name, "system_role": self.system_role, "tool_role": self.tool_role,
-                "structured_calls": self.needs_calls, "end_of_turn": list(self._ends),
+                "structured_calls": self.needs_calls, "tool_names_shown": self.names_matter,
+                "end_of_turn": list(self._ends),
                 "generation_prompt": self.generation_prompt}
 
 

@@ -271,7 +271,7 @@ class RolloutEngine:
 
     def _call_names(self, env, text: str, new: Sequence[dict]) -> list[str]:
         """The tools ``text`` called, for templates that name them beside their results."""
-        if not self.template.tool_role or not any(m.get("role") == "tool" for m in new):
+        if not self.template.names_matter or not any(m.get("role") == "tool" for m in new):
             return []
         return [name for name, _ in _calls(env, text)[1]]
 
