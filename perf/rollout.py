@@ -2,10 +2,11 @@
 
 Tiny demo-size Qwen2 (random init, so every episode runs to max_turns), MultiHopQA synthetic
 world, tags format, 3 turns, 24 tokens a turn. Prints a Markdown table: sampled tokens/s, episodes/s,
-and the share of wall time spent outside generation (env steps, chat-template rendering,
-tokenisation, bookkeeping).
+the share of wall time spent outside generation (env steps, chat-template rendering,
+tokenisation, bookkeeping), and the share of the env-token path alone (rendering the env's
+messages with the chat template and tokenising them).
 
-    python perf/rollout.py [--episodes 16] [--batch 16] [--repeats 3] [--threads 1]
+    python perf/rollout.py [--episodes 16] [--batch 16] [--repeats 3] [--threads 1] [--template qwen3]
 """
 
 from __future__ import annotations
@@ -13,6 +14,22 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+
+
+class Stopwatch:
+    """Accumulates the time spent in the wrapped callables (the engine's env-token path)."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def wrap(self, fn):
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - t
+        return timed
 
 
 class Timed:
@@ -37,6 +54,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--template", default=None, help="a chat template TRL ships (default: the tiny model's Qwen2.5)")
     args = ap.parse_args()
 
     import torch
@@ -50,17 +68,26 @@ def main() -> None:
     envs = [_make(cfg, env_kwargs(cfg, "train")) for _ in range(args.batch)]
     base = envs[0].unwrapped
     tok = build_tokenizer([p.text for p in base.passages] + [e.question for e in base.examples], vocab_size=1000)
+    if args.template:
+        import importlib.resources
+
+        tok.chat_template = importlib.resources.files("trl").joinpath(f"chat_templates/{args.template}.jinja").read_text()
     model = build_model(tok, **DEMO_SIZE).eval()
 
     def run(batch: int):
         backend = Timed(HFBackend(model, tok))
+        watch = Stopwatch()
         t, eps = time.perf_counter(), []
         for k in range(0, args.episodes, batch):
             n = min(batch, args.episodes - k)
             engine = RolloutEngine(envs[:n], tok, backend, max_completion_tokens=320, max_turn_tokens=24)
+            engine._encode = watch.wrap(engine._encode)
+            engine._render = watch.wrap(engine._render)
+            if hasattr(engine, "template"):  # the env-message suffix (rendered after a dummy turn)
+                engine.template.suffix = watch.wrap(engine.template.suffix)
             eps += engine.run(list(range(k, k + n)))
         wall = time.perf_counter() - t
-        return wall, backend.seconds, sum(e.sampled_tokens for e in eps), sum(len(e.steps) for e in eps)
+        return wall, backend.seconds, sum(e.sampled_tokens for e in eps), sum(len(e.steps) for e in eps), watch.seconds
 
     run(args.batch)  # warm-up
     rows = {}
@@ -70,16 +97,17 @@ def main() -> None:
         gen = statistics.median(r[1] for r in runs)
         toks = statistics.median(r[2] for r in runs)
         turns = statistics.median(r[3] for r in runs)
-        rows[name] = (wall, gen, toks, turns)
+        path = statistics.median(r[4] for r in runs)
+        rows[name] = (wall, gen, toks, turns, path)
 
     print(f"{args.episodes} episodes, MultiHopQA synthetic (tags, 3 turns, 24 tokens/turn), demo-size model, "
-          f"{args.threads} torch thread(s), median of {args.repeats}\n")
-    print("| rollout | wall s | sampled tokens/s | episodes/s | env + bookkeeping share | speed-up |")
-    print("|---|---|---|---|---|---|")
+          f"{args.threads} torch thread(s), chat template {args.template or 'qwen2_5'}, median of {args.repeats}\n")
+    print("| rollout | wall s | sampled tokens/s | episodes/s | env + bookkeeping share | env-token path share | speed-up |")
+    print("|---|---|---|---|---|---|---|")
     base_wall = rows["one by one"][0]
-    for name, (wall, gen, toks, _turns) in rows.items():
+    for name, (wall, gen, toks, _turns, path) in rows.items():
         print(f"| {name} | {wall:.2f} | {toks / wall:.0f} | {args.episodes / wall:.2f} | "
-              f"{100 * (wall - gen) / wall:.1f}% | {base_wall / wall:.1f}x |")
+              f"{100 * (wall - gen) / wall:.1f}% | {100 * path / wall:.1f}% | {base_wall / wall:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
+
 from toolgym.cli import main
 
 
@@ -69,10 +71,22 @@ def test_bench_without_reports_says_what_it_wrote(tmp_path, capsys):
 
 
 def test_bench_help_shows_each_default_once_and_no_internal_notes(capsys):
-    import pytest
-
     with pytest.raises(SystemExit):
         main(["bench", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "Module-level" not in text and "(default: None)" not in text
     assert "(default $OPENAI_API_KEY)" in text and "--envs ENVS env ids to evaluate on (default: MultiHopQA-v0)" in text
+
+
+def test_bench_chat_template_kwargs_reach_the_local_model(monkeypatch, tmp_path, capsys):
+    seen = {}
+
+    def fake_build_chat_model(**options):
+        seen.update(options)
+        raise SystemExit("stop before loading a model")
+
+    monkeypatch.setattr("toolgym.benchmarks.agents.build_chat_model", fake_build_chat_model)
+    assert main(["bench", "--agent", "tool-call", "--model", "some/model", "--out", str(tmp_path / "r"),
+                 "--chat-template-kwargs", "enable_thinking=true", "reasoning_effort=low", "--progress", "false"]) == 2
+    assert "stop before loading" in capsys.readouterr().err
+    assert seen["chat_template_kwargs"] == {"enable_thinking": True, "reasoning_effort": "low"}

@@ -27,7 +27,7 @@ def _run(tmp_path, agent, model, **kw):
 
 @pytest.mark.slow
 def test_tool_call_agent_generates_with_the_trainer_backend(tmp_path, tiny_model_dir):
-    from toolgym.trainers.rollout import HFBackend
+    from toolgym.generation import HFBackend
 
     agent = make_agent("tool-call", model=str(tiny_model_dir), engine="auto")
     assert isinstance(agent.chat_model.backend, HFBackend)  # no vLLM here: falls back to HF generate

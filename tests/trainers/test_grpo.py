@@ -232,3 +232,46 @@ def test_system_prompt_wrapper_replaces_only_the_system_message():
     obs, _ = env.reset(seed=0)
     assert obs[0] == {"role": "system", "content": "Be brief."} and obs[1]["role"] == "user"
     assert env.unwrapped.messages[0]["content"] != "Be brief."
+
+
+@pytest.mark.slow
+def test_lora_grpo_step_on_qwen3_with_thinking_on(tiny_dir, tmp_path):
+    """Qwen3's template re-spaces past reasoning; trained ids must still be the sampled ids."""
+    from toolgym.generation.chat import shipped_templates
+    from toolgym.trainers.tiny_model import load_tiny, save_tiny
+
+    model, tok = load_tiny(tiny_dir)
+    tok.chat_template = shipped_templates()["qwen3"]
+    qwen3_dir = save_tiny(model, tok, tmp_path / "qwen3")
+    trainer = ToolGRPOTrainer(str(qwen3_dir), envs=[EnvSpec("FakeQA-v0")], args=grpo_args(tmp_path / "out"),
+                              max_turn_tokens=10, peft_config=_lora(), num_tasks=16,
+                              chat_template_kwargs={"enable_thinking": True})
+    inputs = [{"prompt": p} for p in trainer.train_dataset[:3]["prompt"] for _ in range(3)]
+    out = trainer._generate_and_score_completions(inputs)
+    eps = trainer.env_rollout.last_episodes
+    assert any(len(e.steps) > 1 for e in eps)
+    for b, ep in enumerate(eps):
+        n = len(ep.completion_ids)
+        assert out["completion_ids"][b, :n].tolist() == ep.completion_ids
+        assert out["tool_mask"][b, :n].tolist() == ep.env_mask
+        env_text = tok.decode([t for t, m in zip(ep.completion_ids, ep.env_mask, strict=True) if m == 0])
+        assert "<think>\n\n</think>" not in env_text  # thinking on: no empty reasoning pre-written
+        assert env_text.count("<|im_start|>assistant\n") == len(ep.steps) - 1
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(before[n], p.detach())}
+    assert changed and all("lora_" in n for n in changed)
+
+
+def test_env_spec_native_format_takes_the_policy_tokenizer(tiny):
+    from toolgym.generation import NativeFormat
+    from toolgym.generation.chat import shipped_templates
+
+    _, tok = tiny
+    tok.chat_template = shipped_templates()["qwen3"]
+    spec = EnvSpec("MultiHopQA-v0", {"format": "native"})
+    env = spec.make(tok, {"enable_thinking": False})
+    assert isinstance(env.unwrapped.format, NativeFormat) and env.unwrapped.format.family == "qwen3"
+    assert env.unwrapped.format.template.generation_prompt.endswith("<think>\n\n</think>\n\n")
+    with pytest.raises(ValueError, match="needs its tokenizer"):
+        spec.make()

@@ -154,7 +154,10 @@ def test_engine_encodes_as_the_tokenizer_does(tiny, text):
     assert engine._encode(text) == tok(text, add_special_tokens=False)["input_ids"]
 
     class WrapperOnly:  # a tokenizer without a Rust core: the engine falls back to calling it
-        eos_token_id = tok.eos_token_id
+        def __getattr__(self, name):
+            if name == "backend_tokenizer":
+                raise AttributeError(name)
+            return getattr(tok, name)
 
         def __call__(self, t, add_special_tokens=True):
             return tok(t, add_special_tokens=add_special_tokens)

@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument(flag, nargs="*", metavar="[ENV_ID:]KEY=VALUE", default=[],
                            help="gym.make arguments, values in YAML (e.g. corpus=example "
                                 "HotpotQA-v0:data_files=dev.json); a ENV_ID: prefix applies to that env only")
+        elif name == "chat_template_kwargs":
+            p.add_argument(flag, nargs="*", metavar="KEY=VALUE", default=[],
+                           help=help_text + "; values in YAML")
         elif isinstance(default, bool):
             p.add_argument(flag, type=_bool, default=default, metavar="true|false", help=help_text)
         elif name == "time_limit":
@@ -108,6 +111,7 @@ def _run(args: argparse.Namespace) -> int:
 
     values = {name: getattr(args, name) for name, _, _ in config_fields()}
     values["env_kwargs"] = parse_overrides(args.env_kwargs)
+    values["chat_template_kwargs"] = parse_overrides(args.chat_template_kwargs)
     config = BenchConfig(**values)
     for env_id in config.envs:  # an unknown id or kwarg: one line now, not after the first env ran
         check_env_args(env_id, config.kwargs_for(env_id))

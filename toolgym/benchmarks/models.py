@@ -5,8 +5,12 @@ a deadline each), one :class:`Completion` out per conversation, with token count
 request is a ``Completion`` with ``error`` set, never an exception, so one bad request does not
 stop a benchmark.
 
-The local model reuses the trainer's generation backends (``toolgym.trainers.rollout.HFBackend``):
-the benchmark renders the chat template and samples exactly as training does.
+The local model goes through the generation layer the trainer uses (``toolgym.generation``): the
+same chat-template handling (roles the template lacks, structured calls where it needs them), the
+same backend and stop tokens. It speaks the env's hermes text to the env and the model family's own
+call syntax to the model, as an OpenAI-compatible server with a tool parser does: past calls are
+rendered as structured ``tool_calls``, and a reply in the family's syntax is read back with its
+response parser and handed to the env as ``<tool_call>`` JSON.
 """
 
 from __future__ import annotations
@@ -53,11 +57,18 @@ class LocalChatModel:
         max_new_tokens: tokens per reply.
         batch_size: prompts per ``generate`` call (None: the whole batch).
         chat_template_kwargs: passed to ``apply_chat_template`` (e.g. ``{"enable_thinking": False}``).
+        native_tools: render past ``<tool_call>`` blocks as structured calls and read replies in the
+            model family's own call syntax (where the template has one); False keeps hermes text
+            both ways.
+
+    Raises:
+        toolgym.generation.TemplateUnsupportedError: the chat template cannot carry a multi-turn
+            tool conversation.
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, *, engine: str = "auto", temperature: float = 0.0,
                  max_new_tokens: int = 256, batch_size: int | None = None,
-                 chat_template_kwargs: Mapping[str, Any] | None = None):
+                 chat_template_kwargs: Mapping[str, Any] | None = None, native_tools: bool = True):
         if engine not in ("auto", "hf", "vllm"):
             from toolgym.envs.errors import unknown_name_error
 
@@ -78,19 +89,48 @@ class LocalChatModel:
                 tokenizer = tokenizer or loaded_tok
             if tokenizer is None:
                 raise ValueError("pass tokenizer= with an already loaded model")
-            from toolgym.trainers.rollout import HFBackend
+            from toolgym.generation import HFBackend
 
             model.eval()
             self.model, self.tokenizer = model, tokenizer
             self.backend = HFBackend(model, tokenizer, temperature=temperature, top_k=0, batch_size=batch_size)
+        from toolgym.generation import ChatTemplate, NativeFormat
+
+        self.template = ChatTemplate(self.tokenizer, self.chat_template_kwargs)
+        self.stop_ids = self.template.stop_ids
+        self.native = NativeFormat(self.tokenizer, self.chat_template_kwargs) if native_tools else None
+        if self.native is not None and self.native.syntax != "native":
+            self.native = None  # the family has no call syntax of its own: hermes text both ways
         self.context_limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+
+    def _prompt(self, messages, schema) -> str:
+        if self.native is not None:  # past calls as structured tool_calls, rendered in the family's syntax
+            messages = to_openai_messages(messages, native=True)
+            for m in messages:
+                if m["role"] == "assistant":
+                    m["content"] = m.get("content") or ""
+                    for call in m.get("tool_calls", []):
+                        call["function"]["arguments"] = _json_or_text(call["function"]["arguments"])
+        return self.template.prompt(messages, schema, parse_calls=_hermes_calls)
+
+    def _reply(self, text: str, schema) -> str:
+        """The model's reply as the env's hermes text (its own call syntax read with its response parser)."""
+        if self.native is None:
+            return text
+        message = self.native.parse_message(text)
+        calls = message.get("tool_calls") or []
+        if not calls:
+            return text
+        parts = [message.get("content") or ""] + [
+            "<tool_call>" + json.dumps({"name": c["function"]["name"], "arguments": c["function"].get("arguments", {})},
+                                       ensure_ascii=False) + "</tool_call>" for c in calls]
+        return "".join(parts)
 
     def chat(self, conversations, tools, deadlines) -> list[Completion]:
         prompts: list[list[int] | None] = []
         out: list[Completion | None] = []
         for messages, schema in zip(conversations, tools):
-            text = self.tokenizer.apply_chat_template(list(messages), tools=schema, tokenize=False,
-                                                      add_generation_prompt=True, **self.chat_template_kwargs)
+            text = self._prompt(messages, schema)
             ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
             if self.context_limit and len(ids) + self.max_new_tokens > self.context_limit:
                 prompts.append(None)
@@ -102,18 +142,33 @@ class LocalChatModel:
                 out.append(None)
         todo = [i for i, p in enumerate(prompts) if p is not None]
         gens = self.backend.generate([prompts[i] for i in todo], self.max_new_tokens) if todo else []
-        eos = self.tokenizer.eos_token_id
         for i, gen in zip(todo, gens):
             ids = list(gen.ids)
-            body = ids[:-1] if ids and ids[-1] == eos else ids
+            body = ids[:-1] if ids and ids[-1] in self.stop_ids else ids
             text = self.tokenizer.decode(body, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-            out[i] = Completion(text, len(prompts[i]), len(ids))
+            out[i] = Completion(self._reply(text, tools[i]), len(prompts[i]), len(ids))
         return out  # type: ignore[return-value]
+
+
+def _json_or_text(arguments: Any) -> Any:
+    try:
+        return json.loads(arguments) if isinstance(arguments, str) else arguments
+    except ValueError:
+        return arguments
+
+
+def _hermes_calls(text: str) -> tuple[str, list[tuple[str, Any]]]:
+    """Hermes ``<tool_call>`` blocks of ``text`` as (content, [(name, arguments)]) for templates
+    that need structured calls (gpt-oss)."""
+    from toolgym.envs.formats import HermesFormat
+
+    calls = HermesFormat().parse(text, []).calls
+    return _TOOL_CALL.sub("", text).strip(), [(c.name, c.arguments) for c in calls]
 
 
 def load_model(path_or_id: str | Path):
     """``(model, tokenizer)`` from a saved model, a hub id, or a LoRA adapter directory."""
-    from toolgym.trainers._deps import require
+    from toolgym.generation._deps import require
 
     require("torch", "train")
     from transformers import AutoModelForCausalLM
@@ -153,7 +208,7 @@ class VLLMEngineBackend:
     GRPOTrainer; a benchmark has none). Imported lazily: ``pip install 'toolgym[vllm]'``."""
 
     def __init__(self, model: str, *, temperature: float = 0.0, **llm_kwargs: Any):
-        from toolgym.trainers._deps import require
+        from toolgym.generation._deps import require
 
         vllm = require("vllm", "vllm")
         self._vllm = vllm
@@ -164,7 +219,7 @@ class VLLMEngineBackend:
         return alive
 
     def generate(self, prompts, max_new_tokens):
-        from toolgym.trainers.rollout import Generation
+        from toolgym.generation import Generation
 
         params = self._vllm.SamplingParams(temperature=self.temperature, max_tokens=max_new_tokens, logprobs=0)
         outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
@@ -202,7 +257,7 @@ class OpenAIChatModel:
                  temperature: float = 0.0, max_tokens: int = 256, native_tools: bool = True,
                  max_retries: int = 2, request_timeout: float = 120.0, concurrency: int = 8,
                  backoff: float = 0.5):
-        from toolgym.trainers._deps import require
+        from toolgym.generation._deps import require
 
         self._requests = require("requests", "bench")
         self.model = model

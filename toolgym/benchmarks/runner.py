@@ -56,7 +56,10 @@ class BenchConfig:
     api_key: str | None = _help("API key (default $OPENAI_API_KEY)", default=None)
     temperature: float = _help("sampling temperature of model agents (0: greedy)", default=0.0)
     max_new_tokens: int = _help("tokens per model reply", default=256)
-    native_tools: bool = _help("openai: send tool schemas and read structured tool calls", default=True)
+    native_tools: bool = _help("send tool schemas and read structured tool calls (openai); local models: render "
+                               "and read calls in the model family's own syntax", default=True)
+    chat_template_kwargs: dict[str, Any] = _help("local models: apply_chat_template kwargs (e.g. enable_thinking=true)",
+                                                 default_factory=dict)
     max_retries: int = _help("openai: retries of a failed request (429, 5xx, connection)", default=2)
     seed: int = _help("episode i is reset with seed + i; also seeds random agents and the bootstrap", default=0)
     batch_size: int = _help("episodes stepped together (one batched agent call per turn)", default=16)
@@ -229,7 +232,8 @@ def run_benchmark(config: BenchConfig, agent: Agent | None = None) -> dict[str, 
         agent = make_agent(config.agent, model=config.model, engine=config.engine, base_url=config.base_url,
                            api_key=config.api_key, temperature=config.temperature,
                            max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
-                           native_tools=config.native_tools, max_retries=config.max_retries)
+                           native_tools=config.native_tools, max_retries=config.max_retries,
+                           chat_template_kwargs=config.chat_template_kwargs)
     label = config.label
     _check_manifest(out, label, {**agent.describe(), "seed": config.seed, "env_kwargs": config.env_kwargs})
     store = EpisodeStore(out / "episodes.jsonl")

@@ -1,19 +1,13 @@
-"""Lazy imports of the heavy training dependencies, with an install hint naming the extra."""
+"""Lazy imports of the heavy training dependencies (shared with the generation layer), and the
+filter for third-party deprecation noise that no user setting avoids."""
 
 from __future__ import annotations
 
-import importlib
 import warnings
 
+from toolgym.generation._deps import require
 
-def require(module: str, extra: str = "train"):
-    """Import ``module`` or raise an ImportError that says which toolgym extra provides it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise ImportError(
-            f"{module} is needed here but is not installed ({e}). Install it with: pip install 'toolgym[{extra}]'"
-        ) from e
+__all__ = ["require", "silence_checkpointing_aliases"]
 
 
 def silence_checkpointing_aliases() -> None:

@@ -69,10 +69,19 @@ class EnvSpec:
     weight: float = 1.0
     system_prompt: str | None = None
 
-    def make(self):
+    def make(self, tokenizer=None, chat_template_kwargs: dict | None = None):
+        """The env; ``format: native`` becomes the policy's own call syntax (needs ``tokenizer``)."""
         import toolgym  # noqa: F401  (registers the ids)
 
-        env = gym.make(self.id, **self.kwargs)
+        kwargs = dict(self.kwargs)
+        if kwargs.get("format") == "native":
+            if tokenizer is None:
+                raise ValueError(f"{self.id}: format 'native' reads calls in the policy's own syntax and needs its "
+                                 "tokenizer: EnvSpec.make(tokenizer)")
+            from toolgym.generation import NativeFormat
+
+            kwargs["format"] = NativeFormat(tokenizer, dict(chat_template_kwargs or {}))
+        env = gym.make(self.id, **kwargs)
         return env if self.system_prompt is None else SystemPrompt(env, self.system_prompt)
 
 
@@ -123,6 +132,7 @@ class EnvRolloutFunc:
         self.specs = list(envs)
         self.max_turn_tokens = max_turn_tokens
         self.chat_template_kwargs = chat_template_kwargs
+        self.tokenizer = None  # the policy's, for envs with format 'native'
         self._pools: list[list] = [[] for _ in self.specs]
         self.last_episodes = []
 
@@ -132,7 +142,7 @@ class EnvRolloutFunc:
         for t in tasks:
             k = t["env"]
             if used[k] == len(self._pools[k]):
-                self._pools[k].append(self.specs[k].make())
+                self._pools[k].append(self.specs[k].make(self.tokenizer, self.chat_template_kwargs))
             out.append(self._pools[k][used[k]])
             used[k] += 1
         return out
@@ -141,7 +151,7 @@ class EnvRolloutFunc:
         """True when every env of the mix keeps an append-only context (then an episode is one row)."""
         for pool, spec in zip(self._pools, self.specs, strict=True):
             if not pool:
-                pool.append(spec.make())
+                pool.append(spec.make(self.tokenizer, self.chat_template_kwargs))
         return all(getattr(pool[0].unwrapped, "context_append_only", True) for pool in self._pools)
 
     def __call__(self, prompts: list[str], trainer) -> dict[str, list]:
@@ -296,6 +306,12 @@ class ToolGRPOTrainer(GRPOTrainer):
         self.env_specs = list(envs)
         self.env_rollout = EnvRolloutFunc(envs, max_turn_tokens=max_turn_tokens,
                                           chat_template_kwargs=chat_template_kwargs)
+        self.env_rollout.tokenizer = kwargs.get("processing_class")
+        if self.env_rollout.tokenizer is None and any(s.kwargs.get("format") == "native" for s in envs):
+            from transformers import AutoTokenizer
+
+            self.env_rollout.tokenizer = AutoTokenizer.from_pretrained(model if isinstance(model, str)
+                                                                       else model.name_or_path)
         if train_dataset is None:
             train_dataset = task_dataset(envs, num_tasks, seed=args.seed)
         # one row per episode, or (a windowed context in the mix) one row per sample: see _score_sample_rows

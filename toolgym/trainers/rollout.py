@@ -2,52 +2,40 @@
 
 A :class:`RolloutEngine` steps a batch of envs in lock-step. Each turn it asks a
 :class:`GenerationBackend` for one completion per live episode (one batched call), hands the decoded
-text to ``env.step``, and turns the env's new messages into tokens by rendering the chat template
-and keeping only the suffix beyond what is already held. The ids it returns for training are the
-ids that were sampled (never re-tokenised text); env tokens carry ``env_mask`` 0.
+text to ``env.step``, and turns the env's new messages into tokens with
+:class:`toolgym.generation.ChatTemplate`: rendered after a fixed dummy conversation, never by
+re-rendering the past (templates rewrite past turns, e.g. Qwen3 re-spaces reasoning). The ids it
+returns for training are the ids that were sampled (never re-tokenised text); env tokens carry
+``env_mask`` 0.
 
     engine = RolloutEngine(envs, tokenizer, HFBackend(model, tokenizer), max_completion_tokens=256)
     episodes = engine.run(seeds=[0, 0, 1, 1])
 
 Envs whose context is not append-only (``env.unwrapped.context_append_only`` False, e.g. a sliding
 window) cannot be one growing token sequence. Their episodes are cut into samples
-(:attr:`Episode.samples`): a step whose context is the previous one extended continues the current
+(:attr:`Episode.samples`): a step whose messages extend the previous ones continues the current
 sample (env tokens masked, as above), a step whose context changed otherwise (an old tool result
-elided) starts a new one whose prompt is that context. Each step is trained on the context it was
+elided) starts a new one whose prompt is that context, rendered whole. Each step is trained on the context it was
 sampled in; steps share a sample only where that context merely grew.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from toolgym.envs.batch import run_ahead
+from toolgym.generation.backend import Generation, GenerationBackend, HFBackend
+from toolgym.generation.chat import ChatTemplate
 from toolgym.trainers._deps import require
+
+__all__ = ["Episode", "Generation", "GenerationBackend", "HFBackend", "RolloutEngine", "Sample", "Step",
+           "TokenMismatchError", "VLLMBackend", "step_returns"]
 
 
 class TokenMismatchError(RuntimeError):
-    """The chat template re-rendered the conversation differently from the tokens already held."""
-
-
-@dataclass
-class Generation:
-    """One sampled completion: token ids and the sampling log-probability of each."""
-
-    ids: list[int]
-    logprobs: list[float]
-
-
-class GenerationBackend(Protocol):
-    """Batched sampling from token ids. ``generate`` returns one :class:`Generation` per prompt."""
-
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]: ...
-
-    def any_alive(self, alive: bool) -> bool:
-        """True if any process still has a live episode (collective backends must all keep calling)."""
-        ...
+    """An append-only env changed earlier messages, so the tokens held no longer match its context."""
 
 
 @dataclass
@@ -150,6 +138,10 @@ class RolloutEngine:
             ends with ``budget_truncated``.
         max_turn_tokens: most tokens sampled in one turn.
         chat_template_kwargs: passed to ``apply_chat_template`` (e.g. ``enable_thinking``).
+
+    Raises:
+        toolgym.generation.TemplateUnsupportedError: the tokenizer's chat template cannot carry a
+            multi-turn tool conversation (at construction, naming the template and what it lacks).
     """
 
     def __init__(self, envs: Sequence, tokenizer, backend: GenerationBackend, *, max_completion_tokens: int = 512,
@@ -165,17 +157,17 @@ class RolloutEngine:
         self.max_completion_tokens = max_completion_tokens
         self.max_turn_tokens = max_turn_tokens
         self.chat_template_kwargs = dict(chat_template_kwargs or {})
-        self._stop_ids = {tokenizer.eos_token_id}
+        self.template = ChatTemplate(tokenizer, self.chat_template_kwargs)
+        self._stop_ids = self.template.stop_ids
         # A fast tokenizer's Rust core gives the same ids as tokenizer(text) without the Python
         # wrapper's per-call overhead, which is most of the engine's own time per turn.
         self._fast_encoder = getattr(tokenizer, "backend_tokenizer", None)
 
     # -- text <-> tokens -------------------------------------------------------------------------------
     def _render(self, env, messages) -> str:
+        """A whole context: the first prompt, or a context that changed (not append-only)."""
         tools = getattr(env.unwrapped, "chat_tools", None)
-        return self.tokenizer.apply_chat_template(
-            list(messages), tools=tools, tokenize=False, add_generation_prompt=True, **self.chat_template_kwargs
-        )
+        return self.template.prompt(messages, tools, parse_calls=lambda text: _calls(env, text))
 
     def _encode(self, text: str) -> list[int]:
         if self._fast_encoder is not None:
@@ -193,7 +185,6 @@ class RolloutEngine:
             raise ValueError(f"{n} seeds but only {len(self.envs)} envs; pass at least as many envs as episodes")
         options = list(options) if options is not None else [None] * n
         episodes: list[Episode] = []
-        held_text: list[str] = []  # the text that prompt+completion ids decode to, per episode
         context_ids: list[list[int]] = []  # what the model conditions on next, per episode
         for i in range(n):
             env = self.envs[i]
@@ -203,7 +194,6 @@ class RolloutEngine:
             append_only = bool(getattr(env.unwrapped, "context_append_only", True))
             episodes.append(Episode(prompt_ids=list(ids), info=dict(info), messages=list(obs), append_only=append_only,
                                     samples=[] if append_only else [Sample(list(ids), [], [], [])]))
-            held_text.append(text)
             context_ids.append(list(ids))
 
         alive = list(range(n))
@@ -213,8 +203,8 @@ class RolloutEngine:
             turns = [self._sampled(gen, limits[i]) for i, gen in zip(alive, gens, strict=True)]
             run_ahead([self.envs[i] for i in alive], [text for _, _, text in turns])  # the turn's searches: one batch
             still = []
-            for i, turn in zip(alive, turns):
-                if self._advance(i, episodes[i], turn, held_text, context_ids):
+            for i, turn in zip(alive, turns, strict=True):
+                if self._advance(i, episodes[i], turn, context_ids):
                     still.append(i)
             alive = still
 
@@ -240,18 +230,19 @@ class RolloutEngine:
         ended_turn = bool(ids) and ids[-1] in self._stop_ids
         return ids, logprobs, self._decode(ids[:-1] if ended_turn else ids)
 
-    def _advance(self, i: int, ep: Episode, turn: tuple[list[int], list[float], str], held_text: list[str],
+    def _advance(self, i: int, ep: Episode, turn: tuple[list[int], list[float], str],
                  context_ids: list[list[int]]) -> bool:
         """Record one sampled turn, step the env, extend the context. Returns True if the episode goes on."""
         ids, logprobs, text = turn
+        ended_turn = bool(ids) and ids[-1] in self._stop_ids
         env = self.envs[i]
+        before = ep.messages
         obs, reward, terminated, truncated, info = env.step(text)
         seq = ep if ep.append_only else ep.samples[-1]  # the token sequence this turn extends
         start = len(seq.completion_ids)
         seq.completion_ids += ids
         seq.env_mask += [1] * len(ids)
         seq.logprobs += logprobs
-        held_text[i] += self._decode(ids)
         ep.tokens_used += len(ids)
         ep.steps.append(Step(start, start + len(ids), float(reward), dict(info.get("reward_terms", {})),
                              info.get("parse_error"), info.get("tool_error"), sample=max(len(ep.samples) - 1, 0)))
@@ -261,18 +252,21 @@ class RolloutEngine:
             ep.terminated, ep.truncated = bool(terminated), bool(truncated)
             return False
 
-        text = self._render(env, obs)
-        if not text.startswith(held_text[i]):
+        n = len(before)
+        grew = len(obs) > n and list(obs[:n]) == before and obs[n].get("role") == "assistant"
+        if not grew:
             if ep.append_only:
-                raise TokenMismatchError(_mismatch_message(held_text[i], text))
+                raise TokenMismatchError(_mismatch_message(before, list(obs)))
             # the window moved: the next turn is sampled on a new context, its own sample
-            ep.samples.append(Sample(self._encode(text), [], [], []))
-            held_text[i], context_ids[i] = text, list(ep.samples[-1].prompt_ids)
+            ep.samples.append(Sample(self._encode(self._render(env, obs)), [], [], []))
+            context_ids[i] = list(ep.samples[-1].prompt_ids)
             if self._budget_left(ep) <= 0:
                 ep.budget_truncated = True
                 return False
             return True
-        suffix_ids = self._encode(text[len(held_text[i]):])
+        stop = self.tokenizer.convert_ids_to_tokens(ids[-1]) if ended_turn else None
+        suffix = self.template.suffix(obs[n + 1:], stopped=stop, call_names=self._call_names(env, text, obs[n + 1:]))
+        suffix_ids = self._encode(suffix)
         if ep.tokens_used + len(suffix_ids) >= self.max_completion_tokens:
             ep.budget_truncated = True  # no room left to sample after the env's reply
             return False
@@ -280,84 +274,42 @@ class RolloutEngine:
         seq.env_mask += [0] * len(suffix_ids)
         seq.logprobs += [0.0] * len(suffix_ids)
         ep.tokens_used += len(suffix_ids)
-        held_text[i] = text
         context_ids[i] = seq.prompt_ids + seq.completion_ids
         return True
 
+    def _call_names(self, env, text: str, new: Sequence[dict]) -> list[str]:
+        """The tools ``text`` called, for templates that name them beside their results."""
+        if not self.template.names_matter or not any(m.get("role") == "tool" for m in new):
+            return []
+        return [name for name, _ in _calls(env, text)[1]]
 
-def _mismatch_message(held: str, rendered: str) -> str:
-    k = next((j for j, (a, b) in enumerate(zip(held, rendered, strict=False)) if a != b), min(len(held), len(rendered)))
+
+def _calls(env, text: str) -> tuple[str, list[tuple[str, Any]]]:
+    """``text`` as (content, [(tool, arguments)...]) read with the env's own format."""
+    base = env.unwrapped
+    fmt, tools = getattr(base, "format", None), getattr(base, "tools", ())
+    if fmt is None:
+        return text, []
+    if hasattr(fmt, "parse_message"):
+        message = fmt.parse_message(text, tools)
+        calls = [(c["function"]["name"], c["function"].get("arguments", {})) for c in message.get("tool_calls") or []]
+        return message.get("content") or "", calls
+    return text, [(c.name, c.arguments) for c in fmt.parse(text, tools).calls]
+
+
+def _mismatch_message(held: list[dict], now: list[dict]) -> str:
+    k = next((j for j, (a, b) in enumerate(zip(held, now, strict=False)) if a != b), min(len(held), len(now)))
+    seen = now[k] if k < len(now) else "(no message)"
     return (
-        "the chat template rendered the conversation differently from the tokens already sampled, so the ids "
-        f"trained would not be the ids sampled. First difference at character {k}:\n"
-        f"  held:     {held[max(0, k - 60):k + 60]!r}\n  rendered: {rendered[max(0, k - 60):k + 60]!r}\n"
-        "Causes: the env edited an earlier message (use context='window' for non-append-only contexts, which "
-        "trains each step as its own sample), or the chat template changes earlier turns when new ones are "
-        "added (e.g. it strips reasoning from past assistant turns); use a template that renders past turns verbatim."
+        "the env changed its earlier messages, so the tokens already sampled no longer match its context and "
+        f"the ids trained would not be the ids sampled. First difference at message {k}:\n"
+        f"  held: {held[k] if k < len(held) else '(no message)'!r:.200}\n  now:  {seen!r:.200}\n"
+        "An env whose context is not append-only must say so (context_append_only False, e.g. context='window'): "
+        "then each changed context is trained as its own sample."
     )
 
 
 # -- backends ------------------------------------------------------------------------------------------------
-class HFBackend:
-    """Batched sampling with ``model.generate`` (left padding), returning the sampling log-probabilities.
-
-    Args:
-        model: a causal LM (a peft model works).
-        tokenizer: gives the pad and eos ids.
-        temperature, top_k, top_p: sampling parameters; ``top_k=0`` samples from the full distribution
-            (HF's own default is 50, which is not what RL should train on).
-        batch_size: generate in chunks of at most this many prompts (None: all at once).
-    """
-
-    def __init__(self, model, tokenizer, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                 batch_size: int | None = None):
-        self.model, self.tokenizer = model, tokenizer
-        self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
-        self.batch_size = batch_size
-
-    def any_alive(self, alive: bool) -> bool:
-        return alive
-
-    def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]:
-        if not prompts:
-            return []
-        step = self.batch_size or len(prompts)
-        out: list[Generation] = []
-        for k in range(0, len(prompts), step):
-            out += self._generate(prompts[k:k + step], max_new_tokens)
-        return out
-
-    def _generate(self, prompts, max_new_tokens):
-        torch = require("torch", "train")
-        from transformers import GenerationConfig
-
-        pad = self.tokenizer.pad_token_id
-        width = max(len(p) for p in prompts)
-        device = next(self.model.parameters()).device
-        input_ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in prompts], device=device)
-        attention_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-        sampling = dict(do_sample=True, temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
-        config = GenerationConfig(
-            **(sampling if self.temperature > 0 else dict(do_sample=False)), max_new_tokens=max_new_tokens,
-            eos_token_id=self.tokenizer.eos_token_id, pad_token_id=pad,
-            return_dict_in_generate=True, output_scores=True,
-        )
-        with torch.no_grad():
-            res = self.model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
-        new = res.sequences[:, width:]
-        # scores are the processed logits (after temperature/top-k/top-p): their log-softmax is the
-        # distribution the token was drawn from.
-        scores = torch.stack(res.scores, dim=1).float().log_softmax(-1)
-        lps = scores.gather(-1, new[:, : scores.size(1)].unsqueeze(-1)).squeeze(-1)
-        gens = []
-        for row, lp in zip(new.tolist(), lps.tolist(), strict=True):
-            if self.tokenizer.eos_token_id in row:
-                cut = row.index(self.tokenizer.eos_token_id) + 1
-                row, lp = row[:cut], lp[:cut]
-            gens.append(Generation(row, [x if math.isfinite(x) else 0.0 for x in lp]))
-        return gens
-
-
 class VLLMBackend:
     """Generation through TRL's vLLM integration (``use_vllm: true``, colocate or server mode).
 
