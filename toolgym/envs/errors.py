@@ -7,11 +7,19 @@ from collections.abc import Iterable
 
 
 def suggest(name: str, choices: Iterable[str]) -> str | None:
-    """The closest valid name to ``name``, case-insensitively, or None when nothing is close."""
-    choices = list(choices)
-    lowered = {c.lower(): c for c in choices}
-    match = difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.5)
-    return lowered[match[0]] if match else None
+    """The closest valid name to ``name``, case-insensitively, or None when nothing is close.
+
+    A difflib ratio of 0.6 keeps typos (``MultiHopQA-v1``, ``herms``) and drops unrelated names
+    that share only a suffix (``NoSuch-v0`` is not ``NQ-v0``). Failing that, the one choice that
+    starts the name or that the name starts (``rnk`` -> ``r``, ``sql`` -> ``SQLQuery-v0``).
+    """
+    lowered = {str(c).lower(): str(c) for c in choices}
+    key = str(name).lower()
+    match = difflib.get_close_matches(key, list(lowered), n=1, cutoff=0.6)
+    if match:
+        return lowered[match[0]]
+    prefixes = [c for c in lowered if key and (key.startswith(c) or c.startswith(key))]
+    return lowered[prefixes[0]] if len(prefixes) == 1 else None
 
 
 def did_you_mean(name: object, choices: Iterable[str]) -> str:
