@@ -80,6 +80,9 @@ def one_line_error(capsys, argv: list[str]) -> str:
     (["episodes", "MultiHopQA-v0", "--kwargs", "format=herms", "world={n_people: 60}"], ["Did you mean 'hermes'"]),
     (["episodes", "MultiHopQA-v0", "--kwargs", "dataset=hotpotqa", "data_files=/no/such/file.json"],
      ["/no/such/file.json"]),
+    (["episodes", "MultiHopQA-v0", "--kwargs", "max_turns=abc"],
+     ["toolgym episodes: max_turns must be an integer, got str 'abc' (for example max_turns=8)."]),
+    (["play", "SQLQuery-v0", "--kwargs", "max_seconds=[2]"], ["max_seconds must be a number, got list [2]"]),
 ])
 def test_mistakes_are_one_line_with_exit_2(capsys, argv, fragments):
     err = one_line_error(capsys, argv)
