@@ -80,6 +80,9 @@ def one_line_error(capsys, argv: list[str]) -> str:
     (["episodes", "MultiHopQA-v0", "--kwargs", "format=herms", "world={n_people: 60}"], ["Did you mean 'hermes'"]),
     (["episodes", "MultiHopQA-v0", "--kwargs", "dataset=hotpotqa", "data_files=/no/such/file.json"],
      ["/no/such/file.json"]),
+    (["episodes", "MultiHopQA-v0", "--kwargs", "max_turns=abc"],
+     ["toolgym episodes: max_turns must be an integer, got str 'abc' (for example max_turns=8)."]),
+    (["play", "SQLQuery-v0", "--kwargs", "max_seconds=[2]"], ["max_seconds must be a number, got list [2]"]),
 ])
 def test_mistakes_are_one_line_with_exit_2(capsys, argv, fragments):
     err = one_line_error(capsys, argv)
@@ -114,3 +117,27 @@ def test_a_missing_extra_is_one_line_naming_it(capsys, monkeypatch):
     config = Path(__file__).resolve().parents[1] / "configs" / "demo_cpu.yaml"
     err = one_line_error(capsys, ["train", "--config", str(config)])
     assert "trl" in err and "pip install 'toolgym[train]'" in err
+
+
+def test_an_unrelated_env_id_gets_no_suggestion(capsys):
+    err = one_line_error(capsys, ["episodes", "NoSuch-v0"])
+    assert "Did you mean" not in err and "Valid choices" in err
+    assert "Did you mean 'HotpotQA-v0'" in one_line_error(capsys, ["play", "hotpotqa-v1"])
+
+
+def test_hub_unreachable_is_one_line_naming_the_hub_id_and_the_fix(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("datasets")
+    # An empty cache and offline mode: the load fails the way it does on a machine without network.
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "toolgym.cli", "episodes", "HotpotQA-v0"], env=env,
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith("toolgym episodes: Could not load HotpotQA from the hub (hotpotqa/hotpot_qa"), err
+    assert "HF_HUB_OFFLINE is set" in err and "data_files=" in err, err

@@ -65,6 +65,8 @@ def user_error(err: BaseException) -> bool:
 
 def one_line(err: BaseException) -> str:
     """The message of ``err`` on one line (Gymnasium's and YAML's span several)."""
+    if isinstance(err, TypeError) and isinstance(err.__cause__, TypeError) and "raised from the environment creator" in str(err):
+        err = err.__cause__  # gym.make re-raises a constructor's TypeError with its kwargs appended
     text = re.sub(r"\s*\n\s*", " ", str(err)).strip()
     if not text or text.startswith("[Errno") or isinstance(err, ModuleNotFoundError):  # these alone say too little
         text = f"{type(err).__name__}: {text}" if text else type(err).__name__

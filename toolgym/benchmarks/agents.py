@@ -260,23 +260,26 @@ ANSWER_PROMPT = (
     "Answer the question. Reply with the answer only: a short phrase (a name, a date, a number, yes or no), "
     "no explanation."
 )
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _THINK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL)
 _PREFIX = re.compile(r"^(final answer|answer)\s*[:\-]\s*", re.IGNORECASE)
 
 
 def extract_answer(text: str) -> str:
-    """The answer in a free-text reply: an ``<answer>`` tag, an ``answer`` tool call, or the first line."""
+    """The answer in a free-text reply: an ``<answer>`` tag, an ``answer`` tool call, or the first
+    line. Never raises, in time linear in the text: the envs' own parsers find the tag (paired in
+    one pass) and the call (every error ``json.loads`` raises is caught)."""
+    from toolgym.envs.formats import HermesFormat, TagsFormat
+
     text = _THINK.sub("", text)
-    if m := _ANSWER_TAG.search(text):
-        return m.group(1).strip()
-    for block in re.findall(r"<tool_call>(.*?)</tool_call>", text, re.DOTALL):
-        try:
-            payload = json.loads(block)
-            if payload.get("name") == "answer":
-                return str(payload.get("arguments", {}).get("answer", "")).strip()
-        except (ValueError, AttributeError):
-            continue
+    for tag, body in TagsFormat._pairs(text):
+        if tag == "answer":
+            return body
+    for call in HermesFormat().parse(text, ()).calls:
+        if call.name == "answer" and isinstance(call.arguments, Mapping):
+            try:
+                return str(call.arguments.get("answer", "")).strip()
+            except (ValueError, RecursionError):  # a number too long to print, or nesting too deep
+                continue
     for line in text.splitlines():
         if line.strip():
             return _PREFIX.sub("", line.strip()).strip()

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 
-from toolgym.envs.errors import check_non_negative, unknown_name_error
+from toolgym.envs.errors import check_argument_types, check_non_negative, unknown_name_error
 from toolgym.envs.formats import ActionFormat, ParsedAction, ToolCall, get_format
 from toolgym.envs.spaces import Messages, UnicodeText
 from toolgym.envs.tool import Tool, ToolResult
@@ -129,6 +129,7 @@ class ToolEnv(gym.Env[tuple, str]):
         tool_timeout: float | None = None,
         render_mode: str | None = None,
     ):
+        check_argument_types(locals(), ToolEnv.__init__)
         check_non_negative(
             max_turns=max_turns, max_tool_calls=max_tool_calls, max_calls_per_turn=max_calls_per_turn,
             max_tool_result_chars=max_tool_result_chars, max_action_chars=max_action_chars,

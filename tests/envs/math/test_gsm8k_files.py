@@ -36,3 +36,21 @@ def test_gsm8k_file_errors_name_the_file_and_line(tmp_path):
         load_gsm8k(data_files=42)
     with pytest.raises(DatasetFormatError, match=r"data_files=42 is a int: pass the path of a GSM8K JSONL file"):
         gym.make("ToolMath-v0", dataset="gsm8k", data_files=42)
+
+
+def test_gsm8k_hub_failure_names_the_hub_id_and_the_fix(monkeypatch):
+    import sys
+    import types
+
+    from toolgym.envs.math.problems import load_gsm8k
+    from toolgym.envs.multihop_qa.datasets import DatasetLoadError
+
+    def load_dataset(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'openai/gsm8k' on the Hub")
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    with pytest.raises(DatasetLoadError, match=r"GSM8K from the hub \(openai/gsm8k\[main\] split 'test'\): "
+                                               r"ConnectionError.*HF_HUB_OFFLINE=1.*grade-school-math.*data_files="):
+        load_gsm8k("test")

@@ -12,6 +12,7 @@ import pytest
 from toolgym.envs.multihop_qa import datasets as ds
 from toolgym.envs.multihop_qa.datasets import (
     DatasetFormatError,
+    DatasetLoadError,
     canonical_dataset,
     canonical_split,
     load_examples,
@@ -182,7 +183,14 @@ def test_hub_unreachable_points_to_the_official_files(monkeypatch):
         raise ConnectionError("Couldn't reach 'hotpotqa/hotpot_qa' on the Hub")
 
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
-    with pytest.raises(RuntimeError, match=r"hotpotqa/hotpot_qa\[distractor\] split 'train'.*ConnectionError.*hotpot_dev_distractor_v1\.json.*data_files="):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
+    with pytest.raises(DatasetLoadError, match=r"hotpotqa/hotpot_qa\[distractor\] split 'train'.*ConnectionError.*"
+                                               r"set HF_HUB_OFFLINE=1 to use the cached copy.*"
+                                               r"hotpot_dev_distractor_v1\.json.*data_files="):
+        load_examples("hotpotqa", "train")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(OSError, match=r"HF_HUB_OFFLINE is set.*unset it to download"):
         load_examples("hotpotqa", "train")
 
 

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.errors import check_argument_types, unknown_name_error
 from toolgym.envs.formats import ToolCall
 from toolgym.envs.math.calculator import CalculatorTool, Limits, evaluate
 from toolgym.envs.math.problems import TEMPLATES, MathProblem, generate_problem, gsm8k_path, load_gsm8k
@@ -133,6 +133,7 @@ class ToolMathEnv(ToolEnv):
         calculator: Mapping[str, Any] | None = None,
         **budgets: Any,
     ):
+        check_argument_types({**locals(), **budgets}, ToolMathEnv.__init__, ToolEnv.__init__)
         if dataset not in DATASETS:
             raise unknown_name_error("dataset", dataset, DATASETS)
         if dataset == "synthetic" and (data_files is not None or limit is not None):

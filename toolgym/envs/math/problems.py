@@ -241,10 +241,13 @@ def load_gsm8k(split: str = "train", data_files: str | Path | None = None, limit
         records = _gsm8k_records(read_records(data_files), data_files)
     else:
         try:
-            import datasets
+            import datasets  # noqa: F401 (only to name the extra that installs it)
         except ImportError as err:
             raise ImportError("GSM8K from the hub needs `datasets`: pip install 'toolgym[bench]'") from err
-        records = datasets.load_dataset("openai/gsm8k", "main", split=split)
+        from toolgym.envs.multihop_qa.datasets import load_from_hub
+
+        records = load_from_hub("openai/gsm8k", "main", split, display="GSM8K",
+                                official="https://github.com/openai/grade-school-math (grade_school_math/data/*.jsonl)")
     problems = []
     for index, record in enumerate(records):
         if limit is not None and index >= limit:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import os
 import re
 import warnings
 import zlib
@@ -52,9 +53,11 @@ __all__ = [
     "SPLITS",
     "TWOWIKI_HUB_ID",
     "DatasetFormatError",
+    "DatasetLoadError",
     "canonical_dataset",
     "canonical_split",
     "load_examples",
+    "load_from_hub",
     "read_records",
 ]
 
@@ -79,6 +82,30 @@ _CHUNK = 1 << 20  # characters read at a time from data files
 
 class DatasetFormatError(ValueError):
     """A data file or record does not have the layout its dataset's official format promises."""
+
+
+class DatasetLoadError(OSError):
+    """A dataset could not be fetched from the Hugging Face hub (offline, hub down, id moved)."""
+
+
+def load_from_hub(hub_id: str, config: str | None, split: str, *, display: str, official: str) -> Any:
+    """``datasets.load_dataset(hub_id, config, split=split)``; a failure raises a
+    :class:`DatasetLoadError` that names the hub id, the cause and how to do without the hub."""
+    import datasets  # the callers check it is installed and say which extra provides it
+
+    try:
+        return datasets.load_dataset(hub_id, config, split=split)
+    except Exception as err:  # offline, hub down, id moved, a broken cache: all say the same fix
+        source = hub_id + (f"[{config}]" if config else "") + f" split {split!r}"
+        offline = next((v for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+                        if os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")), None)
+        hub_fix = (f"{offline} is set, so only a cached copy can be used: unset it to download"
+                   if offline else "if it was downloaded before, set HF_HUB_OFFLINE=1 to use the cached copy")
+        raise DatasetLoadError(
+            f"Could not load {display} from the hub ({source}): {type(err).__name__}: {err}. "
+            f"Fix: {hub_fix}; or, without hub access, download the official files from {official} "
+            "and pass data_files= with the local file."
+        ) from err
 
 
 @dataclass(frozen=True)
@@ -742,7 +769,7 @@ def _records_from_hub(spec: DatasetSpec, split: str) -> Iterator[tuple[str, int,
             f"{', '.join(spec.hub_splits)}. For another split pass data_files= with the official file."
         )
     try:
-        import datasets  # lazily: the env layer must not need it for local files
+        import datasets  # noqa: F401 (lazily, to say which extra installs it; local files need nothing)
     except ImportError as err:
         raise ImportError(
             f"Loading {spec.display} from the hub needs the `datasets` package: pip install 'toolgym[bench]' "
@@ -750,13 +777,7 @@ def _records_from_hub(spec: DatasetSpec, split: str) -> Iterator[tuple[str, int,
         ) from err
     hub_split = (spec.hub_split_names or {}).get(split, split)
     source = f"{spec.hub_id}" + (f"[{spec.hub_config}]" if spec.hub_config else "") + f" split {hub_split!r}"
-    try:
-        rows = datasets.load_dataset(spec.hub_id, spec.hub_config, split=hub_split)
-    except Exception as err:  # offline, hub down, id moved: say how to do without the hub
-        raise RuntimeError(
-            f"Could not load {spec.display} from the hub ({source}): {type(err).__name__}: {err}. "
-            f"Without hub access, download the official files from {spec.official} and pass data_files=."
-        ) from err
+    rows = load_from_hub(spec.hub_id, spec.hub_config, hub_split, display=spec.display, official=spec.official)
     for index, record in enumerate(rows):
         yield source, index, record
 

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
-from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.errors import check_argument_types, unknown_name_error
 from toolgym.envs.formats import ToolCall
 from toolgym.envs.multihop_qa.corpus import context_matcher, supporting_matcher
 from toolgym.envs.multihop_qa.datasets import QA_ONLY_DATASETS, canonical_dataset, canonical_split
@@ -115,6 +115,7 @@ class MultiHopQAEnv(ToolEnv):
         world: Mapping[str, Any] | None = None,
         **budgets: Any,
     ):
+        check_argument_types({**locals(), **budgets}, MultiHopQAEnv.__init__, ToolEnv.__init__)
         if dataset != "synthetic":
             try:  # accept the usual spellings: "2wiki", "HotpotQA", "hotpot_qa"...
                 dataset = canonical_dataset(dataset)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.errors import check_argument_types, unknown_name_error
 from toolgym.envs.formats import ToolCall
 from toolgym.envs.sql.database import DatabaseConfig, ReadOnlyDatabase, shared_database
 from toolgym.envs.sql.questions import TEMPLATES, SQLQuestion, check_answer, generate_question
@@ -110,6 +110,7 @@ class SQLQueryEnv(ToolEnv):
         tolerance: float = 1e-6,
         **budgets: Any,
     ):
+        check_argument_types({**locals(), **budgets}, SQLQueryEnv.__init__, ToolEnv.__init__)
         fields = set(DatabaseConfig.__dataclass_fields__)
         for key in database or {}:
             if key not in fields:

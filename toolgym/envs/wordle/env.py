@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from toolgym.envs.errors import check_argument_types
 from toolgym.envs.formats import ToolCall
 from toolgym.envs.tool import Tool, ToolResult, string_arguments
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
@@ -115,6 +116,7 @@ class WordleEnv(ToolEnv):
     free_tools: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, max_guesses: int = 6, *, words: Sequence[str] | None = None, **budgets: Any):
+        check_argument_types({**locals(), **budgets}, WordleEnv.__init__, ToolEnv.__init__)
         answers, self.allowed = load_words()
         if max_guesses < 1:
             raise ValueError(f"max_guesses must be >= 1, got {max_guesses!r}.")
