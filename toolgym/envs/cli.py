@@ -11,14 +11,14 @@ from typing import Any
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     """``["top_k=5", "world={n_people: 50}"]`` -> ``{"top_k": 5, "world": {"n_people": 50}}`` (values are YAML)."""
-    import yaml
+    from toolgym.envs.yaml_values import load_yaml
 
     result: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"expected key=value, got {pair!r} (for example top_k=5).")
-        result[key.strip()] = yaml.safe_load(value)
+        result[key.strip()] = load_yaml(value)
     return result
 
 

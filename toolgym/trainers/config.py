@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from toolgym.envs.errors import did_you_mean
+from toolgym.envs.yaml_values import load_yaml
 from toolgym.trainers.ppo_settings import ALGORITHMS, PPOSettings
 
 CREDITS = ("outcome", "step")
@@ -167,7 +166,7 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"config file {str(path)!r} not found (see configs/ for examples)")
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
         if not isinstance(data, dict):
             raise ValueError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
         return cls.from_dict(apply_overrides(data, overrides or []))
@@ -281,7 +280,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
         if "=" not in item:
             raise ValueError(f"override {item!r} is not key=value (e.g. grpo.learning_rate=3e-4)")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw else ""
+        value = load_yaml(raw) if raw else ""
         if isinstance(value, str):
             value = _number(value)
         node: Any = data
