@@ -4,8 +4,9 @@ A generation stand-in (a fixed latency per turn, as vLLM takes for a whole batch
 oracle's action for every live episode; the envs then step either one by one (``env.step`` in a
 loop: the path before batching) or together (``toolgym.envs.batch``: what ``RolloutEngine`` and the
 bench runner do). Backends: HotpotQA-v0 over the shared dev sample's pooled corpus with BM25
-in-process, over HTTP (a ``toolgym serve-retriever`` server started in this process on loopback),
-and over HTTP with a delay injected into each server request (a dense retriever, another machine);
+in-process, over HTTP (a ``toolgym serve-retriever`` server in its own process on loopback, as it
+runs in real use: another process or machine, never competing with the envs for the GIL), and over
+HTTP with a delay injected into each server request (a dense retriever, another machine);
 and SQLQuery-v0, inline and in worker processes. The oracle searches in the first turns, so every
 step of a measured turn makes one call. Prints Markdown tables: serial against batched, batched
 steps against one request of their queries, and (``--tables breakdown``) where a batched turn's
@@ -17,6 +18,7 @@ CPU goes.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import time
 from pathlib import Path
@@ -45,6 +47,39 @@ class DelayedServer(RetrievalServer):
         return super().search(queries, k)
 
 
+def _serve(data: str, delay: float, conn) -> None:
+    """A child process: serve BM25 over the corpus of ``data`` (injecting ``delay`` per request)
+    and send the URL back through ``conn``; runs until terminated."""
+    passages = gym.make("HotpotQA-v0", data_files=data).unwrapped.passages
+    srv = DelayedServer(BM25Retriever(passages, cache=False), "127.0.0.1", 0, backend="bm25", delay=delay)
+    conn.send(srv.url)
+    conn.close()
+    srv.serve_forever(0.05)
+
+
+class ServerProcess:
+    """A retrieval server in its own process (``spawn``: a fresh interpreter, as ``toolgym
+    serve-retriever`` would be); ``url`` once it listens, ``close()`` stops it."""
+
+    def __init__(self, data: str, delay: float):
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe(duplex=False)
+        self.process = context.Process(target=_serve, args=(data, delay, child), daemon=True)
+        self.process.start()
+        child.close()
+        if not parent.poll(300):
+            self.close()
+            raise RuntimeError(f"the retrieval server process (delay {delay * 1000:g} ms) did not start within 300 s")
+        self.url = parent.recv()
+        client = HTTPRetriever(self.url)
+        client.wait_until_ready()
+        client.close()
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.join(10)
+
+
 class StandIn:
     """Generation with a fixed latency per turn: the oracle's action for each live episode."""
 
@@ -57,8 +92,9 @@ class StandIn:
 
 
 def run(envs, stepper: BatchStepper | None, generator: StandIn, turns: int):
-    """Per measured turn: seconds stepping the envs (wall), seconds of the whole turn (wall), and
-    CPU seconds of this process while stepping (every thread: the in-process server's too)."""
+    """Per measured turn: seconds stepping the envs (this process's wall time), seconds of the
+    whole turn (wall), and CPU seconds of this process while stepping (every thread: the in-process
+    retriever's too, never a server process's)."""
     for i, env in enumerate(envs):
         env.reset(seed=i, options={"index": i})
     env_s, turn_s, cpu_s = [], [], []
@@ -84,7 +120,8 @@ def run(envs, stepper: BatchStepper | None, generator: StandIn, turns: int):
 def steps_table(args, batches, setups, generator) -> None:
     """Serial against batched stepping, per backend and batch size."""
     print(f"generation stand-in: {args.latency * 1000:g} ms per turn; first {args.turns} turns of oracle episodes "
-          f"(each step makes one call); env ms per turn: mean over those turns of the fastest of {args.repeats} runs\n")
+          f"(each step makes one call); env ms per turn: this process's wall time stepping, mean over those turns of "
+          f"the fastest of {args.repeats} runs; CPU: this process only (HTTP servers run in their own processes)\n")
     print("| env | backend | batch | serial env ms/turn | share | batched env ms/turn | share | speed-up | "
           "serial env CPU ms/turn | batched env CPU ms/turn |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -203,13 +240,7 @@ def main() -> None:
     generator = StandIn(args.latency)
 
     hotpot = {"data_files": args.data}
-    local = gym.make("HotpotQA-v0", **hotpot)
-    servers = {0.0: None, **{d: None for d in delays}}
-    for delay in servers:
-        srv = DelayedServer(BM25Retriever(local.unwrapped.passages, cache=False), "127.0.0.1", 0,
-                            backend="bm25", delay=delay)
-        srv.start_in_thread()
-        servers[delay] = srv
+    servers = {delay: ServerProcess(args.data, delay) for delay in [0.0, *delays]}
 
     setups = [("HotpotQA-v0", "bm25 in-process", hotpot, None)]
     for delay, srv in servers.items():
