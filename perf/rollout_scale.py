@@ -10,7 +10,7 @@ HTTP with a delay injected into each server request (a dense retriever, another 
 and SQLQuery-v0, inline and in worker processes. The oracle searches in the first turns, so every
 step of a measured turn makes one call. Prints Markdown tables: serial against batched, batched
 steps against one request of their queries, and (``--tables breakdown``) where a batched turn's
-CPU goes.
+CPU goes, in process and over HTTP.
 
     python perf/rollout_scale.py [--batches 64,256,1024] [--latency 0.3] [--turns 2] [--delays 5,20] [--repeats 3]
 """
@@ -18,6 +18,7 @@ CPU goes.
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import statistics
 import time
@@ -29,7 +30,7 @@ import toolgym  # noqa: F401 - registers the ids
 from toolgym.envs.batch import BatchStepper
 from toolgym.envs.retrieval import BM25Retriever
 from toolgym.envs.retrieval.http import HTTPRetriever
-from toolgym.envs.retrieval.server import RetrievalServer
+from toolgym.envs.retrieval.server import RetrievalServer, _document
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotpotqa_dev_distractor.sample.json"
 
@@ -223,6 +224,58 @@ def breakdown_table(args, batches, hotpot) -> None:
             env.close()
 
 
+def http_breakdown_table(args, batches, server, hotpot) -> None:
+    """Where a batched search turn over HTTP spends its time: this (the env) process's CPU for
+    planning, the request (encoding it, reading and decoding the answer into hits) and applying
+    the results; the whole step's CPU and wall time; and the server's own work for the same
+    queries (BM25 and encoding the answer, measured here on the same corpus), which the env waits for."""
+    print("\n| batch | plan CPU ms | request CPU ms | apply CPU ms | batched step CPU ms | batched step wall ms | "
+          "server BM25 CPU ms | server JSON encode CPU ms |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    local = BM25Retriever(gym.make("HotpotQA-v0", **hotpot).unwrapped.passages, cache=False)
+    for batch in batches:
+        envs = [gym.make("HotpotQA-v0", **hotpot, retriever="http", retriever_options={"url": server.url})
+                for _ in range(batch)]
+        for env in envs:
+            env.reset(seed=0)
+            env.step("warm-up")
+            env.step("warm-up")
+        client = envs[0].unwrapped.search_tool.retriever  # the one client every env of the batch shares
+        rows = []
+        with BatchStepper() as stepper:
+            for _ in range(2 * args.repeats + 1):
+                row = []
+                for path in ("plan", "request", "apply", "batched", "bm25", "encode"):
+                    for i, env in enumerate(envs):
+                        env.reset(seed=i, options={"index": i})
+                    actions = [env.unwrapped.oracle_action() for env in envs]
+                    queries = [env.unwrapped.example.supporting_titles[0] for env in envs]
+                    if path == "apply":
+                        stepper.run_ahead(envs, actions)
+                    elif path == "encode":
+                        found = local.search(queries, 3)
+                    t, c = time.perf_counter(), time.process_time()
+                    if path == "plan":
+                        [env.unwrapped.plan_step(a) for env, a in zip(envs, actions)]
+                    elif path == "request":
+                        client.search(queries, 3)
+                    elif path in ("apply", "batched"):
+                        (stepper.step(envs, actions) if path == "batched" else
+                         [env.step(a) for env, a in zip(envs, actions)])
+                    elif path == "bm25":
+                        local.search(queries, 3)
+                    else:  # what the server's handler does with the hits (toolgym.envs.retrieval.server)
+                        result = [[{"document": _document(h), "score": h.score} for h in hits] for hits in found]
+                        json.dumps({"result": result}, ensure_ascii=False).encode("utf-8", "replace")
+                    row.append(time.process_time() - c)
+                    if path == "batched":
+                        row.append(time.perf_counter() - t)
+                rows.append(row)
+        print("| " + " | ".join([str(batch)] + [f"{min(col) * 1000:.1f}" for col in zip(*rows)]) + " |", flush=True)
+        for env in envs:
+            env.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="64,256,1024")
@@ -255,6 +308,7 @@ def main() -> None:
         ratio_table(args, batches, servers, hotpot)
     if "breakdown" in tables:
         breakdown_table(args, batches, hotpot)
+        http_breakdown_table(args, batches, servers[0.0], hotpot)
     for srv in servers.values():
         srv.close()
 
