@@ -4,12 +4,13 @@ A generation stand-in (a fixed latency per turn, as vLLM takes for a whole batch
 oracle's action for every live episode; the envs then step either one by one (``env.step`` in a
 loop: the path before batching) or together (``toolgym.envs.batch``: what ``RolloutEngine`` and the
 bench runner do). Backends: HotpotQA-v0 over the shared dev sample's pooled corpus with BM25
-in-process, over HTTP (a ``toolgym serve-retriever`` server started in this process on loopback),
-and over HTTP with a delay injected into each server request (a dense retriever, another machine);
+in-process, over HTTP (a ``toolgym serve-retriever`` server in its own process on loopback, as it
+runs in real use: another process or machine, never competing with the envs for the GIL), and over
+HTTP with a delay injected into each server request (a dense retriever, another machine);
 and SQLQuery-v0, inline and in worker processes. The oracle searches in the first turns, so every
 step of a measured turn makes one call. Prints Markdown tables: serial against batched, batched
 steps against one request of their queries, and (``--tables breakdown``) where a batched turn's
-CPU goes.
+CPU goes, in process and over HTTP.
 
     python perf/rollout_scale.py [--batches 64,256,1024] [--latency 0.3] [--turns 2] [--delays 5,20] [--repeats 3]
 """
@@ -17,6 +18,8 @@ CPU goes.
 from __future__ import annotations
 
 import argparse
+import json
+import multiprocessing
 import statistics
 import time
 from pathlib import Path
@@ -27,7 +30,7 @@ import toolgym  # noqa: F401 - registers the ids
 from toolgym.envs.batch import BatchStepper
 from toolgym.envs.retrieval import BM25Retriever
 from toolgym.envs.retrieval.http import HTTPRetriever
-from toolgym.envs.retrieval.server import RetrievalServer
+from toolgym.envs.retrieval.server import RetrievalServer, _document
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotpotqa_dev_distractor.sample.json"
 
@@ -45,6 +48,39 @@ class DelayedServer(RetrievalServer):
         return super().search(queries, k)
 
 
+def _serve(data: str, delay: float, conn) -> None:
+    """A child process: serve BM25 over the corpus of ``data`` (injecting ``delay`` per request)
+    and send the URL back through ``conn``; runs until terminated."""
+    passages = gym.make("HotpotQA-v0", data_files=data).unwrapped.passages
+    srv = DelayedServer(BM25Retriever(passages, cache=False), "127.0.0.1", 0, backend="bm25", delay=delay)
+    conn.send(srv.url)
+    conn.close()
+    srv.serve_forever(0.05)
+
+
+class ServerProcess:
+    """A retrieval server in its own process (``spawn``: a fresh interpreter, as ``toolgym
+    serve-retriever`` would be); ``url`` once it listens, ``close()`` stops it."""
+
+    def __init__(self, data: str, delay: float):
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe(duplex=False)
+        self.process = context.Process(target=_serve, args=(data, delay, child), daemon=True)
+        self.process.start()
+        child.close()
+        if not parent.poll(300):
+            self.close()
+            raise RuntimeError(f"the retrieval server process (delay {delay * 1000:g} ms) did not start within 300 s")
+        self.url = parent.recv()
+        client = HTTPRetriever(self.url)
+        client.wait_until_ready()
+        client.close()
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.join(10)
+
+
 class StandIn:
     """Generation with a fixed latency per turn: the oracle's action for each live episode."""
 
@@ -57,8 +93,9 @@ class StandIn:
 
 
 def run(envs, stepper: BatchStepper | None, generator: StandIn, turns: int):
-    """Per measured turn: seconds stepping the envs (wall), seconds of the whole turn (wall), and
-    CPU seconds of this process while stepping (every thread: the in-process server's too)."""
+    """Per measured turn: seconds stepping the envs (this process's wall time), seconds of the
+    whole turn (wall), and CPU seconds of this process while stepping (every thread: the in-process
+    retriever's too, never a server process's)."""
     for i, env in enumerate(envs):
         env.reset(seed=i, options={"index": i})
     env_s, turn_s, cpu_s = [], [], []
@@ -84,7 +121,8 @@ def run(envs, stepper: BatchStepper | None, generator: StandIn, turns: int):
 def steps_table(args, batches, setups, generator) -> None:
     """Serial against batched stepping, per backend and batch size."""
     print(f"generation stand-in: {args.latency * 1000:g} ms per turn; first {args.turns} turns of oracle episodes "
-          f"(each step makes one call); env ms per turn: mean over those turns of the fastest of {args.repeats} runs\n")
+          f"(each step makes one call); env ms per turn: this process's wall time stepping, mean over those turns of "
+          f"the fastest of {args.repeats} runs; CPU: this process only (HTTP servers run in their own processes)\n")
     print("| env | backend | batch | serial env ms/turn | share | batched env ms/turn | share | speed-up | "
           "serial env CPU ms/turn | batched env CPU ms/turn |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -186,6 +224,58 @@ def breakdown_table(args, batches, hotpot) -> None:
             env.close()
 
 
+def http_breakdown_table(args, batches, server, hotpot) -> None:
+    """Where a batched search turn over HTTP spends its time: this (the env) process's CPU for
+    planning, the request (encoding it, reading and decoding the answer into hits) and applying
+    the results; the whole step's CPU and wall time; and the server's own work for the same
+    queries (BM25 and encoding the answer, measured here on the same corpus), which the env waits for."""
+    print("\n| batch | plan CPU ms | request CPU ms | apply CPU ms | batched step CPU ms | batched step wall ms | "
+          "server BM25 CPU ms | server JSON encode CPU ms |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    local = BM25Retriever(gym.make("HotpotQA-v0", **hotpot).unwrapped.passages, cache=False)
+    for batch in batches:
+        envs = [gym.make("HotpotQA-v0", **hotpot, retriever="http", retriever_options={"url": server.url})
+                for _ in range(batch)]
+        for env in envs:
+            env.reset(seed=0)
+            env.step("warm-up")
+            env.step("warm-up")
+        client = envs[0].unwrapped.search_tool.retriever  # the one client every env of the batch shares
+        rows = []
+        with BatchStepper() as stepper:
+            for _ in range(2 * args.repeats + 1):
+                row = []
+                for path in ("plan", "request", "apply", "batched", "bm25", "encode"):
+                    for i, env in enumerate(envs):
+                        env.reset(seed=i, options={"index": i})
+                    actions = [env.unwrapped.oracle_action() for env in envs]
+                    queries = [env.unwrapped.example.supporting_titles[0] for env in envs]
+                    if path == "apply":
+                        stepper.run_ahead(envs, actions)
+                    elif path == "encode":
+                        found = local.search(queries, 3)
+                    t, c = time.perf_counter(), time.process_time()
+                    if path == "plan":
+                        [env.unwrapped.plan_step(a) for env, a in zip(envs, actions)]
+                    elif path == "request":
+                        client.search(queries, 3)
+                    elif path in ("apply", "batched"):
+                        (stepper.step(envs, actions) if path == "batched" else
+                         [env.step(a) for env, a in zip(envs, actions)])
+                    elif path == "bm25":
+                        local.search(queries, 3)
+                    else:  # what the server's handler does with the hits (toolgym.envs.retrieval.server)
+                        result = [[{"document": _document(h), "score": h.score} for h in hits] for hits in found]
+                        json.dumps({"result": result}, ensure_ascii=False).encode("utf-8", "replace")
+                    row.append(time.process_time() - c)
+                    if path == "batched":
+                        row.append(time.perf_counter() - t)
+                rows.append(row)
+        print("| " + " | ".join([str(batch)] + [f"{min(col) * 1000:.1f}" for col in zip(*rows)]) + " |", flush=True)
+        for env in envs:
+            env.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="64,256,1024")
@@ -203,13 +293,7 @@ def main() -> None:
     generator = StandIn(args.latency)
 
     hotpot = {"data_files": args.data}
-    local = gym.make("HotpotQA-v0", **hotpot)
-    servers = {0.0: None, **{d: None for d in delays}}
-    for delay in servers:
-        srv = DelayedServer(BM25Retriever(local.unwrapped.passages, cache=False), "127.0.0.1", 0,
-                            backend="bm25", delay=delay)
-        srv.start_in_thread()
-        servers[delay] = srv
+    servers = {delay: ServerProcess(args.data, delay) for delay in [0.0, *delays]}
 
     setups = [("HotpotQA-v0", "bm25 in-process", hotpot, None)]
     for delay, srv in servers.items():
@@ -224,6 +308,7 @@ def main() -> None:
         ratio_table(args, batches, servers, hotpot)
     if "breakdown" in tables:
         breakdown_table(args, batches, hotpot)
+        http_breakdown_table(args, batches, servers[0.0], hotpot)
     for srv in servers.values():
         srv.close()
 
