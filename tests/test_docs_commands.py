@@ -139,6 +139,8 @@ def workdir(tmp_path_factory, shared_data_root):
     if shared_data_root is not None:
         (root / "shared").mkdir()
         (root / "shared" / "data").symlink_to(shared_data_root)
+        if (shared_data_root.parent / "eval").is_dir():
+            (root / "shared" / "eval").symlink_to(shared_data_root.parent / "eval")
     bin_dir = root / "bin"
     bin_dir.mkdir()
     (bin_dir / "toolgym").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m toolgym.cli "$@"\n')
@@ -188,8 +190,9 @@ def test_documented_command_runs(where, command, workdir):
     reason = _why_not(command)
     if reason:
         pytest.skip(reason)
-    if "../shared/data" in command and not (workdir[0].parent / "shared" / "data").is_dir():
-        pytest.skip("real data samples not found: set TOOLGYM_TEST_DATA or put shared/data beside the repo")
+    for part in ("data", "eval"):
+        if f"../shared/{part}" in command and not (workdir[0].parent / "shared" / part).is_dir():
+            pytest.skip(f"shared/{part} not found: set TOOLGYM_TEST_DATA or put shared/ beside the repo")
     work, env, ran = workdir
     result = ran.get(command) or _run(small(command), work, env)
     assert result.returncode == 0, f"{where}: {small(command)}\n{result.stdout[-1500:]}\n{result.stderr[-3000:]}"

@@ -112,3 +112,18 @@ def test_serve_retriever_over_a_lucene_index(corpus_file, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_relative_paths_follow_the_python_working_directory(built, tmp_path, monkeypatch):
+    """The JVM (already started by ``built``) keeps the directory it started in; relative paths
+    must mean what they mean to Python after a chdir, as in `toolgym index ... --out indexes/wiki`."""
+    from toolgym.envs.retrieval.lucene import build_lucene_index
+
+    from .conftest import PASSAGES
+
+    monkeypatch.chdir(tmp_path)
+    build_lucene_index(((p.id, p.contents) for p in PASSAGES), "indexes/wiki")
+    assert list((tmp_path / "indexes" / "wiki").glob("segments_*"))
+    retriever = make_retriever("lucene", index_path="indexes/wiki")
+    query, expected = QUERIES[0]
+    assert retriever.search([query], 1)[0][0].passage.id == expected

@@ -103,7 +103,7 @@ def build_lucene_index(
     ensure_jvm()
     from jnius import autoclass
 
-    out = Path(out)
+    out = Path(out).absolute()  # the JVM resolves relative paths against its own start directory
     threads = threads or max(1, min(os.cpu_count() or 1, 8))
     with tempfile.TemporaryDirectory(prefix="toolgym-lucene-") as tmp:
         n = 0
@@ -156,7 +156,7 @@ class LuceneRetriever:
         self.threads = threads  # Java threads for batched queries
         self._owned_tmp = None
         if index_path is not None:
-            self.index_path = Path(index_path)
+            self.index_path = Path(index_path).absolute()  # as above: the JVM keeps its start directory
             if not self.index_path.is_dir():
                 raise FileNotFoundError(
                     f"No Lucene index at {self.index_path}: build one with `toolgym index CORPUS.jsonl --out DIR`."
