@@ -39,3 +39,22 @@ def corpus_file(tmp_path):
     path = tmp_path / "corpus.jsonl"
     path.write_text("".join(json.dumps({"id": p.id, "title": p.title, "text": p.text}) + "\n" for p in PASSAGES))
     return path
+
+
+@pytest.fixture
+def local(passages):
+    """An in-process BM25 retriever over ``passages``: what the server serves."""
+    from toolgym.envs.retrieval import BM25Retriever
+
+    return BM25Retriever(passages, cache=False)
+
+
+@pytest.fixture
+def server(local):
+    """A retrieval server on a free loopback port, serving ``local``; closed after the test."""
+    from toolgym.envs.retrieval.server import RetrievalServer
+
+    srv = RetrievalServer(local, "127.0.0.1", 0, backend="bm25")
+    srv.start_in_thread()
+    yield srv
+    srv.close()

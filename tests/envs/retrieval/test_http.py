@@ -8,24 +8,11 @@ import pytest
 
 requests = pytest.importorskip("requests", reason="the http backend needs requests (pip install 'toolgym[serve]')")
 
-from toolgym.envs.retrieval import BM25Retriever, make_retriever  # noqa: E402
+from toolgym.envs.retrieval import make_retriever  # noqa: E402
 from toolgym.envs.retrieval.http import HTTPRetriever, RetrievalError  # noqa: E402
 from toolgym.envs.retrieval.server import RetrievalServer  # noqa: E402
 
 from .conftest import QUERIES  # noqa: E402
-
-
-@pytest.fixture
-def local(passages):
-    return BM25Retriever(passages, cache=False)
-
-
-@pytest.fixture
-def server(local):
-    srv = RetrievalServer(local, "127.0.0.1", 0, backend="bm25")
-    srv.start_in_thread()
-    yield srv
-    srv.close()
 
 
 def test_binds_loopback_by_default(local):

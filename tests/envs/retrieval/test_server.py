@@ -10,7 +10,6 @@ import pytest
 
 requests = pytest.importorskip("requests", reason="the http client needs requests (pip install 'toolgym[serve]')")
 
-from toolgym.envs.retrieval import BM25Retriever  # noqa: E402
 from toolgym.envs.retrieval.http import HTTPRetriever  # noqa: E402
 from toolgym.envs.retrieval.server import (  # noqa: E402
     BadRequest,
@@ -74,19 +73,6 @@ HOSTILE = {
     "JSON nested 100,000 deep": (_post(b"[" * 100_000), 413, ["nesting depth", "100,000", "--max-json-depth"]),
     "topk over the limit": (_post(_json({"queries": ["a"], "topk": 5000})), 400, ["topk", "--max-topk"]),
 }
-
-
-@pytest.fixture
-def local(passages):
-    return BM25Retriever(passages, cache=False)
-
-
-@pytest.fixture
-def server(local):
-    srv = RetrievalServer(local, "127.0.0.1", 0, backend="bm25")
-    srv.start_in_thread()
-    yield srv
-    srv.close()
 
 
 @pytest.mark.parametrize("name", list(HOSTILE))
