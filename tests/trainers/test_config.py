@@ -69,3 +69,24 @@ def test_ppo_settings_take_the_shared_top_level_keys():
                                                             "ppo.vf_coef=0.5"])
     settings = cfg.ppo_settings()
     assert (settings.algorithm, settings.credit, settings.gamma, settings.vf_coef) == ("rloo", "step", 0.9, 0.5)
+
+
+def test_gigpo_credit_and_gspo_pass_through():
+    cfg = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", ["credit=gigpo", "step_weight=0.5", "gamma=0.95",
+                                                            "grpo.importance_sampling_level=sequence"])
+    assert (cfg.credit, cfg.step_weight, cfg.step_similarity) == ("gigpo", 0.5, "exact")
+    assert cfg.grpo_config().importance_sampling_level == "sequence"  # GSPO: TRL's own option, unchanged
+    settings = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", ["algorithm=rloo", "credit=gigpo",
+                                                                 "step_weight=0.3"]).ppo_settings()
+    assert (settings.credit, settings.step_weight) == ("gigpo", 0.3)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("credit=gipgo", "Did you mean 'gigpo'"),
+    ("step_weight=-1", "step_weight must be a number >= 0"),
+    ("step_similarity=exakt", "Did you mean 'exact'"),
+    ("ppo.step_weight=1", "Unknown config key 'ppo.step_weight'"),  # top-level, shared with GRPO
+])
+def test_gigpo_settings_are_validated(override, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", [override])
