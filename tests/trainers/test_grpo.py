@@ -235,7 +235,8 @@ def test_system_prompt_wrapper_replaces_only_the_system_message():
 
 
 @pytest.mark.parametrize("credit,args", [("outcome", {}), ("step", {}), ("gigpo", {}),
-                                         ("outcome", {"importance_sampling_level": "sequence"})])
+                                         ("gigpo", {"importance_sampling_level": "sequence"})],
+                         ids=["outcome", "step", "gigpo", "gigpo-gspo"])
 def test_one_step_per_credit_mode_changes_the_adapter(tiny_dir, tmp_path, credit, args):
     trainer = _trainer(tiny_dir, tmp_path, credit=credit, max_steps=1, **args)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_" in n}
