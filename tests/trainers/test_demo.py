@@ -131,8 +131,10 @@ def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
 
     with pytest.raises(SystemExit, match="toolgym demo: .*got 'rlo'. Did you mean 'rloo'"):
         main(["demo", "--compare", "grpo,rlo"])
-    with pytest.raises(SystemExit, match="credit must be 'outcome' or 'step', got 'steps'"):
+    with pytest.raises(SystemExit, match="credit must be 'outcome', 'step' or 'gigpo', got 'steps'"):
         main(["demo", "credit=steps"])
+    with pytest.raises(SystemExit, match="Unknown credit arm 'gipgo'. Did you mean 'gigpo'"):
+        main(["demo", "--compare", "credit", "arms=outcome,gipgo"])
     with pytest.raises(SystemExit, match="warm_steps='many' is not a valid int \\(default 4000\\)"):
         main(["demo", "warm_steps=many"])
     with pytest.raises(SystemExit, match="short_names='ture' is not a valid bool"):
