@@ -354,7 +354,8 @@ class ToolGRPOTrainer(GRPOTrainer):
 
     def _per_token_advantages(self, inputs, shape) -> torch.Tensor:
         """(B, T) advantages for this process's episode rows: each step's advantage on its tokens."""
-        local = self._local_step_advantages([x["step_rewards"] for x in inputs], [x["step_states"] for x in inputs])
+        local = self._local_step_advantages([x["step_rewards"] for x in inputs],
+                                            [x.get("step_states", []) for x in inputs])  # read by gigpo only
         return self._spread_over_tokens([x["step_spans"] for x in inputs], local, shape)
 
     def _spread_over_tokens(self, spans, values, shape) -> torch.Tensor:
