@@ -115,3 +115,118 @@ def test_step_advantages_hook_credit_and_errors():
         A.step_advantages([[1.0], [0.0], [1.0]], 2)
 
 
+
+
+# -- GiGPO ---------------------------------------------------------------------------------------------
+# Two groups of three episodes (gamma 0.5, omega 0.5). State keys: "s0" starts every episode of group
+# 0 and "t0" of group 1; "a" is reached by episodes 0 and 1 (group 0) and by episode 4 (group 1:
+# the same key in another group is another step group, seen once there); "b" by episodes 3 and 5;
+# "c" and "e" are seen once.
+GIGPO_REWARDS = [[0.1, 1.0], [0.1, 0.0], [0.0], [0.2, 0.0, 1.0], [0.0, 1.0], [0.2, 0.0, 0.0]]
+GIGPO_STATES = [["s0", "a"], ["s0", "a"], ["s0"], ["t0", "b", "c"], ["t0", "a"], ["t0", "b", "e"]]
+
+
+def _paper_gigpo(rewards, states, n, gamma, omega):
+    """GiGPO's equations written out one by one (Feng et al. 2025, Sec. 4), F_norm = std (unbiased) + eps."""
+    import statistics
+
+    def norm(x, xs):
+        return (x - statistics.mean(xs)) / ((statistics.stdev(xs) if len(xs) > 1 else 0.0) + EPS)
+
+    out = []
+    for i, r in enumerate(rewards):
+        group = range(i // n * n, i // n * n + n)
+        # R(tau_i) and A^E(tau_i) = (R(tau_i) - mean{R(tau_j)}) / F_norm({R(tau_j)})
+        a_e = norm(sum(r), [sum(rewards[j]) for j in group])
+        # R_t^(i) = sum_{k >= t} gamma^(k - t) r_k^(i)
+        ret = [[sum(gamma ** (k - t) * rj[k] for k in range(t, len(rj))) for t in range(len(rj))] for rj in rewards]
+        row = []
+        for t in range(len(r)):
+            # G^S(s~) = {R_t'^(j) : s_t'^(j) = s~, j in the group}
+            g_s = [ret[j][u] for j in group for u in range(len(rewards[j])) if states[j][u] == states[i][t]]
+            a_s = norm(ret[i][t], g_s)  # A^S(a_t^(i))
+            row.append(a_e + omega * a_s)  # A(a_t^(i)) = A^E + omega * A^S
+        out.append(row)
+    return out
+
+
+def test_gigpo_hand_computed_batch():
+    adv = A.step_advantages(GIGPO_REWARDS, 3, credit="gigpo", gamma=0.5, step_states=GIGPO_STATES, step_weight=0.5)
+    # the numbers by hand: episode returns 1.1, 0.1, 0.0 (mean 0.4, std sqrt(.37)); 1.2, 1.0, 0.2
+    # (mean 0.8, std sqrt(.28)). Step returns (gamma 0.5): ep0 0.6, 1.0; ep1 0.1, 0.0; ep2 0.0;
+    # ep3 0.45, 0.5, 1.0; ep4 0.5, 1.0; ep5 0.2, 0.0, 0.0.
+    s0 = [0.6, 0.1, 0.0]
+    t0 = [0.45, 0.5, 0.2]
+
+    def z(x, xs):
+        m = sum(xs) / len(xs)
+        return (x - m) / (math.sqrt(sum((v - m) ** 2 for v in xs) / (len(xs) - 1)) + EPS)
+
+    ae = [z(1.1, [1.1, 0.1, 0.0]), z(0.1, [1.1, 0.1, 0.0]), z(0.0, [1.1, 0.1, 0.0]),
+          z(1.2, [1.2, 1.0, 0.2]), z(1.0, [1.2, 1.0, 0.2]), z(0.2, [1.2, 1.0, 0.2])]
+    a_state = 0.5 / (math.sqrt(0.5) + EPS)  # {1.0, 0.0}: mean 0.5, std sqrt(0.5)
+    b_state = 0.25 / (math.sqrt(0.125) + EPS)  # {0.5, 0.0}: mean 0.25, std sqrt(0.125)
+    expected = [
+        [ae[0] + 0.5 * z(0.6, s0), ae[0] + 0.5 * a_state],
+        [ae[1] + 0.5 * z(0.1, s0), ae[1] - 0.5 * a_state],
+        [ae[2] + 0.5 * z(0.0, s0)],
+        [ae[3] + 0.5 * z(0.45, t0), ae[3] + 0.5 * b_state, ae[3]],  # c: seen once, A^S = 0
+        [ae[4] + 0.5 * z(0.5, t0), ae[4]],  # a in group 1: seen once there
+        [ae[5] + 0.5 * z(0.2, t0), ae[5] - 0.5 * b_state, ae[5]],  # e: seen once
+    ]
+    for got, want, paper in zip(adv, expected, _paper_gigpo(GIGPO_REWARDS, GIGPO_STATES, 3, 0.5, 0.5), strict=True):
+        assert close(got, want, 1e-5) and close(got, paper, 1e-5), (got, want, paper)
+
+
+def test_gigpo_is_grpo_without_repeated_states_or_with_step_weight_zero():
+    outcome = A.step_advantages(GIGPO_REWARDS, 3, credit="outcome")
+    # step weight 0: the episode term alone, i.e. outcome credit, whatever the states
+    assert A.step_advantages(GIGPO_REWARDS, 3, credit="gigpo", gamma=0.5, step_states=GIGPO_STATES,
+                             step_weight=0.0) == outcome
+    # no state repeats: every step group has one step, A^S = 0, whatever the step weight
+    unique = [[f"{i}-{t}" for t in range(len(r))] for i, r in enumerate(GIGPO_REWARDS)]
+    got = A.step_advantages(GIGPO_REWARDS, 3, credit="gigpo", step_states=unique, step_weight=1.0)
+    assert all(close(g, o) for g, o in zip(got, outcome, strict=True))
+    # and the outcome advantages are TRL's GRPO on the episode returns
+    r = torch.tensor([sum(x) for x in GIGPO_REWARDS]).view(-1, 3)
+    trl = ((r - r.mean(1, keepdim=True)) / (r.std(1, keepdim=True) + EPS)).flatten()
+    assert close([a[0] for a in outcome], trl)
+
+
+def test_gigpo_steps_sharing_a_state_share_their_step_group():
+    # every episode of a group starts in the same state; returns-to-go 1, 1, 0 there
+    adv = A.step_advantages([[0.0, 1.0], [1.0], [0.0, 0.0]], 3, credit="gigpo", step_weight=1.0,
+                            step_states=[["s", "x"], ["s"], ["s", "y"]])
+    outcome = A.step_advantages([[0.0, 1.0], [1.0], [0.0, 0.0]], 3, credit="outcome")
+    step_level = [[a - o for a, o in zip(ar, orow, strict=True)] for ar, orow in zip(adv, outcome, strict=True)]
+    # the two steps of state s with the same return get the same step-level advantage, the third its mirror
+    assert step_level[0][0] == pytest.approx(step_level[1][0]) and step_level[0][0] > 0 > step_level[2][0]
+    assert step_level[0][1] == pytest.approx(0.0) and step_level[2][1] == pytest.approx(0.0)  # x, y seen once
+    # the step-level advantages of a step group sum to 0 (it is centred on the group's mean)
+    assert sum(row[0] for row in step_level) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_gigpo_scale_none_and_other_estimators():
+    adv = A.step_advantages([[1.0], [0.0]], 2, credit="gigpo", scale="none", step_states=[["s"], ["s"]],
+                            step_weight=1.0)
+    assert close(adv, [[0.5 + 0.5], [-0.5 - 0.5]])  # centred only, at both levels
+    rloo = A.step_advantages([[1.0], [0.0], [0.0]], 3, "rloo", credit="gigpo", step_states=[["u"], ["v"], ["w"]])
+    assert close(rloo, A.step_advantages([[1.0], [0.0], [0.0]], 3, "rloo", credit="outcome"))
+
+
+def test_gigpo_needs_a_state_per_step():
+    with pytest.raises(ValueError, match="step_states"):
+        A.step_advantages([[1.0, 0.0]], 1, credit="gigpo", step_states=[["s"]])
+    with pytest.raises(ValueError, match="credit must be one of"):
+        A.step_advantages([[1.0]], 1, credit="gipgo")
+
+
+def test_anchor_stats_report_repeats_and_return_spread():
+    rewards, mask = A.pad_steps(GIGPO_REWARDS)
+    states = A.pad_steps(A.state_ids(GIGPO_STATES), dtype=torch.long)[0]
+    stats = A.anchor_stats(states, A.discounted_returns(rewards, mask, 0.5), mask, 3)
+    # 13 steps; in shared step groups: s0 (3), a in group 0 (2), t0 (3), b (2) -> 10 of 13, groups of 2.5 on average
+    assert stats["anchor_step_share"] == pytest.approx(10 / 13)
+    assert stats["anchor_group_size"] == pytest.approx(2.5)
+    stds = [torch.tensor(x).std().item() for x in ([0.6, 0.1, 0.0], [1.0, 0.0], [0.45, 0.5, 0.2], [0.5, 0.0])]
+    assert stats["anchor_return_std"] == pytest.approx(sum(stds) / 4, abs=1e-6)

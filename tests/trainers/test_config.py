@@ -104,3 +104,24 @@ def test_check_startable_needs_the_model_and_a_checkpoint_to_resume(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such checkpoint directory"):
         cfg.check_startable(resume=str(tmp_path / "out" / "checkpoint-9"))
     TrainConfig.from_dict({"model": "Qwen/Qwen2.5-0.5B", "envs": [{"id": "MultiHopQA-v0"}]}).check_startable()
+
+
+def test_gigpo_credit_and_gspo_pass_through():
+    cfg = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", ["credit=gigpo", "step_weight=0.5", "gamma=0.95",
+                                                            "grpo.importance_sampling_level=sequence"])
+    assert (cfg.credit, cfg.step_weight, cfg.step_similarity) == ("gigpo", 0.5, "exact")
+    assert cfg.grpo_config().importance_sampling_level == "sequence"  # GSPO: TRL's own option, unchanged
+    settings = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", ["algorithm=rloo", "credit=gigpo",
+                                                                 "step_weight=0.3"]).ppo_settings()
+    assert (settings.credit, settings.step_weight) == ("gigpo", 0.3)
+
+
+@pytest.mark.parametrize("override,message", [
+    ("credit=gipgo", "Did you mean 'gigpo'"),
+    ("step_weight=-1", "step_weight must be a number >= 0"),
+    ("step_similarity=exakt", "Did you mean 'exact'"),
+    ("ppo.step_weight=1", "Unknown config key 'ppo.step_weight'"),  # top-level, shared with GRPO
+])
+def test_gigpo_settings_are_validated(override, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", [override])

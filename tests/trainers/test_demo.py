@@ -140,7 +140,8 @@ def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
 
     for argv, message in [
         (["demo", "--compare", "grpo,rlo"], "toolgym demo: .*got 'rlo'. Did you mean 'rloo'"),
-        (["demo", "credit=steps"], "credit must be 'outcome' or 'step', got 'steps'"),
+        (["demo", "credit=steps"], "credit must be 'outcome', 'step' or 'gigpo', got 'steps'"),
+        (["demo", "--compare", "credit", "arms=outcome,gipgo"], "Unknown credit arm 'gipgo'. Did you mean 'gigpo'"),
         (["demo", "warm_steps=many"], "warm_steps='many' is not a valid int \\(default 4000\\)"),
         (["demo", "short_names=ture"], "short_names='ture' is not a valid bool"),
         (["demo", "warm_mix=(0.5, 0.5, 0.5)"], "warm_mix must be three shares summing to 1, got \\(0.5, 0.5, 0.5\\)"),
@@ -219,3 +220,58 @@ def test_sampled_token_loss_equals_the_models_own_loss(tiny):
     labels[2, 10:] = -100  # fewer labelled tokens: a different loss, still the same as the model's
     assert torch.allclose(sampled_token_loss(model, ids, att, labels),
                           model(input_ids=ids, attention_mask=att, labels=labels).loss, atol=1e-5)
+
+
+def _fake_run(arm, seed, ems, rl_s=100.0):
+    algorithm, credit = {"ppo": ("ppo", "outcome")}.get(arm, ("grpo", arm))
+    point = lambda step, em: {"step": step, "em": em, "f1": em, "return": em + 0.2, "tool_calls": 2.0,  # noqa: E731
+                              "turns": 3.0, "episodes": 10}
+    return {"config": {"algorithm": algorithm, "credit": credit, "seed": seed},
+            "curve": [point(10 * k, em) for k, em in enumerate(ems)], "after": point(10 * (len(ems) - 1), ems[-1]),
+            "after_greedy": point(0, 1.0), "naive_rag": {"em": 0.0, "return": 0.1, "tool_calls": 1.0},
+            "timings": {"rl_s": rl_s}}
+
+
+def test_compare_credit_gathers_finished_runs_without_training(tmp_path):
+    from toolgym.trainers.demo import compare_credit, credit_markdown
+
+    curves = {("outcome", 0): [0.2, 0.5, 0.7], ("outcome", 1): [0.2, 0.6, 0.9],
+              ("gigpo", 0): [0.2, 0.6, 0.8], ("gigpo", 1): [0.2, 0.8, 1.0]}
+    for (arm, seed), ems in curves.items():
+        (tmp_path / f"{arm}-s{seed}").mkdir()
+        (tmp_path / f"{arm}-s{seed}" / "results.json").write_text(json.dumps(_fake_run(arm, seed, ems)))
+    (tmp_path / "warm").mkdir()  # never loaded: every run is there already
+    cfg = DemoConfig(output_dir=str(tmp_path), arms="outcome,gigpo", seeds=2, warm_model=str(tmp_path / "warm"))
+    table = {r["arm"]: r for r in compare_credit(cfg, progress=False)["table"]}  # no warm start: all runs exist
+    assert table["outcome"]["em"] == pytest.approx(0.8) and table["gigpo"]["em"] == pytest.approx(0.9)
+    assert table["gigpo"]["em_per_seed"] == [0.8, 1.0] and table["outcome"]["em_curve"] == pytest.approx([0.2, 0.55, 0.8])
+    assert table["outcome"]["steps_to_target"] == [None, 20] and table["gigpo"]["steps_to_target"] == [20, 10]
+    lo, hi = table["outcome"]["em_ci"]  # Wilson interval of 16 right of 20
+    assert lo == pytest.approx(0.584, abs=1e-3) and hi == pytest.approx(0.919, abs=1e-3)
+    saved = json.loads((tmp_path / "credit.json").read_text())
+    assert list(saved["curves"]) == ["outcome", "gigpo"] and (tmp_path / "credit.png").stat().st_size > 0
+    assert (tmp_path / "credit.md").read_text() == credit_markdown(compare_credit(cfg, progress=False)["table"])
+    assert "| gigpo | 2 | 0.90 (" in (tmp_path / "credit.md").read_text()
+
+
+def test_demo_config_checks_credit_arms_and_templates():
+    with pytest.raises(ValueError, match="Did you mean 'gigpo'"):
+        DemoConfig(arms="outcome,gipgo")
+    with pytest.raises(ValueError, match="Did you mean 'film_director_birth_country'"):
+        DemoConfig(template="film_director_birth_contry")
+    assert DemoConfig(credit="gigpo", template="film_director_birth_country").credit == "gigpo"
+
+
+def test_scripted_plans_follow_the_question_hops():
+    from types import SimpleNamespace
+
+    from toolgym.trainers.demo import _plan
+
+    two = SimpleNamespace(supporting_titles=("Vines", "Beike"), answer="Retoufou")
+    three = SimpleNamespace(supporting_titles=("Balith", "Datri", "Staban"), answer="Taitrain")
+    assert _plan("expert", two) == ["<search> Vines</search>", "<search> Beike</search>", "<answer> Retoufou</answer>"]
+    assert _plan("one_search", two) == ["<search> Vines</search>", "<answer> Beike</answer>"]
+    assert _plan("expert", three)[2:] == ["<search> Staban</search>", "<answer> Taitrain</answer>"]
+    assert _plan("one_search", three) == ["<search> Balith</search>", "<search> Datri</search>",
+                                          "<answer> Staban</answer>"]  # one hop short: the city, not the country
+    assert _plan("immediate", three) == ["<answer> Balith</answer>"]

@@ -275,3 +275,51 @@ def test_env_spec_native_format_takes_the_policy_tokenizer(tiny):
     assert env.unwrapped.format.template.generation_prompt.endswith("<think>\n\n</think>\n\n")
     with pytest.raises(ValueError, match="needs its tokenizer"):
         spec.make()
+
+
+@pytest.mark.parametrize("credit,args", [("outcome", {}), ("step", {}), ("gigpo", {}),
+                                         ("gigpo", {"importance_sampling_level": "sequence"})],
+                         ids=["outcome", "step", "gigpo", "gigpo-gspo"])
+def test_one_step_per_credit_mode_changes_the_adapter(tiny_dir, tmp_path, credit, args):
+    trainer = _trainer(tiny_dir, tmp_path, credit=credit, max_steps=1, **args)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_" in n}
+    trainer.train()
+    assert any(not torch.equal(before[n], p.detach()) for n, p in trainer.model.named_parameters() if "lora_" in n)
+    if credit == "gigpo":  # every group's episodes start in the same state: a shared step group at least
+        assert trainer.state.log_history[0]["gigpo/anchor_step_share"] > 0
+
+
+def test_gigpo_credit_puts_step_group_advantages_on_tokens(tiny_dir, tmp_path):
+    from toolgym.trainers import advantages as A
+
+    trainer = _trainer(tiny_dir, tmp_path, credit="gigpo")
+    trainer.step_weight = 1.0
+    inputs = [{"prompt": p} for p in trainer.train_dataset[:1]["prompt"] for _ in range(3)]
+    # one group of 3: all start in state s; episodes 0 and 1 reach state a, episode 2 state b
+    for x, rewards, states in zip(inputs, [[0.2, 1.0], [0.2, 0.0], [0.0, 0.0]], [["s", "a"], ["s", "a"], ["s", "b"]],
+                                  strict=True):
+        x["step_rewards"], x["step_spans"], x["step_states"] = rewards, [(0, 2), (5, 7)], states
+    trainer.num_generations = 3
+    adv = trainer._per_token_advantages(inputs, (3, 8))
+    want = A.step_advantages([x["step_rewards"] for x in inputs], 3, credit="gigpo",
+                             step_states=[x["step_states"] for x in inputs])
+    for b in range(3):
+        assert adv[b, 0] == pytest.approx(want[b][0]) and adv[b, 5] == pytest.approx(want[b][1])
+        assert adv[b, 2:5].abs().sum() == 0 and adv[b, 7:].abs().sum() == 0  # env tokens and padding
+    outcome = A.step_advantages([x["step_rewards"] for x in inputs], 3, credit="outcome")
+    step_level = [[want[b][k] - outcome[b][k] for k in range(2)] for b in range(3)]
+    # state a: returns 1.0 and 0.0 -> mirrored step-level advantages; state b seen once -> 0
+    assert step_level[0][1] == pytest.approx(-step_level[1][1]) and step_level[0][1] > 0
+    assert step_level[2][1] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_rollout_func_hands_each_steps_state_to_the_trainer(tiny_dir, tmp_path):
+    trainer = _trainer(tiny_dir, tmp_path, credit="gigpo")
+    prompts = [p for p in trainer.train_dataset[:2]["prompt"] for _ in range(3)]
+    torch.manual_seed(0)
+    batch = trainer.env_rollout(prompts, trainer)
+    eps = trainer.env_rollout.last_episodes
+    assert batch["step_states"] == [e.step_states for e in eps]
+    assert [len(s) for s in batch["step_states"]] == [len(r) for r in batch["step_rewards"]]
+    # the episodes of one task start from the same observation: one step group
+    assert len({s[0] for s in batch["step_states"][:3]}) == 1 and batch["step_states"][0][0] != batch["step_states"][3][0]

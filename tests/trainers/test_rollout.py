@@ -163,3 +163,21 @@ def test_engine_encodes_as_the_tokenizer_does(tiny, text):
             return tok(t, add_special_tokens=add_special_tokens)
 
     assert RolloutEngine([FakeQAEnv()], WrapperOnly(), _expert_backend(tok))._encode(text) == engine._encode(text)
+
+
+def test_each_step_keys_the_observation_it_was_sampled_on(tiny):
+    from toolgym.trainers.rollout import observation_key
+
+    _, tok = tiny
+    envs = [FakeQAEnv() for _ in range(3)]
+    eps = RolloutEngine(envs, tok, _expert_backend(tok), max_completion_tokens=400).run([0, 0, 1])
+    first = [FakeQAEnv().reset(seed=s)[0] for s in (0, 0, 1)]
+    assert [ep.steps[0].state for ep in eps] == [observation_key(o) for o in first]
+    # same question, same expert turns: the same states at every step; another question: other states
+    assert eps[0].step_states == eps[1].step_states and len(set(eps[0].step_states)) == 2
+    assert not set(eps[0].step_states) & set(eps[2].step_states)
+    # the second step's state is the observation after the first step
+    env = FakeQAEnv()
+    env.reset(seed=0)
+    obs = env.step(eps[0].messages[2]["content"])[0]
+    assert eps[0].steps[1].state == observation_key(obs)

@@ -14,6 +14,11 @@ Critic-free estimators map per-step *returns* (B, S) to per-step advantages (B, 
     adv = grpo(returns, mask, group_size)             # or rloo / reinforce_pp / reinforce_pp_baseline
     token_adv = steps_to_tokens(adv, spans, mask, T)  # each step's value on its tokens, 0 elsewhere
 
+``gigpo`` (Feng et al. 2025, GiGPO) adds turn-level credit to any of them without a critic: the
+steps of a group's episodes that were sampled on the same observation (an *anchor state*) form a
+step group, and each step gets ``A^E(episode) + omega * A^S(step)``, the second term its discounted
+return normalised within its step group.
+
 ``gae`` is the critic's estimator (PPO): on tokens (or steps), skipping masked positions, so env
 tokens are transitions and not actions. Group and batch statistics are over real steps only, with
 TRL's conventions: unbiased std and ``(x - mean) / (std + 1e-4)``.
@@ -170,6 +175,94 @@ def get_estimator(name: str) -> Callable[..., torch.Tensor]:
     return ESTIMATORS[name]
 
 
+# -- GiGPO: episode groups plus step groups of anchor states -------------------------------------------
+def anchor_groups(states: torch.Tensor, mask: torch.Tensor, group_size: int) -> torch.Tensor:
+    """(B, S) ids of the step groups: steps of the same episode group sampled on the same state
+    (``states``: (B, S) ints, equal ids = the same observation) share an id; padding steps get -1."""
+    group = torch.arange(states.shape[0], device=states.device).div(group_size, rounding_mode="floor")
+    key = group.unsqueeze(1) * (int(states.max().clamp(min=0)) + 1) + states
+    ids = torch.unique(key[mask.bool()], return_inverse=True)[1]
+    out = torch.full_like(states, -1)
+    out[mask.bool()] = ids
+    return out
+
+
+def gigpo(episode_returns: torch.Tensor, step_returns: torch.Tensor, mask: torch.Tensor, states: torch.Tensor,
+          group_size: int, step_weight: float = 1.0, scale: str = "group", estimator: str = "grpo",
+          eps: float = EPS) -> torch.Tensor:
+    """GiGPO's advantages (Feng et al. 2025, "Group-in-Group Policy Optimization for LLM Agent Training").
+
+    Args:
+        episode_returns: (B,) ``R(tau_i)``, the (undiscounted) return of each episode.
+        step_returns: (B, S) ``R_t^(i) = sum_{k>=t} gamma^(k-t) r_k^(i)`` (:func:`discounted_returns`).
+        mask: (B, S) True on real steps.
+        states: (B, S) ints, equal where two steps were sampled on the same observation (exact match).
+        group_size: episodes per task (``N``; groups are consecutive, as TRL's ``num_generations``).
+        step_weight: ``omega``, the weight of the step-level advantage.
+        scale: ``F_norm``: ``group``/``batch`` divide by a std, ``none`` by 1 (TRL's ``scale_rewards``);
+            at the step level the std is the step group's.
+        estimator: the episode-level estimator (GiGPO's is ``grpo``; any of :data:`ESTIMATORS`).
+
+    Returns:
+        (B, S) ``A(a_t^(i)) = A^E(tau_i) + omega * A^S(a_t^(i))`` on real steps, 0 on padding.
+    """
+    one = torch.ones_like(mask[:, :1])
+    kw = {"scale": scale} if estimator == "grpo" else {}
+    # A^E(tau_i) = (R(tau_i) - mean_j R(tau_j)) / F_norm(R(tau_j)): the episode-level group advantage
+    a_episode = get_estimator(estimator)(episode_returns.unsqueeze(1), one, group_size, **kw)
+    # G^S(s~) = {(a_t^(i), R_t^(i)) | s_t^(i) = s~}: the step group of each anchor state within a task's group
+    anchor = anchor_groups(states, mask, group_size)
+    # A^S(a_t^(i)) = (R_t^(i) - mean(R in G^S)) / F_norm(R in G^S): the step-level relative advantage
+    a_step = _within(step_returns, anchor, mask, eps, divide=scale != "none")
+    # A(a_t^(i)) = A^E(tau_i) + omega * A^S(a_t^(i))
+    return (a_episode + step_weight * a_step) * mask
+
+
+def _within(x: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, eps: float, divide: bool) -> torch.Tensor:
+    """``x`` minus the mean of its id's entries (over the std of them, unbiased, when ``divide``); an
+    id seen once gives 0 (its own mean)."""
+    m = mask.bool()
+    idx, vals = ids[m], x[m]
+    n_ids = int(idx.max()) + 1 if idx.numel() else 0
+    count = torch.zeros(n_ids, dtype=x.dtype).index_add_(0, idx, torch.ones_like(vals))
+    mean = torch.zeros(n_ids, dtype=x.dtype).index_add_(0, idx, vals) / count
+    centred = vals - mean[idx]
+    if divide:
+        sq = torch.zeros(n_ids, dtype=x.dtype).index_add_(0, idx, centred ** 2)
+        std = torch.where(count > 1, (sq / (count - 1).clamp(min=1)).sqrt(), torch.zeros_like(sq))
+        centred = centred / (std[idx] + eps)
+    out = torch.zeros_like(x)
+    out[m] = centred
+    return out
+
+
+def anchor_stats(states: torch.Tensor, step_returns: torch.Tensor, mask: torch.Tensor,
+                 group_size: int) -> dict[str, float]:
+    """How much the step groups can say: the share of steps whose anchor state another step of the
+    group shares, the mean size of those step groups, and the mean std of the returns within them
+    (0: the step-level term adds nothing)."""
+    anchor = anchor_groups(states, mask, group_size)
+    idx = anchor[mask.bool()]
+    if not idx.numel():
+        return {"anchor_step_share": 0.0, "anchor_group_size": 0.0, "anchor_return_std": 0.0}
+    count = torch.bincount(idx).to(step_returns.dtype)
+    vals = step_returns[mask.bool()]
+    mean = torch.zeros_like(count).index_add_(0, idx, vals) / count
+    sq = torch.zeros_like(count).index_add_(0, idx, (vals - mean[idx]) ** 2)
+    shared = count > 1
+    std = (sq[shared] / (count[shared] - 1)).sqrt()
+    return {"anchor_step_share": float(shared[idx].float().mean()),
+            "anchor_group_size": float(count[shared].mean()) if shared.any() else 0.0,
+            "anchor_return_std": float(std.mean()) if shared.any() else 0.0}
+
+
+def state_ids(step_states: Sequence[Sequence]) -> list[list[int]]:
+    """Per-episode lists of state keys (any hashable: the rollout's observation hashes) -> small ints,
+    equal where the keys are equal."""
+    table: dict = {}
+    return [[table.setdefault(k, len(table)) for k in keys] for keys in step_states]
+
+
 # -- steps <-> tokens -------------------------------------------------------------------------------------
 def pad_steps(step_rewards: Sequence[Sequence[float]], dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-episode lists of step rewards -> ``(rewards (B, S), mask (B, S))``."""
@@ -225,23 +318,41 @@ def values_at_step_starts(token_values: torch.Tensor, spans: torch.Tensor, mask:
 
 
 # -- the hook for trainers ------------------------------------------------------------------------------
+CREDITS = ("outcome", "step", "gigpo")
+
+
 def step_advantages(step_rewards: Sequence[Sequence[float]], group_size: int, estimator: str = "grpo",
-                    credit: str = "step", gamma: float = 1.0, scale: str = "group") -> list[list[float]]:
+                    credit: str = "step", gamma: float = 1.0, scale: str = "group",
+                    step_states: Sequence[Sequence] | None = None, step_weight: float = 1.0) -> list[list[float]]:
     """Per-step advantages of a batch of episodes, lists in and out.
 
     Args:
         step_rewards: per episode, the reward of each step (groups of ``group_size`` consecutive episodes).
         estimator: ``grpo``, ``rloo``, ``reinforce_pp`` or ``reinforce_pp_baseline``.
-        credit: ``step`` (each step gets the advantage of its return-to-go) or ``outcome`` (every
-            step gets the advantage of the episode return, the undiscounted sum of its rewards).
-        gamma: discount of the returns over steps (``credit="step"``).
+        credit: ``step`` (each step gets the advantage of its return-to-go), ``outcome`` (every
+            step gets the advantage of the episode return, the undiscounted sum of its rewards) or
+            ``gigpo`` (the episode's advantage plus ``step_weight`` times the step's within its
+            anchor-state group, :func:`gigpo`).
+        gamma: discount of the returns over steps (``credit="step"`` and ``"gigpo"``).
         scale: GRPO's std scaling (``group``, ``batch``, ``none``); other estimators ignore it.
+        step_states: ``credit="gigpo"``: per episode, a key of the observation each step was sampled
+            on (equal keys = the same state; :attr:`toolgym.trainers.rollout.Step.state`).
+        step_weight: ``credit="gigpo"``: GiGPO's omega.
     """
-    if credit not in ("step", "outcome"):
-        raise ValueError(f"credit must be 'step' or 'outcome', got {credit!r}")
+    if credit not in CREDITS:
+        raise ValueError(f"credit must be one of {CREDITS}, got {credit!r}")
     fn = get_estimator(estimator)
     rewards, mask = pad_steps(step_rewards)
     kw = {"scale": scale} if estimator == "grpo" else {}
+    if credit == "gigpo":
+        if step_states is None or [len(s) for s in step_states] != [len(r) for r in step_rewards]:
+            raise ValueError("credit='gigpo' needs step_states with one state key per step of each episode "
+                             f"(step counts {[len(r) for r in step_rewards]}, got "
+                             f"{None if step_states is None else [len(s) for s in step_states]})")
+        states = pad_steps(state_ids(step_states), dtype=torch.long)[0]
+        adv = gigpo(rewards.sum(1), discounted_returns(rewards, mask, gamma), mask, states, group_size,
+                    step_weight, scale, estimator)
+        return unpad_steps(adv, mask)
     if credit == "step":
         return unpad_steps(fn(discounted_returns(rewards, mask, gamma), mask, group_size, **kw), mask)
     episode = fn(rewards.sum(1, keepdim=True), torch.ones_like(mask[:, :1]), group_size, **kw)

@@ -31,7 +31,8 @@ def build_trainer(config: TrainConfig, **grpo_overrides):
                   processing_class=tok, peft_config=config.lora.peft_config(),
                   chat_template_kwargs=config.chat_template_kwargs or None)
     if config.algorithm == "grpo":
-        return ToolGRPOTrainer(model, credit=config.credit, gamma=config.gamma, **common)
+        return ToolGRPOTrainer(model, credit=config.credit, gamma=config.gamma, step_weight=config.step_weight,
+                               **common)
     from toolgym.trainers.ppo import ToolPPOTrainer
 
     return ToolPPOTrainer(model, ppo=config.ppo_settings(), **common)

@@ -25,11 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("overrides", nargs="*", metavar="key=value", help="DemoConfig overrides")
     d.add_argument("--output-dir", default=None, help="where results.json, demo.png and checkpoints go")
     d.add_argument("--seed", type=int, default=None)
-    d.add_argument("--credit", choices=("outcome", "step"), default=None)
+    d.add_argument("--credit", choices=("outcome", "step", "gigpo"), default=None)
     d.add_argument("--algorithm", choices=ALGORITHMS,
                    default=None, help="grpo (default), ppo, or a critic-free estimator")
     d.add_argument("--compare", default=None, metavar="ALGORITHMS",
-                   help="comma-separated algorithms (or 'all') trained from one warm start; writes curves.png")
+                   help="comma-separated algorithms (or 'all') trained from one warm start; writes curves.png. "
+                        "'credit': outcome, step and gigpo credit and PPO (arms=), seeds= seeds each; writes credit.png")
     d.add_argument("--help-config", action="store_true", help="list the demo settings and exit")
     d.set_defaults(handler=_demo)
 
@@ -73,11 +74,17 @@ def _demo(args) -> int:
             kw[key] = getattr(args, key)
     from toolgym.trainers.demo import compare_algorithms, run_demo
 
-    algorithms = [] if not args.compare else list(ALGORITHMS) if args.compare == "all" else args.compare.split(",")
+    by_credit = args.compare == "credit"
+    algorithms = ([] if not args.compare or by_credit else list(ALGORITHMS) if args.compare == "all"
+                  else args.compare.split(","))
     cfg = DemoConfig(**kw)  # settings are checked before any work
     for a in algorithms:
         DemoConfig(algorithm=a)
-    if algorithms:
+    if by_credit:
+        from toolgym.trainers.demo import compare_credit
+
+        compare_credit(cfg)
+    elif algorithms:
         compare_algorithms(cfg, algorithms)
     else:
         run_demo(cfg)

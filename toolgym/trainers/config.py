@@ -29,11 +29,12 @@ from toolgym.envs.errors import did_you_mean
 from toolgym.envs.yaml_values import load_yaml
 from toolgym.trainers.ppo_settings import ALGORITHMS, PPOSettings
 
-CREDITS = ("outcome", "step")
+CREDITS = ("outcome", "step", "gigpo")
+SIMILARITIES = ("exact",)  # GiGPO step groups: steps whose observations are identical
 DEFAULT_OUTPUT_DIR = "runs/train"
 WARM_DIR = "warm"  # `toolgym demo` saves its warm-started model in <output_dir>/warm
 # PPOSettings fields that the config holds at the top level (shared with GRPO).
-_TOP_LEVEL_PPO = {"algorithm", "credit", "gamma"}
+_TOP_LEVEL_PPO = {"algorithm", "credit", "gamma", "step_weight"}
 
 
 def _help(text: str, **kw) -> Any:
@@ -94,9 +95,14 @@ class TrainConfig:
     envs: list[EnvEntry] = _help("the env mix", default_factory=list)
     algorithm: str = _help("grpo (TRL's GRPO), ppo (a critic with GAE over turns), or the critic-free rloo, "
                            "reinforce_pp, reinforce_pp_baseline on the same rollouts", default="grpo")
-    credit: str = _help("outcome: GRPO on the episode return; step: per-step returns for each step's tokens",
-                        default="outcome")
-    gamma: float = _help("discount of the per-step returns (credit: step)", default=1.0)
+    credit: str = _help("outcome: GRPO on the episode return; step: per-step returns for each step's tokens; "
+                        "gigpo: the episode's group advantage plus step_weight times each step's advantage within "
+                        "its anchor-state group (GiGPO)", default="outcome")
+    gamma: float = _help("discount of the per-step returns (credit: step, gigpo)", default=1.0)
+    step_weight: float = _help("credit gigpo: omega, the weight of the step-level advantage (GiGPO's default 1.0)",
+                               default=1.0)
+    step_similarity: str = _help("credit gigpo: which steps form a step group; exact = sampled on the identical "
+                                 "observation (GiGPO's default)", default="exact")
     max_turn_tokens: int = _help("most tokens sampled per turn (grpo.max_completion_length bounds the episode)",
                                  default=256)
     num_tasks: int = _help("training tasks drawn (rows of the dataset TRL iterates)", default=100_000)
@@ -121,6 +127,11 @@ class TrainConfig:
             raise ValueError(f"credit must be one of {CREDITS}, got {self.credit!r}.{did_you_mean(self.credit, CREDITS)}")
         if not 0 < self.gamma <= 1:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+        if not isinstance(self.step_weight, (int, float)) or self.step_weight < 0:
+            raise ValueError(f"step_weight must be a number >= 0, got {self.step_weight!r}; GiGPO's default is 1.0")
+        if self.step_similarity not in SIMILARITIES:
+            raise ValueError(f"step_similarity must be one of {SIMILARITIES}, got {self.step_similarity!r}."
+                             f"{did_you_mean(str(self.step_similarity), SIMILARITIES)}")
         if self.max_turn_tokens < 1 or self.num_tasks < 1:
             raise ValueError(f"max_turn_tokens and num_tasks must be >= 1, got {self.max_turn_tokens}, {self.num_tasks}")
         self.grpo = {k: _number(v) if isinstance(v, str) else v for k, v in self.grpo.items()}
@@ -154,7 +165,8 @@ class TrainConfig:
 
     def ppo_settings(self) -> PPOSettings:
         """The PPO / estimator settings: ``ppo:`` plus the top-level algorithm, credit and gamma."""
-        return PPOSettings(algorithm=self.algorithm, credit=self.credit, gamma=self.gamma, **self.ppo)
+        return PPOSettings(algorithm=self.algorithm, credit=self.credit, gamma=self.gamma,
+                           step_weight=self.step_weight, **self.ppo)
 
     # -- construction -----------------------------------------------------------------------------------
     @classmethod

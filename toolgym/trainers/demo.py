@@ -25,6 +25,9 @@ from toolgym.trainers.rollout import Generation, RolloutEngine
 
 TEMPLATE = "film_director_birthplace"
 FRESH_WORLD_SEED, RL_WORLD_SEED = 1000, 2000  # warm-start worlds 1000.., RL-only worlds 2000..
+# --compare credit: arm -> (algorithm, credit)
+CREDIT_ARMS = {"outcome": ("grpo", "outcome"), "step": ("grpo", "step"), "gigpo": ("grpo", "gigpo"),
+               "ppo": ("ppo", "outcome")}
 SHORT_PROMPT = "Search one fact at a time with <search>query</search>, then reply <answer>answer</answer>."
 
 
@@ -34,10 +37,20 @@ class DemoConfig:
 
     output_dir: str = field(default="runs/demo", metadata={"help": "where results, plots and checkpoints go"})
     seed: int = field(default=0, metadata={"help": "seed of the model init, warm-start data and GRPO"})
-    credit: str = field(default="outcome", metadata={"help": "GRPO credit: outcome or step"})
+    credit: str = field(default="outcome", metadata={"help": "GRPO credit: outcome, step or gigpo"})
+    step_weight: float = field(default=1.0, metadata={"help": "credit=gigpo: omega, the weight of the step-level "
+                                                             "(anchor-state) advantage"})
+    seeds: int = field(default=3, metadata={"help": "--compare credit: RL seeds per arm (seed, seed+1, ...), all from "
+                                                    "the one warm model"})
+    arms: str = field(default="outcome,step,gigpo,ppo", metadata={
+        "help": "--compare credit: the arms, comma-separated: outcome, step, gigpo (GRPO with that credit), "
+                "ppo (critic + GAE over turns)"})
     algorithm: str = field(default="grpo", metadata={"help": "grpo, ppo (critic + GAE over turns), rloo, reinforce_pp "
                                                              "or reinforce_pp_baseline"})
     world_seed: int = field(default=0, metadata={"help": "seed of the synthetic world trained and tested on"})
+    template: str = field(default=TEMPLATE, metadata={
+        "help": "the synthetic world's bridge question template, e.g. film_director_birth_country (3 hops: "
+                "set max_turns=4 and a longer max_completion_length)"})
     n_people: int = field(default=1000, metadata={"help": "world size (questions ~ n_people/4)"})
     short_names: bool = field(default=True, metadata={"help": "one-word names for people and films in every world "
                                                                "(WorldConfig.short_names): shorter copies"})
@@ -85,8 +98,8 @@ class DemoConfig:
                                                       "when other jobs share the machine: far faster then"})
 
     def __post_init__(self):
-        if self.credit not in ("outcome", "step"):
-            raise ValueError(f"credit must be 'outcome' or 'step', got {self.credit!r}")
+        if self.credit not in ("outcome", "step", "gigpo"):
+            raise ValueError(f"credit must be 'outcome', 'step' or 'gigpo', got {self.credit!r}")
         from toolgym.envs.errors import unknown_name_error
         from toolgym.envs.tool_env import CONTEXT_MODES
         from toolgym.trainers.ppo_settings import ALGORITHMS, PPOSettings
@@ -98,11 +111,21 @@ class DemoConfig:
                                     f"grpo_steps=0 --output-dir {Path(self.warm_model).parent}")
         if self.grpo_steps < 0:
             raise ValueError(f"grpo_steps must be >= 0 (0: build and save the warm model only), got {self.grpo_steps}")
+        for arm in self.arms.split(","):
+            if arm not in CREDIT_ARMS:
+                raise unknown_name_error("credit arm", arm, CREDIT_ARMS)
+        if self.seeds < 1 or self.step_weight < 0:
+            raise ValueError(f"seeds must be >= 1 and step_weight >= 0, got {self.seeds} and {self.step_weight}")
         if self.completions_per_step % self.num_generations:
             raise ValueError(f"completions_per_step ({self.completions_per_step}) must be a multiple of "
                              f"num_generations ({self.num_generations})")
         if self.context not in CONTEXT_MODES:
             raise unknown_name_error("context", self.context, CONTEXT_MODES)
+        from toolgym.envs.multihop_qa.synthetic import TEMPLATES
+
+        if self.template not in TEMPLATES or TEMPLATES[self.template].type != "bridge":
+            raise unknown_name_error("bridge template", self.template,
+                                     [n for n, t in TEMPLATES.items() if t.type == "bridge"])
         if not 0 <= self.warm_world_share <= 1:
             raise ValueError(f"warm_world_share must be in [0, 1], got {self.warm_world_share}")
         if len(self.warm_mix) != 3 or abs(sum(self.warm_mix) - 1) > 1e-6 or min(self.warm_mix) < 0:
@@ -115,7 +138,7 @@ def env_kwargs(cfg: DemoConfig, split: str, world_seed: int | None = None, actin
     context = dict(context=cfg.context, context_window=cfg.context_window) if acting and cfg.context != "full" else {}
     return dict(dataset="synthetic", split=split, format="tags", max_turns=cfg.max_turns, top_k=1,
                 world={"seed": cfg.world_seed if world_seed is None else world_seed, "n_people": cfg.n_people,
-                       "templates": [TEMPLATE], "short_names": cfg.short_names,
+                       "templates": [cfg.template], "short_names": cfg.short_names,
                        "facts_only": cfg.facts_only}, **context)
 
 
@@ -178,16 +201,17 @@ class ScriptedBackend:
 
 def _plan(kind: str, example) -> list[str]:
     """Scripted turns. The naive plans answer wrongly but still copy a name from the context (the
-    first hop's entity, the question's film), as naive RAG does: every target is then a copy, which
-    is what the tiny model must learn, and the naive branches keep EM at 0."""
-    film, director = example.supporting_titles[:2]
+    last entity reached, the question's film), as naive RAG does: every target is then a copy, which
+    is what the tiny model must learn, and the naive branches keep EM at 0. ``one_search`` stops one
+    hop short (2 hops: search the film, answer its director; 3 hops: two searches, then the city)."""
+    titles = list(example.supporting_titles)
     # A space after the opening tag: names then tokenise as they do in the question and passages
     # (" Zano", not "Zano"), so copying is token-for-token.
     if kind == "expert":
-        return [f"<search> {film}</search>", f"<search> {director}</search>", f"<answer> {example.answer}</answer>"]
+        return [f"<search> {t}</search>" for t in titles] + [f"<answer> {example.answer}</answer>"]
     if kind == "one_search":
-        return [f"<search> {film}</search>", f"<answer> {director}</answer>"]
-    return [f"<answer> {film}</answer>"]
+        return [f"<search> {t}</search>" for t in titles[:-1]] + [f"<answer> {titles[-1]}</answer>"]
+    return [f"<answer> {titles[0]}</answer>"]
 
 
 def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, max_completion_length: int,
@@ -312,19 +336,20 @@ def sampled_spans(mask) -> list[tuple[int, int]]:
 
 def copy_accuracy(model, tokenizer, samples) -> list[float]:
     """Teacher-forced accuracy of the copied names on held-out expert episodes, per turn (1: the
-    film copied from the question, 2: the director copied from a passage, 3: the birthplace): a
+    film copied from the question, 2: the director copied from a passage, 3: the birthplace, and so
+    on for longer questions): a
     turn counts when every token after its action tag (``<search>``, ``<answer>``) is predicted.
     The tag itself is left out: in the warm-start mix the same context leads to either tag. RL does
     not repair copying (DESIGN.md), so check this after the warm start."""
     import torch
 
-    hits: list[list[int]] = [[], [], []]
+    hits: list[list[int]] = [[] for _ in range(max((len(sampled_spans(m)) for _, _, m in samples), default=3))]
     was_training = model.training
     model.eval()
     with torch.no_grad():
         for prompt, completion, mask in samples:
             pred = model(torch.tensor([prompt + completion])).logits[0].argmax(-1).tolist()
-            for turn, (start, end) in enumerate(sampled_spans(mask)[:3]):
+            for turn, (start, end) in enumerate(sampled_spans(mask)):
                 name = start + next((j for j in range(1, end - start + 1)
                                      if tokenizer.decode(completion[start:start + j]).endswith(">")), 0)
                 hits[turn].append(int(all(pred[len(prompt) + j - 1] == completion[j] for j in range(name, end))))
@@ -515,11 +540,12 @@ def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool =
         num_tasks=cfg.grpo_steps * cfg.completions_per_step,
     )
     if cfg.algorithm == "grpo":
-        trainer = ToolGRPOTrainer(model, credit=cfg.credit, **common)
+        trainer = ToolGRPOTrainer(model, credit=cfg.credit, step_weight=cfg.step_weight, **common)
     else:  # PPO and the critic-free estimators share the rollouts and TRL's machinery
         from toolgym.trainers.ppo import PPOSettings, ToolPPOTrainer
 
-        trainer = ToolPPOTrainer(model, ppo=PPOSettings(algorithm=cfg.algorithm, credit=cfg.credit), **common)
+        trainer = ToolPPOTrainer(model, ppo=PPOSettings(algorithm=cfg.algorithm, credit=cfg.credit,
+                                                        step_weight=cfg.step_weight), **common)
     eval_before = timings["eval_s"]
     trainer.train()
     timings["rl_s"] = time.time() - t0 - (timings["eval_s"] - eval_before)  # without the held-out evals
@@ -579,6 +605,121 @@ def compare_algorithms(cfg: DemoConfig, algorithms: list[str], progress: bool = 
         log(f"{a:<22} {r['after']['return']:>7.3f} {r['after']['em']:>10.2f} {r['after']['tool_calls']:>10.2f} "
             f"{r['timings']['rl_s']:>6.0f}")
     return runs
+
+
+def compare_credit(cfg: DemoConfig, progress: bool = True) -> dict[str, Any]:
+    """One warm model, then every arm of ``cfg.arms`` (outcome, step, gigpo credit with GRPO; PPO's
+    GAE over turns) for ``cfg.seeds`` RL seeds, each from a copy of that model, into
+    ``<output_dir>/<arm>-s<seed>/``. A run whose ``results.json`` exists is read, not re-run (so
+    arms can run in separate processes from a saved ``warm_model`` and be gathered by a last call).
+    Writes ``credit.json``, ``credit.md`` (the table) and ``credit.png`` (held-out sampled EM and
+    return against the RL step and the RL wall time, mean over seeds, min-max shaded)."""
+    import copy
+
+    out = Path(cfg.output_dir)
+    arms = cfg.arms.split(",")
+    seeds = list(range(cfg.seed, cfg.seed + cfg.seeds))
+    todo = [(a, s) for s in seeds for a in arms if not (out / f"{a}-s{s}" / "results.json").exists()]
+    ws = warm_start(cfg, progress) if todo else None
+    runs: dict[str, list[dict]] = {a: [] for a in arms}
+    for s in seeds:
+        for a in arms:
+            path = out / f"{a}-s{s}"
+            if (a, s) in todo:
+                algorithm, credit = CREDIT_ARMS[a]
+                run_cfg = dataclasses.replace(cfg, algorithm=algorithm, credit=credit, seed=s)
+                runs[a].append(reinforce(run_cfg, ws, copy.deepcopy(ws.model), path, progress))
+            else:
+                runs[a].append(json.loads((path / "results.json").read_text()))
+    table = credit_table(runs)
+    naive = next(iter(runs.values()))[0]["naive_rag"]
+    (out / "credit.json").write_text(json.dumps({"config": asdict(cfg), "naive_rag": naive, "table": table,
+                                                 "curves": {a: [r["curve"] for r in rs] for a, rs in runs.items()},
+                                                 "rl_s": {a: [r["timings"]["rl_s"] for r in rs] for a, rs in runs.items()}},
+                                                indent=2))
+    (out / "credit.md").write_text(credit_markdown(table))
+    plot_credit(runs, naive, out / "credit.png", title=f"toolgym demo: credit ({cfg.template}, {len(seeds)} seeds)")
+    _printer(progress)(credit_markdown(table))
+    return {"runs": runs, "table": table}
+
+
+def em_interval(em: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a rate ``em`` over ``n`` episodes."""
+    if n <= 0:
+        return 0.0, 1.0
+    centre = (em + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(em * (1 - em) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def credit_table(runs: dict[str, list[dict]], target: float = 0.8) -> list[dict[str, Any]]:
+    """Per arm: held-out sampled EM after RL (mean over seeds, each seed, and the 95% Wilson interval
+    of all seeds' episodes pooled), return, EM curve (mean over seeds), RL steps to ``target`` EM
+    (per seed) and RL seconds (mean)."""
+    rows = []
+    for arm, rs in runs.items():
+        ems = [r["after"]["em"] for r in rs]
+        n = sum(r["after"]["episodes"] for r in rs)
+        pooled = sum(r["after"]["em"] * r["after"]["episodes"] for r in rs) / max(n, 1)
+        steps = sorted({c["step"] for r in rs for c in r["curve"]})
+        curve = [sum(next((c["em"] for c in r["curve"] if c["step"] == st), float("nan")) for r in rs) / len(rs)
+                 for st in steps]
+        rows.append({"arm": arm, "seeds": len(rs), "em": pooled, "em_per_seed": ems, "em_ci": em_interval(pooled, n),
+                     "episodes": n, "return": sum(r["after"]["return"] for r in rs) / len(rs),
+                     "greedy_em": sum(r["after_greedy"]["em"] for r in rs) / len(rs),
+                     "steps": steps, "em_curve": curve,
+                     "steps_to_target": [next((c["step"] for c in r["curve"] if c["em"] >= target), None) for r in rs],
+                     "rl_s": sum(r["timings"]["rl_s"] for r in rs) / len(rs)})
+    return rows
+
+
+def credit_markdown(table: list[dict[str, Any]]) -> str:
+    steps = table[0]["steps"] if table else []
+    head = ("| arm | seeds | sampled EM after (95% CI, pooled) | per seed | greedy EM | return | EM at steps "
+            f"{', '.join(map(str, steps))} (mean) | steps to 0.8 | RL s / run |")
+    lines = [head, "|" + "---|" * 9]
+    for r in table:
+        lo, hi = r["em_ci"]
+        lines.append(f"| {r['arm']} | {r['seeds']} | {r['em']:.2f} ({lo:.2f}-{hi:.2f}) | "
+                     f"{', '.join(f'{e:.2f}' for e in r['em_per_seed'])} | {r['greedy_em']:.2f} | {r['return']:.2f} | "
+                     f"{', '.join(f'{e:.2f}' for e in r['em_curve'])} | "
+                     f"{', '.join('-' if s is None else str(s) for s in r['steps_to_target'])} | {r['rl_s']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_credit(runs: dict[str, list[dict]], naive: dict[str, float], path: Path, title: str) -> None:
+    """Held-out sampled EM against the RL step and against RL wall time, and return against the RL
+    step: one line per arm (mean over seeds), the seeds' min-max shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    for arm, rs in runs.items():
+        steps = sorted({c["step"] for r in rs for c in r["curve"]})
+        for ax, key, clock in ((axes[0], "em", False), (axes[1], "em", True), (axes[2], "return", False)):
+            vals = np.array([[next((c[key] for c in r["curve"] if c["step"] == st), np.nan) for st in steps]
+                             for r in rs])
+            x = np.array(steps, dtype=float)
+            if clock:  # RL seconds, at a constant pace per step (the held-out evaluations left out)
+                x = x * np.mean([r["timings"]["rl_s"] for r in rs]) / max(steps[-1], 1)
+            line, = ax.plot(x, np.nanmean(vals, 0), marker="o", ms=3, label=arm)
+            ax.fill_between(x, np.nanmin(vals, 0), np.nanmax(vals, 0), color=line.get_color(), alpha=0.15)
+    for ax, key, label, xlabel in ((axes[0], "em", "held-out sampled EM", "RL step"),
+                                   (axes[1], "em", "held-out sampled EM", "RL wall time (s)"),
+                                   (axes[2], "return", "held-out episode return", "RL step")):
+        ax.axhline(naive[key], ls=":", color="gray", label="naive RAG")
+        ax.set_title(label)
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylim(-0.02, 1)
+    axes[1].set_ylim(-0.02, 1)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def summary(r: dict) -> str:

@@ -13,6 +13,9 @@ Credit:
   given to that step's tokens. TRL's loss already accepts per-token advantages of shape (B, T)
   (``GRPOTrainer._compute_loss``), so the override is only :meth:`ToolGRPOTrainer._generate_and_score_completions`
   replacing the (B,) advantages by (B, T) ones. On single-step episodes both are identical.
+- ``gigpo`` (GiGPO): the episode's group advantage plus ``step_weight`` times the step's
+  advantage within its anchor-state group (the steps of the group's episodes sampled on the same
+  observation, :attr:`~toolgym.trainers.rollout.Step.state`); see :func:`toolgym.trainers.advantages.gigpo`.
 
 Contexts that are not append-only (``context="window"``): each step is trained on the context it
 was sampled in, so an episode gives a sample per context (steps whose context merely grew share
@@ -55,7 +58,7 @@ from toolgym.trainers import advantages as adv_lib  # noqa: E402  (needs torch: 
 
 silence_checkpointing_aliases()  # TRL's calls of deprecated transformers aliases, made by the trainer below
 
-CREDITS = ("outcome", "step")
+CREDITS = adv_lib.CREDITS  # outcome, step, gigpo
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is the documented path we rely on
 
 
@@ -167,6 +170,7 @@ class EnvRolloutFunc:
             "episode_return": [e.ret for e in eps],
             "step_rewards": [e.step_rewards for e in eps],
             "step_spans": [e.step_spans for e in eps],
+            "step_states": [e.step_states for e in eps],
         }
 
     def episodes(self, prompts: list[str], trainer) -> list[Episode]:
@@ -229,7 +233,7 @@ def sample_rows(episodes: Sequence[Episode], prompts: Sequence[str], n_rows: int
     if n_rows < len(rows):
         raise ValueError(f"n_rows={n_rows} is fewer than the {len(rows)} samples of these episodes")
     batch: dict[str, list] = {k: [] for k in ("prompt", "prompt_ids", "completion_ids", "logprobs", "env_mask",
-                                              "episode_return", "step_rewards", "step_spans")}
+                                              "episode_return", "step_rewards", "step_spans", "step_states")}
     for r, (i, j) in enumerate(rows):
         sample, last = episodes[i].samples[j], r + 1 == len(rows) or rows[r + 1][0] != i
         steps = {} if episodes[i].append_only else {"steps": [k for k, _ in episodes[i].sample_steps(j)]}
@@ -241,10 +245,11 @@ def sample_rows(episodes: Sequence[Episode], prompts: Sequence[str], n_rows: int
         batch["episode_return"].append(episodes[i].ret if last else None)
         batch["step_rewards"].append(episodes[i].step_rewards)
         batch["step_spans"].append([span for _, span in episodes[i].sample_steps(j)])
+        batch["step_states"].append(episodes[i].step_states)
     for _ in range(n_rows - len(rows)):
         for key, value in (("prompt", "padding"), ("prompt_ids", [filler]), ("completion_ids", [filler]),
                            ("logprobs", [0.0]), ("env_mask", [0]), ("episode_return", None), ("step_rewards", []),
-                           ("step_spans", [])):
+                           ("step_spans", []), ("step_states", [])):
             batch[key].append(value)
     return batch, rows
 
@@ -286,8 +291,10 @@ class ToolGRPOTrainer(GRPOTrainer):
         model: a model or a path / hub id (as for ``GRPOTrainer``).
         envs: the env mix (:class:`EnvSpec` list).
         args: a ``trl.GRPOConfig`` (passed through unchanged).
-        credit: ``"outcome"`` (TRL's GRPO on the episode return) or ``"step"`` (per-step returns).
-        gamma: discount of the per-step returns (``credit="step"``).
+        credit: ``"outcome"`` (TRL's GRPO on the episode return), ``"step"`` (per-step returns) or
+            ``"gigpo"`` (episode plus anchor-state step groups).
+        gamma: discount of the per-step returns (``credit="step"`` and ``"gigpo"``).
+        step_weight: GiGPO's omega, the weight of the step-level advantage (``credit="gigpo"``).
         max_turn_tokens: most tokens sampled in one turn (``args.max_completion_length`` bounds the
             whole episode).
         train_dataset: tasks (see :func:`task_dataset`); default: ``num_tasks`` tasks drawn with ``args.seed``.
@@ -295,10 +302,11 @@ class ToolGRPOTrainer(GRPOTrainer):
     """
 
     def __init__(self, model, envs: Sequence[EnvSpec], args: GRPOConfig, *, credit: str = "outcome",
-                 gamma: float = 1.0, max_turn_tokens: int = 256, train_dataset=None, num_tasks: int = 100_000,
-                 chat_template_kwargs: dict | None = None, **kwargs):
+                 gamma: float = 1.0, step_weight: float = 1.0, max_turn_tokens: int = 256, train_dataset=None,
+                 num_tasks: int = 100_000, chat_template_kwargs: dict | None = None, **kwargs):
         if credit not in CREDITS:
             raise ValueError(f"credit must be one of {CREDITS}, got {credit!r}")
+        self.step_weight = step_weight
         if not envs:
             raise ValueError("envs is empty: give at least one EnvSpec")
         silence_checkpointing_aliases()  # again here: a caller's warnings.catch_warnings() may have reset it
@@ -331,7 +339,7 @@ class ToolGRPOTrainer(GRPOTrainer):
         if self.rows_per_sample:
             return self._score_sample_rows(inputs)
         output = super()._generate_and_score_completions(inputs)
-        if self.credit == "step":
+        if self.credit in ("step", "gigpo"):
             output["advantages"] = self._per_token_advantages(inputs, output["completion_ids"].shape)
         return output
 
@@ -339,17 +347,34 @@ class ToolGRPOTrainer(GRPOTrainer):
         """(advantage estimator, credit, gamma) of :func:`toolgym.trainers.advantages.step_advantages`."""
         return "grpo", self.credit, self.gamma
 
-    def _local_step_advantages(self, step_rewards: Sequence[Sequence[float]]) -> list[list[float]]:
+    def _local_step_advantages(self, step_rewards: Sequence[Sequence[float]],
+                               step_states: Sequence[Sequence[str]] | None = None) -> list[list[float]]:
         """Per-step advantages of this process's episodes; groups may straddle processes, so gather first."""
         all_rewards = gather_object([list(r) for r in step_rewards])
         estimator, credit, gamma = self._estimator()
-        all_adv = adv_lib.step_advantages(all_rewards, self._group_size, estimator, credit, gamma, self.scale_rewards)
+        all_states = None
+        if credit == "gigpo":
+            all_states = gather_object([list(s) for s in step_states])
+            self._log_anchor_stats(all_rewards, all_states, gamma)
+        all_adv = adv_lib.step_advantages(all_rewards, self._group_size, estimator, credit, gamma, self.scale_rewards,
+                                          step_states=all_states, step_weight=self.step_weight)
         start = self.accelerator.process_index * len(step_rewards)
         return all_adv[start:start + len(step_rewards)]
 
+    def _log_anchor_stats(self, step_rewards, step_states, gamma: float):
+        """``gigpo/anchor_step_share``, ``gigpo/anchor_group_size``, ``gigpo/anchor_return_std``: whether
+        states repeat within groups, and whether the returns of a repeated state differ."""
+        rewards, mask = adv_lib.pad_steps(step_rewards)
+        states = adv_lib.pad_steps(adv_lib.state_ids(step_states), dtype=torch.long)[0]
+        stats = adv_lib.anchor_stats(states, adv_lib.discounted_returns(rewards, mask, gamma), mask, self._group_size)
+        mode = "train" if self.model.training else "eval"
+        for name, value in stats.items():
+            self._metrics[mode][f"gigpo/{name}"].append(value)
+
     def _per_token_advantages(self, inputs, shape) -> torch.Tensor:
         """(B, T) advantages for this process's episode rows: each step's advantage on its tokens."""
-        local = self._local_step_advantages([x["step_rewards"] for x in inputs])
+        local = self._local_step_advantages([x["step_rewards"] for x in inputs],
+                                            [x.get("step_states", []) for x in inputs])  # read by gigpo only
         return self._spread_over_tokens([x["step_spans"] for x in inputs], local, shape)
 
     def _spread_over_tokens(self, spans, values, shape) -> torch.Tensor:
@@ -377,7 +402,7 @@ class ToolGRPOTrainer(GRPOTrainer):
                 output = super()._generate_and_score_completions([{"prompt": p} for p in labels])
         finally:
             self.rollout_func = self.env_rollout
-        adv = self._local_step_advantages([ep.step_rewards for ep in episodes])
+        adv = self._local_step_advantages([ep.step_rewards for ep in episodes], [ep.step_states for ep in episodes])
         values = [[adv[i][k] for k, _ in episodes[i].sample_steps(j)] for i, j in rows]
         values += [[]] * (n_rows - len(rows))  # padding rows
         output["advantages"] = self._spread_over_tokens(batch["step_spans"], values, output["completion_ids"].shape)

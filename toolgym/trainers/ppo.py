@@ -166,10 +166,11 @@ class ToolPPOTrainer(ToolGRPOTrainer):
         self.ppo = ppo if ppo is not None else PPOSettings()
         if not isinstance(self.ppo, PPOSettings):
             raise TypeError(f"ppo must be a PPOSettings, got {type(self.ppo).__name__}; build one with PPOSettings(...)")
-        for k in ("credit", "gamma"):
+        for k in ("credit", "gamma", "step_weight"):
             if k in kwargs:
                 raise TypeError(f"ToolPPOTrainer takes {k} in ppo=PPOSettings({k}=...), not as a keyword")
-        super().__init__(model, envs=envs, args=args, credit="outcome", gamma=self.ppo.gamma, **kwargs)
+        super().__init__(model, envs=envs, args=args, credit="outcome", gamma=self.ppo.gamma,
+                         step_weight=self.ppo.step_weight, **kwargs)
         if self.rows_per_sample and self.ppo.algorithm == "ppo":
             raise ValueError("algorithm='ppo' bootstraps its critic along one token sequence per episode, and an "
                              "env of this mix has a non-append-only context (context='window'), whose episodes can "

@@ -29,10 +29,13 @@ class PPOSettings:
 
     algorithm: str = _help("ppo (critic + GAE), or a critic-free estimator on the same rollouts: grpo, rloo, "
                            "reinforce_pp, reinforce_pp_baseline", default="ppo")
-    credit: str = _help("critic-free estimators: step (per-step returns-to-go) or outcome (episode return)",
+    credit: str = _help("critic-free estimators: step (per-step returns-to-go), outcome (episode return) or "
+                        "gigpo (episode advantage plus step_weight times the step's within its anchor-state group)",
                         default="step")
     gamma: float = _help("discount: per sampled token (gae_level token) or per turn (gae_level step and the "
                          "critic-free returns)", default=1.0)
+    step_weight: float = _help("credit gigpo: omega, the weight of the step-level (anchor-state) advantage",
+                               default=1.0)
     lam: float = _help("GAE lambda (1: Monte-Carlo returns minus the value; 0: one-step TD)", default=0.95)
     gae_level: str = _help("token: values and GAE per sampled token; step: per turn, each turn's advantage on "
                            "its tokens", default="token")
@@ -49,11 +52,13 @@ class PPOSettings:
 
     def __post_init__(self):
         _choice("ppo.algorithm", self.algorithm, ALGORITHMS)
-        _choice("ppo.credit", self.credit, ("step", "outcome"))
+        _choice("ppo.credit", self.credit, ("step", "outcome", "gigpo"))
         _choice("ppo.gae_level", self.gae_level, ("token", "step"))
         _choice("ppo.kl_penalty", self.kl_penalty, ("loss", "reward"))
         if not 0 < self.gamma <= 1:
             raise ValueError(f"ppo.gamma must be in (0, 1], got {self.gamma}; 1.0 is usual for token-level LLM RL")
+        if self.step_weight < 0:
+            raise ValueError(f"step_weight must be >= 0, got {self.step_weight}; GiGPO's default is 1.0")
         if not 0 <= self.lam <= 1:
             raise ValueError(f"ppo.lam must be in [0, 1], got {self.lam}; try 0.95")
         if not 0 < self.cliprange < 1:

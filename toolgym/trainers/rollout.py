@@ -50,6 +50,7 @@ class Step:
     parse_error: str | None = None
     tool_error: str | None = None
     sample: int = 0
+    state: str = ""  # observation_key of the observation this turn was sampled on (GiGPO's anchor state)
 
 
 @dataclass
@@ -96,6 +97,10 @@ class Episode:
         return [s.reward for s in self.steps]
 
     @property
+    def step_states(self) -> list[str]:
+        return [s.state for s in self.steps]
+
+    @property
     def step_spans(self) -> list[tuple[int, int]]:
         return [(s.start, s.end) for s in self.steps]
 
@@ -114,6 +119,14 @@ class Episode:
             for k, v in s.terms.items():
                 totals[k] = totals.get(k, 0.0) + float(v)
         return totals
+
+
+def observation_key(messages: Sequence[dict]) -> str:
+    """A hash of an observation (the chat messages): equal keys = the same state, exactly."""
+    import hashlib
+    import json
+
+    return hashlib.blake2b(json.dumps(list(messages), sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
 
 
 def step_returns(rewards: Sequence[float], gamma: float = 1.0) -> list[float]:
@@ -245,7 +258,8 @@ class RolloutEngine:
         seq.logprobs += logprobs
         ep.tokens_used += len(ids)
         ep.steps.append(Step(start, start + len(ids), float(reward), dict(info.get("reward_terms", {})),
-                             info.get("parse_error"), info.get("tool_error"), sample=max(len(ep.samples) - 1, 0)))
+                             info.get("parse_error"), info.get("tool_error"), sample=max(len(ep.samples) - 1, 0),
+                             state=observation_key(ep.messages)))  # ep.messages: the obs this turn saw
         ep.info = dict(info)
         ep.messages = list(obs)
         if terminated or truncated:
