@@ -259,6 +259,26 @@ def test_warm_pool_scripts_expert_turns_under_any_template(tiny, template, kwarg
         assert turns == [f"<search> {film}</search>", f"<search> {director}</search>", f"<answer> {ex.answer}</answer>"]
 
 
+def test_qwen3_with_thinking_on_renders_the_demo_as_qwen2_5_does(tiny):
+    """With a system prompt, no tools and thinking on, Qwen3's template writes the demo's episodes in the
+    same ids as Qwen2.5's (so the demo's figures carry over); thinking off pre-writes an empty block."""
+    import numpy as np
+
+    from toolgym.trainers.tiny_model import with_chat_template
+
+    tok = tiny[1]
+    cfg = DemoConfig(n_people=80)
+    envs = [_make(cfg, env_kwargs(cfg, "train")) for _ in range(4)]
+
+    def pool(t, **kw):
+        return warm_trajectories(t, [envs], 12, (0.4, 0.35, 0.25), np.random.default_rng(0), 320, **kw)
+
+    qwen3 = with_chat_template(tok, "qwen3")
+    assert pool(qwen3, chat_template_kwargs={"enable_thinking": True}) == pool(tok)
+    off = pool(qwen3, chat_template_kwargs={"enable_thinking": False})
+    assert all(qwen3.decode(p).endswith("<think>\n\n</think>\n\n") for p, _, _ in off)
+
+
 def test_forked_workers_build_the_same_warm_pool_as_one_process(tiny_dir):
     import subprocess
     import sys
