@@ -435,8 +435,14 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
     import torch
 
     from toolgym.generation.chat import template_name
-    from toolgym.trainers.tiny_model import (DEMO_SIZE, build_model, build_tokenizer, load_tiny, save_tiny,
-                                             with_chat_template)
+    from toolgym.trainers.tiny_model import (
+        DEMO_SIZE,
+        build_model,
+        build_tokenizer,
+        load_tiny,
+        save_tiny,
+        with_chat_template,
+    )
 
     t0 = time.time()
     out = Path(cfg.output_dir)
