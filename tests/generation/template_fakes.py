@@ -3,11 +3,6 @@ a scripted backend that writes an env's expert actions in the family's own synta
 
 from __future__ import annotations
 
-import copy
-import re
-
-# The special tokens a template writes: <|im_end|>, <｜User｜>, <turn|>, <start_of_turn>...
-_SPECIAL = re.compile(r"<[|｜][^<>'\"\s]{1,40}?[|｜]>|<[a-z_]+\|>|<\|[a-z_]+>|<(?:start|end)_of_turn>")
 VISION = ("vl", "llava", "idefics", "smolvlm", "diffusion", "muse")
 
 
@@ -20,17 +15,9 @@ def template_names() -> list[str]:
 
 def family_tokenizer(base, name: str, **extra):
     """A copy of ``base`` carrying TRL's ``name`` template, its special tokens and its end-of-turn eos."""
-    from toolgym.generation.chat import END_OF_TURN_TOKENS, shipped_templates
+    from toolgym.trainers.tiny_model import with_chat_template
 
-    tok = copy.deepcopy(base)
-    source = shipped_templates()[name] if name in shipped_templates() else name
-    tok.chat_template = source
-    tok.add_tokens(sorted(set(_SPECIAL.findall(source))), special_tokens=True)
-    if "bos_token" in source:
-        tok.add_special_tokens({"bos_token": "<bos>"})
-    eos = next((t for t in END_OF_TURN_TOKENS if t in source), None)
-    if eos is not None:
-        tok.eos_token = eos
+    tok = with_chat_template(base, name)
     for key, value in extra.items():
         setattr(tok, key, value)
     return tok

@@ -62,6 +62,55 @@ def test_no_rl_steps_saves_the_warm_model_and_stops(tmp_path, capsys):
     assert f"Warm model and tokenizer: {tmp_path / 'warm'}" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_demo_on_qwen3_with_thinking_on_trains_the_ids_it_sampled(tmp_path, monkeypatch):
+    """Warm start and two GRPO steps with TRL's qwen3 template and enable_thinking: the tokenizer carries
+    the template, no empty reasoning block is pre-written, and the ids trained are the ids sampled."""
+    from toolgym.generation.chat import template_name
+    from toolgym.trainers.grpo import ToolGRPOTrainer
+    from toolgym.trainers.tiny_model import load_tiny
+
+    batches = []
+    generate = ToolGRPOTrainer._generate_and_score_completions
+
+    def spy(self, inputs):
+        out = generate(self, inputs)
+        assert self.env_rollout.chat_template_kwargs == {"enable_thinking": True}
+        batches.append((out, list(self.env_rollout.last_episodes), self.processing_class))
+        return out
+
+    monkeypatch.setattr(ToolGRPOTrainer, "_generate_and_score_completions", spy)
+    cfg = DemoConfig(output_dir=str(tmp_path), chat_template="qwen3", chat_template_kwargs={"enable_thinking": True},
+                     **TINY_DEMO)
+    r = run_demo(cfg, progress=False)
+    assert r["curve"][-1]["step"] == 2 and 0.0 <= r["after"]["em"] <= 1.0
+    _, warm_tok = load_tiny(tmp_path / "warm")
+    assert template_name(warm_tok) == "qwen3" and warm_tok.eos_token == "<|im_end|>"
+    assert len(batches) == 2
+    assert any(len(ep.steps) > 1 for _, eps, _ in batches for ep in eps)
+    for out, eps, tok in batches:
+        for b, ep in enumerate(eps):
+            n = len(ep.completion_ids)
+            assert out["completion_ids"][b, :n].tolist() == ep.completion_ids
+            assert out["tool_mask"][b, :n].tolist() == ep.env_mask
+            assert out["prompt_ids"][b][out["prompt_mask"][b].bool()].tolist() == ep.prompt_ids
+            assert tok.decode(ep.prompt_ids).endswith("<|im_start|>assistant\n")  # thinking on: no empty block
+            env_text = tok.decode([t for t, m in zip(ep.completion_ids, ep.env_mask, strict=True) if m == 0])
+            assert "</think>" not in env_text and env_text.count("<|im_start|>assistant\n") == len(ep.steps) - 1
+
+
+def test_demo_cli_reads_chat_template_kwargs(monkeypatch):
+    import toolgym.trainers.demo as demo
+    from toolgym.cli import main
+
+    seen = []
+    monkeypatch.setattr(demo, "run_demo", lambda cfg: seen.append(cfg))
+    assert main(["demo", "chat_template=qwen3", "chat_template_kwargs.enable_thinking=true"]) == 0
+    assert seen[0].chat_template == "qwen3" and seen[0].chat_template_kwargs == {"enable_thinking": True}
+    assert main(["demo", "chat_template_kwargs={a: 1}", "chat_template_kwargs.enable_thinking=false"]) == 0
+    assert seen[1].chat_template_kwargs == {"a": 1, "enable_thinking": False}
+
+
 def test_sampled_spans_are_the_runs_of_sampled_tokens():
     assert sampled_spans([1, 1, 0, 0, 1, 0, 1]) == [(0, 2), (4, 5), (6, 7)]
     assert sampled_spans([0, 0]) == [] and sampled_spans([]) == []
@@ -147,6 +196,8 @@ def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
         (["demo", "warm_mix=(0.5, 0.5, 0.5)"], "warm_mix must be three shares summing to 1, got \\(0.5, 0.5, 0.5\\)"),
         (["demo", "warm_stpes=3"], "unknown setting 'warm_stpes=3'. Did you mean 'warm_steps'"),
         (["demo", "grpo_steps=-1"], "grpo_steps must be >= 0"),
+        (["demo", "chat_template=qwen4"], "Unknown chat_template 'qwen4'. Did you mean 'qwen3'"),
+        (["demo", "chat_template_kwargs=thinking"], "chat_template_kwargs='thinking' is not a valid dict"),
         (["demo", "warm_model=runs/nowhere/warm"], "Build it with: toolgym demo grpo_steps=0 --output-dir runs/nowhere"),
     ]:
         assert main(argv) == 2, argv
@@ -183,6 +234,50 @@ def test_warm_pool_gives_the_training_world_its_share(tiny):
     assert per_world(warm_trajectories(tok, worlds, 20, (1.0, 0.0, 0.0), rng, 160, first_share=0.1)) == [2, 9, 9]
     assert per_world(warm_trajectories(tok, worlds, 20, (1.0, 0.0, 0.0), rng, 160)) == [10, 5, 5]
     assert len(warm_trajectories(tok, worlds[:1], 7, (1.0, 0.0, 0.0), rng, 160, first_share=0.1)) == 7
+
+
+@pytest.mark.parametrize(("template", "kwargs", "prompt_end"), [
+    ("qwen3", {"enable_thinking": False}, "<|im_start|>assistant\n<think>\n\n</think>\n\n"),
+    ("llama3_1", {}, "<|start_header_id|>assistant<|end_header_id|>\n\n"),
+])
+def test_warm_pool_scripts_expert_turns_under_any_template(tiny, template, kwargs, prompt_end):
+    import numpy as np
+
+    from toolgym.trainers.tiny_model import with_chat_template
+
+    tok = with_chat_template(tiny[1], template)
+    cfg = DemoConfig(n_people=80)
+    envs = [_make(cfg, env_kwargs(cfg, "train")) for _ in range(4)]
+    pool = warm_trajectories(tok, [envs], 6, (1.0, 0.0, 0.0), np.random.default_rng(0), 400,
+                             chat_template_kwargs=kwargs)
+    examples = {ex.question: ex for ex in envs[0].unwrapped.examples}
+    for prompt, completion, mask in pool:
+        text = tok.decode(prompt)
+        assert text.endswith(prompt_end)
+        ex = next(ex for q, ex in examples.items() if q in text)
+        film, director = ex.supporting_titles[:2]
+        turns = [tok.decode(completion[a:b], skip_special_tokens=True) for a, b in sampled_spans(mask)]
+        assert turns == [f"<search> {film}</search>", f"<search> {director}</search>", f"<answer> {ex.answer}</answer>"]
+
+
+def test_qwen3_with_thinking_on_renders_the_demo_as_qwen2_5_does(tiny):
+    """With a system prompt, no tools and thinking on, Qwen3's template writes the demo's episodes in the
+    same ids as Qwen2.5's (so the demo's figures carry over); thinking off pre-writes an empty block."""
+    import numpy as np
+
+    from toolgym.trainers.tiny_model import with_chat_template
+
+    tok = tiny[1]
+    cfg = DemoConfig(n_people=80)
+    envs = [_make(cfg, env_kwargs(cfg, "train")) for _ in range(4)]
+
+    def pool(t, **kw):
+        return warm_trajectories(t, [envs], 12, (0.4, 0.35, 0.25), np.random.default_rng(0), 320, **kw)
+
+    qwen3 = with_chat_template(tok, "qwen3")
+    assert pool(qwen3, chat_template_kwargs={"enable_thinking": True}) == pool(tok)
+    off = pool(qwen3, chat_template_kwargs={"enable_thinking": False})
+    assert all(qwen3.decode(p).endswith("<think>\n\n</think>\n\n") for p, _, _ in off)
 
 
 def test_forked_workers_build_the_same_warm_pool_as_one_process(tiny_dir):

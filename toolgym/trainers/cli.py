@@ -55,11 +55,17 @@ def _demo(args) -> int:
     fields = {f.name: f for f in dataclasses.fields(DemoConfig)}
     if args.help_config:
         for f in fields.values():
-            print(f"  {f.name} (default {f.default!r}): {f.metadata.get('help', '')}")
+            print(f"  {f.name} (default {getattr(DemoConfig(), f.name)!r}): {f.metadata.get('help', '')}")
         return 0
     kw = {}
     for item in args.overrides:
         key, _, raw = item.partition("=")
+        top, dot, sub = key.partition(".")
+        if dot and _ and top in fields and isinstance(getattr(DemoConfig(), top), dict):  # kwargs.name=YAML value
+            import yaml
+
+            kw.setdefault(top, {})[sub] = yaml.safe_load(raw)
+            continue
         if key not in fields or not _:
             from toolgym.envs.errors import did_you_mean
 
@@ -67,8 +73,9 @@ def _demo(args) -> int:
         try:
             kw[key] = _parse(raw, fields[key].default)
         except ValueError:
-            raise ValueError(f"{key}={raw!r} is not a valid {type(fields[key].default).__name__} "
-                             f"(default {fields[key].default!r}).") from None
+            default = getattr(DemoConfig(), key)
+            raise ValueError(f"{key}={raw!r} is not a valid {type(default).__name__} "
+                             f"(default {default!r}).") from None
     for key in ("output_dir", "seed", "credit", "algorithm"):
         if getattr(args, key) is not None:
             kw[key] = getattr(args, key)
@@ -96,6 +103,13 @@ def _parse(raw: str, default):
         if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
             raise ValueError(raw)
         return raw.lower() in ("1", "true", "yes")
+    if default is dataclasses.MISSING:  # a dict field: a YAML mapping, e.g. {enable_thinking: true}
+        import yaml
+
+        value = yaml.safe_load(raw)
+        if not isinstance(value, dict):
+            raise ValueError(raw)
+        return value
     if isinstance(default, tuple):  # 0.5,0.3,0.2 or (0.5, 0.3, 0.2)
         return tuple(float(x) for x in raw.strip("()[] ").split(","))
     return type(default)(raw)

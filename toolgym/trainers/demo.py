@@ -96,6 +96,12 @@ class DemoConfig:
         "help": "system message shown instead of the env's (empty: the env's own); short keeps the tiny model fast"})
     threads: int = field(default=0, metadata={"help": "torch threads and warm-pool processes (0: all cores). Use 1 "
                                                       "when other jobs share the machine: far faster then"})
+    chat_template: str = field(default="qwen2_5", metadata={
+        "help": "the chat template TRL ships that the tiny tokenizer carries (qwen2_5, qwen3, llama3_1...), with "
+                "its special tokens and end-of-turn token; a warm_model keeps the template it was saved with"})
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "apply_chat_template kwargs for the warm start, RL and the held-out evaluation "
+                "(e.g. chat_template_kwargs.enable_thinking=true)"})
 
     def __post_init__(self):
         if self.credit not in ("outcome", "step", "gigpo"):
@@ -130,6 +136,14 @@ class DemoConfig:
             raise ValueError(f"warm_world_share must be in [0, 1], got {self.warm_world_share}")
         if len(self.warm_mix) != 3 or abs(sum(self.warm_mix) - 1) > 1e-6 or min(self.warm_mix) < 0:
             raise ValueError(f"warm_mix must be three shares summing to 1, got {self.warm_mix}")
+        from toolgym.generation.chat import shipped_templates
+
+        if self.chat_template not in shipped_templates():
+            raise unknown_name_error("chat_template", self.chat_template, shipped_templates())
+        if not isinstance(self.chat_template_kwargs, dict) or not all(isinstance(k, str)
+                                                                      for k in self.chat_template_kwargs):
+            raise ValueError(f"chat_template_kwargs must map names to values (e.g. {{'enable_thinking': True}}), "
+                             f"got {self.chat_template_kwargs!r}")
 
 
 def env_kwargs(cfg: DemoConfig, split: str, world_seed: int | None = None, acting: bool = False) -> dict[str, Any]:
@@ -190,8 +204,9 @@ class ScriptedBackend:
         out = []
         for p in prompts:
             text = self.tok.decode(p[-400:])
-            q = text[text.rindex("Question: "):].split("<|im_end|>")[0]
-            turn = text.count("<|im_start|>assistant") - 1
+            asked = text[text.rindex("Question: "):]
+            q = max((k for k in self.plans if asked.startswith(k)), key=len)
+            turn = asked.count("<information>")  # one search result per past turn, whatever the chat template
             plan = self.plans[q]
             ids = self.tok(plan[min(turn, len(plan) - 1)], add_special_tokens=False)["input_ids"]
             ids = ids + [self.tok.eos_token_id]
@@ -215,7 +230,7 @@ def _plan(kind: str, example) -> list[str]:
 
 
 def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, max_completion_length: int,
-                      first_share: float = 0.5, processes: int = 1):
+                      first_share: float = 0.5, processes: int = 1, chat_template_kwargs: dict | None = None):
     """``n`` scripted episodes (prompt_ids, completion_ids, env_mask), ``first_share`` of them on the
     first world (the training world), the rest spread evenly over the others; kinds drawn with ``mix``.
 
@@ -233,7 +248,7 @@ def warm_trajectories(tokenizer, envs_by_world: list[list], n: int, mix, rng, ma
             idx = rng.integers(n_questions, size=min(len(envs), count - done))
             jobs.append((w, [(int(i), kinds[int(rng.choice(3, p=list(mix)))]) for i in idx]))
     global _SCRIPTED
-    _SCRIPTED = (tokenizer, envs_by_world, max_completion_length)
+    _SCRIPTED = (tokenizer, envs_by_world, max_completion_length, chat_template_kwargs)
     try:
         if processes > 1 and can_fork():
             with multiprocessing.get_context("fork").Pool(processes) as pool:  # workers inherit the envs
@@ -252,19 +267,20 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
 
 
-_SCRIPTED: tuple | None = None  # (tokenizer, envs_by_world, max_completion_length) while a pool is built
+_SCRIPTED: tuple | None = None  # (tokenizer, envs_by_world, max_completion_length, chat_template_kwargs) while built
 
 
 def _scripted_batch(job) -> list[tuple]:
     """One lock-step batch of scripted episodes: ``job`` = (world index, [(question index, kind), ...])."""
-    tokenizer, envs_by_world, max_completion_length = _SCRIPTED
+    tokenizer, envs_by_world, max_completion_length, chat_template_kwargs = _SCRIPTED
     w, drawn = job
     envs = envs_by_world[w]
     examples = envs[0].unwrapped.examples
     # one plan per question in this batch: duplicate questions share the last one drawn
     plans = {f"Question: {examples[i].question}": _plan(kind, examples[i]) for i, kind in drawn}
     engine = RolloutEngine(envs[:len(drawn)], tokenizer, ScriptedBackend(tokenizer, plans),
-                           max_completion_tokens=max_completion_length, max_turn_tokens=64)
+                           max_completion_tokens=max_completion_length, max_turn_tokens=64,
+                           chat_template_kwargs=chat_template_kwargs)
     episodes = engine.run([0] * len(drawn), options=[{"index": i} for i, _ in drawn])
     return [(e.prompt_ids, e.completion_ids, e.env_mask) for e in episodes]
 
@@ -358,7 +374,8 @@ def copy_accuracy(model, tokenizer, samples) -> list[float]:
 
 
 def held_out_episodes(model, tokenizer, envs, order: list[int], *, temperature: float = 1.0,
-                      max_turn_tokens: int = 24, max_completion_length: int = 320, seed: int = 0) -> list:
+                      max_turn_tokens: int = 24, max_completion_length: int = 320, seed: int = 0,
+                      chat_template_kwargs: dict | None = None) -> list:
     """One sampled episode per entry of ``order`` (question indices of ``envs``' split), rolled out
     ``len(envs)`` at a time; temperature 0 is greedy."""
     import torch
@@ -373,14 +390,15 @@ def held_out_episodes(model, tokenizer, envs, order: list[int], *, temperature: 
     for k in range(0, len(order), len(envs)):
         chunk = order[k:k + len(envs)]
         engine = RolloutEngine(envs[:len(chunk)], tokenizer, backend, max_completion_tokens=max_completion_length,
-                               max_turn_tokens=max_turn_tokens)
+                               max_turn_tokens=max_turn_tokens, chat_template_kwargs=chat_template_kwargs)
         episodes += engine.run([0] * len(chunk), options=[{"index": q} for q in chunk])
     model.train(was_training)
     return episodes
 
 
 def evaluate(model, tokenizer, envs, n_questions: int, samples: int, *, temperature: float = 1.0,
-             max_turn_tokens: int = 24, max_completion_length: int = 320, seed: int = 0) -> dict[str, float]:
+             max_turn_tokens: int = 24, max_completion_length: int = 320, seed: int = 0,
+             chat_template_kwargs: dict | None = None) -> dict[str, float]:
     """Held-out metrics: ``samples`` episodes per question (0 temperature = greedy, one each)."""
     from toolgym.trainers.grpo import episode_metrics
 
@@ -388,7 +406,8 @@ def evaluate(model, tokenizer, envs, n_questions: int, samples: int, *, temperat
     reps = 1 if temperature == 0 else samples
     episodes = held_out_episodes(model, tokenizer, envs, [q for q in questions for _ in range(reps)],
                                  temperature=temperature, max_turn_tokens=max_turn_tokens,
-                                 max_completion_length=max_completion_length, seed=seed)
+                                 max_completion_length=max_completion_length, seed=seed,
+                                 chat_template_kwargs=chat_template_kwargs)
     m = episode_metrics(episodes)
     return {"em": m["answer/em"], "f1": m["answer/f1"], "return": m["episode/return"], "tool_calls": m["tools/calls"],
             "turns": m["episode/turns"], "episodes": len(episodes)}
@@ -430,7 +449,8 @@ class WarmStart:
 
 def held_out_eval(cfg: DemoConfig, ws: WarmStart, model, temperature: float = 1.0) -> dict[str, float]:
     return evaluate(model, ws.tokenizer, ws.test_envs, cfg.eval_questions, cfg.eval_samples, temperature=temperature,
-                    max_turn_tokens=cfg.max_turn_tokens, max_completion_length=cfg.max_completion_length, seed=cfg.seed)
+                    max_turn_tokens=cfg.max_turn_tokens, max_completion_length=cfg.max_completion_length, seed=cfg.seed,
+                    chat_template_kwargs=cfg.chat_template_kwargs)
 
 
 def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
@@ -439,7 +459,15 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
     import numpy as np
     import torch
 
-    from toolgym.trainers.tiny_model import DEMO_SIZE, build_model, build_tokenizer, load_tiny, save_tiny
+    from toolgym.generation.chat import template_name
+    from toolgym.trainers.tiny_model import (
+        DEMO_SIZE,
+        build_model,
+        build_tokenizer,
+        load_tiny,
+        save_tiny,
+        with_chat_template,
+    )
 
     t0 = time.time()
     out = Path(cfg.output_dir)
@@ -460,11 +488,16 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
     if cfg.warm_model:
         model, tok = load_tiny(cfg.warm_model)
         log(f"warm model loaded from {cfg.warm_model}")
+        if cfg.chat_template != DemoConfig.chat_template and template_name(tok) != cfg.chat_template:
+            raise ValueError(f"chat_template={cfg.chat_template!r}, but the warm model {cfg.warm_model!r} was built "
+                             f"with {template_name(tok)!r}; drop chat_template= or build a warm model with it")
     else:
         fresh = [[_make(cfg, env_kwargs(cfg, "train", world_seed=FRESH_WORLD_SEED + k)) for _ in range(64)]
                  for k in range(cfg.fresh_worlds)]
         # 2. tokenizer on text the model will see, never on the held-out world's text
         tok = build_tokenizer(tokenizer_texts([envs[0] for envs in fresh]), vocab_size=cfg.vocab_size)
+        if template_name(tok) != cfg.chat_template:
+            tok = with_chat_template(tok, cfg.chat_template)
         model = build_model(tok, **DEMO_SIZE, seed=cfg.seed)
 
         # 3. warm start on scripted trajectories
@@ -472,14 +505,16 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
         processes = (cfg.threads or os.cpu_count() or 1) if can_fork() else 1
         log(f"scripted warm-start pool: {cfg.warm_pool} episodes over {1 + len(fresh)} worlds, {processes} processes")
         pool = warm_trajectories(tok, [train_envs] + fresh, cfg.warm_pool, cfg.warm_mix, rng, cfg.max_completion_length,
-                                 first_share=cfg.warm_world_share, processes=processes)
+                                 first_share=cfg.warm_world_share, processes=processes,
+                                 chat_template_kwargs=cfg.chat_template_kwargs)
         log(f"pool built in {time.time() - t:.0f} s")
         supervised_warm_start(model, pool, steps=cfg.warm_steps, batch=cfg.warm_batch, lr=cfg.warm_lr, seed=cfg.seed,
                               pad_id=tok.pad_token_id, progress=progress)
         timings["warm_start_s"] = time.time() - t
         save_tiny(model, tok, out / "warm")
     heldout = warm_trajectories(tok, [scripted_test], 2 * min(cfg.eval_questions, 32), (1.0, 0.0, 0.0),
-                                np.random.default_rng(cfg.seed + 1), cfg.max_completion_length)
+                                np.random.default_rng(cfg.seed + 1), cfg.max_completion_length,
+                                chat_template_kwargs=cfg.chat_template_kwargs)
     copy_acc = copy_accuracy(model, tok, heldout)
     log(f"teacher-forced held-out copy accuracy per expert turn (film, director, birthplace): "
         f"{[round(a, 2) for a in copy_acc]}")
@@ -537,7 +572,7 @@ def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool =
         args=args, max_turn_tokens=cfg.max_turn_tokens, processing_class=ws.tokenizer, callbacks=[HeldOut()],
         peft_config=LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0,
                                target_modules="all-linear", task_type="CAUSAL_LM"),
-        num_tasks=cfg.grpo_steps * cfg.completions_per_step,
+        num_tasks=cfg.grpo_steps * cfg.completions_per_step, chat_template_kwargs=cfg.chat_template_kwargs or None,
     )
     if cfg.algorithm == "grpo":
         trainer = ToolGRPOTrainer(model, credit=cfg.credit, step_weight=cfg.step_weight, **common)

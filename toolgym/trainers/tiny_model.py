@@ -10,7 +10,9 @@ Qwen2.5 (the template that TRL ships), so everything that works on this model wo
 
 from __future__ import annotations
 
+import copy
 import importlib.resources
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -35,6 +37,35 @@ def qwen_chat_template() -> str:
     """The Qwen2.5 chat template shipped with TRL (``trl/chat_templates/qwen2_5.jinja``)."""
     require("trl", "train")
     return importlib.resources.files("trl").joinpath("chat_templates/qwen2_5.jinja").read_text()
+
+
+# The special tokens a chat template writes: <|im_end|>, <｜User｜>, <turn|>, <start_of_turn>...
+_TEMPLATE_SPECIAL = re.compile(r"<[|｜][^<>'\"\s]{1,40}?[|｜]>|<[a-z_]+\|>|<\|[a-z_]+>|<(?:start|end)_of_turn>")
+
+
+def with_chat_template(tokenizer, name: str):
+    """A copy of ``tokenizer`` carrying TRL's shipped chat template ``name`` (``"qwen3"``, ``"llama3_1"``...;
+    or a template's source), the special tokens that template writes (one token each) and its
+    end-of-turn token as eos. Build the model after this: the vocabulary may have grown."""
+    from toolgym.envs.errors import unknown_name_error
+    from toolgym.generation.chat import END_OF_TURN_TOKENS, shipped_templates
+
+    shipped = shipped_templates()
+    if name in shipped:
+        source = shipped[name]
+    elif "{%" in name or "{{" in name:
+        source = name
+    else:
+        raise unknown_name_error("chat_template", name, sorted(shipped))
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = source
+    tok.add_tokens(sorted(set(_TEMPLATE_SPECIAL.findall(source))), special_tokens=True)
+    if "bos_token" in source:
+        tok.add_special_tokens({"bos_token": "<bos>"})
+    eos = next((t for t in END_OF_TURN_TOKENS if t in source), None)
+    if eos is not None:
+        tok.eos_token = eos
+    return tok
 
 
 def build_tokenizer(texts: Iterable[str], vocab_size: int = 600, min_frequency: int = 2):
