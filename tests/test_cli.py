@@ -141,3 +141,13 @@ def test_hub_unreachable_is_one_line_naming_the_hub_id_and_the_fix(tmp_path):
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.startswith("toolgym episodes: Could not load HotpotQA from the hub (hotpotqa/hotpot_qa"), err
     assert "HF_HUB_OFFLINE is set" in err and "data_files=" in err, err
+
+
+def test_overrides_may_follow_options(capsys):
+    """`demo --seed 1 key=value`: the override after an option reaches the settings (and is checked)."""
+    assert main(["demo", "warm_steps=3", "--seed", "1", "grpo_stpes=3"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown setting 'grpo_stpes=3'. Did you mean 'grpo_steps'" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as exit_:  # anything else left over is still argparse's error
+        main(["demo", "--seed", "1", "--nope"])
+    assert exit_.value.code == 2 and "unrecognized arguments: --nope" in capsys.readouterr().err

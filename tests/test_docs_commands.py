@@ -41,6 +41,8 @@ SKIP = {
     "toolgym bench --agent openai": "a hosted endpoint and an API key",
     "toolgym serve-retriever": "serves until stopped; tests/envs/retrieval/test_cli.py starts, queries and stops one",
     "toolgym demo --compare all": "five RL runs; tests/trainers/test_demo.py runs the comparison small",
+    "toolgym demo --compare credit": "RL runs of every credit arm for each seed; tests/trainers/test_demo.py "
+                                     "runs the comparison small",
 }
 # Command start -> (module it needs, the extra that provides it).
 NEEDS = {
@@ -116,7 +118,8 @@ def small(command: str) -> str:
     command = re.sub(r"^(toolgym episodes)\b", r"\1 -n 5", command)
     if command.startswith("toolgym demo") and "--help-config" not in command:
         # the others start from the prerequisite's warm model: RL only, the warm start is its job
-        warm = "" if command in PREREQUISITES else " warm_model=runs/demo/warm"
+        # (a command that picks another chat template warms its own: a saved model keeps its template)
+        warm = "" if command in PREREQUISITES or "chat_template=" in command else " warm_model=runs/demo/warm"
         command = command.replace("toolgym demo", f"toolgym demo {_TINY_DEMO}{warm}", 1)
     match = re.match(r"toolgym train --config (\S+)", command)
     if match:

@@ -97,7 +97,14 @@ def extras_providing(module: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may also follow options (`demo --seed 1 grpo_steps=0`), which argparse
+    # alone rejects once an option has ended the positional list
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not isinstance(getattr(args, "overrides", None), list) or any(a.startswith("-") or "=" not in a
+                                                                          for a in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides += extra
     if not getattr(args, "handler", None):
         parser.print_help()
         return USAGE_ERROR
