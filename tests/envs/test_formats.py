@@ -159,7 +159,7 @@ _TAG_PIECES = st.sampled_from(["<search>", "</search>", "<answer>", "</answer>",
 def test_tags_pairing_matches_the_backreference_regex(text):
     # The one-pass pairing must find exactly what the (quadratic) regex finds.
     regex = re.compile(r"<([A-Za-z_][\w-]*)>(.*?)</\1>", re.DOTALL)
-    assert TagsFormat._pairs(text) == [(m.group(1), m.group(2).strip()) for m in regex.finditer(text)]
+    assert TagsFormat.tag_pairs(text) == [(m.group(1), m.group(2).strip()) for m in regex.finditer(text)]
 
 
 def test_tags_many_unclosed_tags_parse():

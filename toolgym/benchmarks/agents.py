@@ -271,7 +271,7 @@ def extract_answer(text: str) -> str:
     from toolgym.envs.formats import HermesFormat, TagsFormat
 
     text = _THINK.sub("", text)
-    for tag, body in TagsFormat._pairs(text):
+    for tag, body in TagsFormat.tag_pairs(text):
         if tag == "answer":
             return body
     for call in HermesFormat().parse(text, ()).calls:

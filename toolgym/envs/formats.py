@@ -156,7 +156,7 @@ class HermesFormat(ActionFormat):
 class TagsFormat(ActionFormat):
     name: str = field(default="tags", init=False)
 
-    # An opening or closing tag. Calls are paired by ``_pairs`` in one pass: the regex
+    # An opening or closing tag. Calls are paired by ``tag_pairs`` in one pass: the regex
     # ``<(name)>(.*?)</\1>`` is quadratic on many tags that are never closed.
     _TAG = re.compile(r"<(/?)([A-Za-z_][\w-]*)>")
     # Tags a model writes that are not calls.
@@ -176,7 +176,7 @@ class TagsFormat(ActionFormat):
         text = _without_thoughts(text)
         by_name = {tool.name: tool for tool in tools}
         calls, errors, attempted = [], [], False
-        for tag, body in self._pairs(text):
+        for tag, body in self.tag_pairs(text):
             if tag in self._NOT_CALLS:
                 continue
             attempted = True
@@ -197,7 +197,7 @@ class TagsFormat(ActionFormat):
         return ParsedAction(tuple(calls), tuple(errors), attempted=attempted)
 
     @classmethod
-    def _pairs(cls, text: str) -> list[tuple[str, str]]:
+    def tag_pairs(cls, text: str) -> list[tuple[str, str]]:
         r"""(tag, stripped body) of each ``<tag>body</tag>``, left to right: each opening tag pairs
         with the first closing tag of its name after it, and the scan resumes after that closing
         tag (what ``re.finditer(r"<(t)>(.*?)</\1>")`` finds), in O(n log n) for n tags."""
