@@ -203,7 +203,7 @@ def test_other_gymnasium_envs_just_step():
 def test_mismatched_lengths_and_bad_settings_are_errors():
     with pytest.raises(ValueError, match="2 envs but 1 actions"):
         step_batch([WordEnv(Shared()), WordEnv(Shared())], ["x"])
-    with pytest.raises(ValueError, match="threads must be >= 1"):
+    with pytest.raises(ValueError, match="threads and in_flight must be >= 1, got 0 and 2"):
         BatchStepper(threads=0)
 
 
@@ -446,10 +446,27 @@ def test_as_completed_sends_one_request_per_micro_batch_and_equals_in_process(ma
             for k in (5, 0, 4, 1, 2):
                 yield k, actions[k]
 
-        outs = step_as_completed(remote, arrivals())
+        with BatchStepper(in_flight=1) as stepper:
+            outs = stepper.step_as_completed(remote, arrivals())
         assert outs == [env.step(actions[k]) for k, env in enumerate(local)]
         titles = [env.unwrapped.example.supporting_titles[0] for env in remote]
         assert srv.requests == [[titles[3]], [titles[k] for k in (5, 0, 4, 1, 2)]]
+
+        # Two requests may be out at once (the HTTP client is thread-safe): the second arrival goes
+        # at once, the rest wait for one of them.
+        for k, env in enumerate(remote):
+            env.reset(seed=k)
+        srv.requests.clear()
+
+        def two_then_rest():
+            for n, k in enumerate((1, 4, 0, 2, 3, 5)):
+                yield k, actions[k]
+                while n < 2 and len(srv.requests) <= n:  # the first two requests are out
+                    threading.Event().wait(0.001)
+
+        with BatchStepper(in_flight=2) as stepper:
+            assert stepper.step_as_completed(remote, two_then_rest()) == outs
+        assert srv.requests == [[titles[1]], [titles[4]], [titles[k] for k in (0, 2, 3, 5)]]
     finally:
         srv.server.close()
 
@@ -465,7 +482,8 @@ def test_as_completed_a_failing_or_slow_server_gives_each_episode_its_error(fail
         for k, env in enumerate(envs):
             env.reset(seed=k)
         actions = {k: env.unwrapped.call("search", query=f"query {k}") for k, env in enumerate(envs)}
-        outs = step_as_completed(envs, arriving(actions, [2, 0, 3, 1], pause=0.02))
+        with BatchStepper(in_flight=1) as stepper:
+            outs = stepper.step_as_completed(envs, arriving(actions, [2, 0, 3, 1], pause=0.02))
         for obs, reward, terminated, truncated, info in outs:
             assert info["tool_error"].startswith("search backend failed: RetrievalError:")
             assert obs[-1]["content"] == f"Error: {info['tool_error']}"

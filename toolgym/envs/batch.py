@@ -50,13 +50,15 @@ class BatchStepper:
         threads: most calls (or batches) of ``concurrency="thread"`` tools awaited at once.
         processes: worker processes for ``concurrency="process"`` tools (started on first use, with
             ``forkserver``, so forking never copies the threads of the parent); 0 runs those tools inline.
+        in_flight: :meth:`iter_as_completed` keeps at most this many micro-batches out at once per
+            backend for tools that declare ``thread_safe`` (a server's client), one for other tools.
     """
 
-    def __init__(self, threads: int = 64, processes: int = 0):
+    def __init__(self, threads: int = 64, processes: int = 0, in_flight: int = 2):
         check_non_negative(threads=threads, processes=processes)
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}.")
-        self.threads, self.processes = threads, processes
+        if threads < 1 or in_flight < 1:
+            raise ValueError(f"threads and in_flight must be >= 1, got {threads} and {in_flight}.")
+        self.threads, self.processes, self.in_flight = threads, processes, in_flight
         self._thread_pool: ThreadPoolExecutor | None = None
         self._process_pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -156,7 +158,7 @@ class BatchStepper:
         seen: set[int] = set()
         waiting: dict[int, list] = {}  # env index -> [action, plan, results by call position, calls left]
         queued: dict[Any, list[tuple]] = {}  # batch key -> [(env index, call position, tool, arguments)]
-        busy: set[Any] = set()  # batch keys with a micro-batch out
+        out: dict[Any, int] = {}  # batch key -> micro-batches out
         ready: deque[int] = deque()  # envs whose results are all back (or that need none)
         plain: dict[int, Any] = {}  # envs that step with no call run ahead -> their action
         ended = False
@@ -178,7 +180,7 @@ class BatchStepper:
                 raise event[1]
             elif kind == "done":
                 _, key, tool, members, arguments, future = event
-                busy.discard(key)
+                out[key] -= 1
                 try:
                     results = future.result()[0]
                 except Exception:  # noqa: BLE001 - the pool failed, not the tool: run it here
@@ -205,14 +207,17 @@ class BatchStepper:
                     queued.setdefault(key, []).append((i, n, tool, plan.calls[n].call.arguments))
 
         def dispatch() -> None:
-            for key in [key for key in queued if key not in busy]:
+            for key in list(queued):
+                tool = queued[key][0][2]
+                if out.get(key, 0) >= (self.in_flight if tool.thread_safe else 1):
+                    continue  # these wait for a micro-batch of their backend to come back
                 calls = queued.pop(key)
-                tool, members, arguments = calls[0][2], [(c[0], c[1]) for c in calls], [c[3] for c in calls]
+                members, arguments = [(c[0], c[1]) for c in calls], [c[3] for c in calls]
                 pool = self._pool_for(tool.concurrency)
                 if pool is None:
                     deliver(members, tool.call_batch(arguments))
                     continue
-                busy.add(key)
+                out[key] = out.get(key, 0) + 1
                 future = pool.submit(_run_groups, [(tool, None, arguments)])
                 future.add_done_callback(
                     lambda f, key=key, tool=tool, members=members, arguments=arguments:
