@@ -314,6 +314,13 @@ def step_as_completed(envs: Sequence[Any], arrivals: Iterable[tuple[int, Any]],
     return (stepper or default_stepper()).step_as_completed(envs, arrivals)
 
 
+def iter_as_completed(envs: Sequence[Any], arrivals: Iterable[tuple[int, Any]],
+                      stepper: BatchStepper | None = None) -> Iterator[tuple[int, tuple]]:
+    """``(index, step output)`` as each env steps, its ``(index, action)`` having arrived; see
+    :meth:`BatchStepper.iter_as_completed`."""
+    return (stepper or default_stepper()).iter_as_completed(envs, arrivals)
+
+
 def run_ahead(envs: Sequence[Any], actions: Sequence[Any], stepper: BatchStepper | None = None) -> None:
     """Run the pure tool calls of ``env.step(action)`` for every env as one batch, before the steps."""
     (stepper or default_stepper()).run_ahead(envs, actions)
