@@ -147,10 +147,11 @@ class BatchStepper:
         ``arrivals`` is read in a background thread, in the order actions complete (a generation
         engine's as-completed stream). An env is planned when its action arrives; the pure calls of
         the envs that arrived while a backend's previous micro-batch was out go to it as the next
-        micro-batch (one ``run_batch`` per ``batch_key``, so at most one call per backend at a time
-        and never two threads in one tool object), in a pool unless the tool is ``"inline"`` (then in
-        this thread, between steps); an env steps (in this thread, through its wrappers) as soon as
-        its results are back, so the outputs come in completion order, each equal to what
+        micro-batch (one ``run_batch`` per ``batch_key``), in a pool unless the tool is ``"inline"``
+        (then in this thread, between steps). A backend has one micro-batch out at a time (so one
+        tool object is never called from two threads at once), or up to ``in_flight`` for tools that
+        declare ``thread_safe``. An env steps (in this thread, through its wrappers) as soon as its
+        results are back, so the outputs come in about completion order, each equal to what
         ``envs[i].step(action)`` alone returns. An exception of ``arrivals`` is raised here.
         """
         events: queue.SimpleQueue = queue.SimpleQueue()
