@@ -353,6 +353,17 @@ def test_episodes_stepped_as_actions_arrive_equal_serial_ones(env_id, make_env):
             assert play_as_completed(streamed, stepper, np.random.default_rng(seed)) == want
 
 
+@pytest.mark.parametrize("env_id", ["MultiHopQA-v0", "SQLQuery-v0"])
+def test_as_completed_with_worker_processes_gives_the_same_episodes(env_id, make_env):
+    import numpy as np
+
+    serial = [make_env(env_id) for _ in range(3)]
+    streamed = [make_env(env_id) for _ in range(3)]
+    with BatchStepper(threads=2, processes=1) as stepper:
+        got = play_as_completed(streamed, stepper, np.random.default_rng(0), budget=4)
+    assert got == play(serial, budget=4)
+
+
 def test_as_completed_yields_each_stepped_env_once_and_collects_in_env_order():
     shared = Shared()
     envs = [WordEnv(shared) for _ in range(3)]
