@@ -6,6 +6,7 @@ import random
 import time
 
 import gymnasium as gym
+import pytest
 
 from toolgym.envs.retrieval import BM25Retriever
 from toolgym.trainers.rollout import Generation, RolloutEngine
@@ -122,3 +123,13 @@ def test_the_first_searches_run_before_the_last_completion_arrives(tiny, monkeyp
     episodes = engine.run(seeds=[0, 1, 2, 3])
     assert all(ep.terminated and ep.info["em"] == 1.0 for ep in episodes)
     assert searched[0] < backend.yielded[3]  # turn 1: a search ran while the last completion was still out
+
+
+def test_a_completion_given_twice_is_an_error(tiny):
+    _, tok = tiny
+    envs = [gym.make("MultiHopQA-v0", world={"n_people": 60}) for _ in range(2)]
+    backend = OracleBackend(tok, envs)
+    backend.generate_as_completed = lambda prompts, n: iter([(0, g) for g in backend.generate(prompts, n)])
+    engine = RolloutEngine(envs, tok, backend, max_completion_tokens=20000, max_turn_tokens=1000)
+    with pytest.raises(ValueError, match="gave completion 0 twice or out of range"):
+        engine.run(seeds=[0, 1])
