@@ -9,10 +9,16 @@ runs in real use: another process or machine, never competing with the envs for 
 HTTP with a delay injected into each server request (a dense retriever, another machine);
 and SQLQuery-v0, inline and in worker processes. The oracle searches in the first turns, so every
 step of a measured turn makes one call. Prints Markdown tables: serial against batched, batched
-steps against one request of their queries, and (``--tables breakdown``) where a batched turn's
-CPU goes, in process and over HTTP.
+steps against one request of their queries, (``--tables breakdown``) where a batched turn's
+CPU goes, in process and over HTTP, and (``--tables overlap``) a lock-step turn against one whose
+completions stream in: the generation stand-in returns the turn's completions spread evenly over
+its latency, in a random order (completion k of n at ``latency * k / n``, as an engine that returns
+each request when it finishes), and each env steps as its completion arrives
+(``BatchStepper.step_as_completed``); there the env's share of a turn is the exposed env time (from
+the last completion until every env has stepped) over the whole turn.
 
     python perf/rollout_scale.py [--batches 64,256,1024] [--latency 0.3] [--turns 2] [--delays 5,20] [--repeats 3]
+    python perf/rollout_scale.py --tables overlap --delays 20
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
+import random
 import statistics
 import time
 from pathlib import Path
@@ -90,6 +98,62 @@ class StandIn:
     def generate(self, envs):
         time.sleep(self.latency)
         return [env.unwrapped.oracle_action() for env in envs]
+
+
+class StreamingStandIn(StandIn):
+    """The same turn, but each completion is returned when it finishes: completion k of n at
+    ``latency * k / n`` after the turn starts, episodes in a random (seeded) order."""
+
+    def __init__(self, latency: float, seed: int = 0):
+        super().__init__(latency)
+        self.rng = random.Random(seed)
+
+    def arrivals(self, envs, start: float, last: list):
+        """``(index, action)`` as each completion finishes; ``last[0]``: when the last one came."""
+        actions = [env.unwrapped.oracle_action() for env in envs]
+        order = list(range(len(envs)))
+        self.rng.shuffle(order)
+        for k, i in enumerate(order, start=1):
+            wait = start + self.latency * k / len(order) - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            last[0] = time.perf_counter()
+            yield i, actions[i]
+
+
+def run_streaming(envs, stepper: BatchStepper, generator: StreamingStandIn, turns: int):
+    """Per measured turn, as :func:`run`, with completions streaming in: the exposed env seconds
+    (from the last completion until every env has stepped), the turn's seconds, this process's CPU
+    seconds over the whole turn, and the micro-batches (search requests) the turn sent."""
+    for i, env in enumerate(envs):
+        env.reset(seed=i, options={"index": i})
+    retriever = envs[0].unwrapped.search_tool.retriever
+    sent = [0]
+    search = retriever.search
+
+    def counted(queries, k):
+        sent[0] += 1
+        return search(queries, k)
+
+    retriever.search = counted  # every env of the batch shares this client
+    exposed_s, turn_s, cpu_s, requests = [], [], [], []
+    live = list(envs)
+    try:
+        for _ in range(turns):
+            sent[0], last = 0, [0.0]
+            t0, c0 = time.perf_counter(), time.process_time()
+            outs = stepper.step_as_completed(live, generator.arrivals(live, t0, last))
+            t2, c2 = time.perf_counter(), time.process_time()
+            exposed_s.append(t2 - last[0])
+            turn_s.append(t2 - t0)
+            cpu_s.append(c2 - c0)
+            requests.append(sent[0])
+            live = [env for env, out in zip(live, outs) if not (out[2] or out[3])]
+            if not live:
+                break
+    finally:
+        del retriever.search
+    return exposed_s, turn_s, cpu_s, requests
 
 
 def run(envs, stepper: BatchStepper | None, generator: StandIn, turns: int):
@@ -276,6 +340,43 @@ def http_breakdown_table(args, batches, server, hotpot) -> None:
             env.close()
 
 
+def overlap_table(args, batches, servers, hotpot) -> None:
+    """Lock-step turns (every completion at the end of the turn, then the batched step) against
+    streamed ones (each env steps as its completion arrives), over the HTTP servers."""
+    print(f"\ngeneration stand-in: {args.latency * 1000:g} ms per turn; streamed: completion k of n returned at "
+          f"{args.latency * 1000:g} ms x k/n, random order; exposed env ms: after the last completion until every env "
+          f"has stepped (lock-step: the whole batched step); share: exposed / turn; first {args.turns} turns of oracle "
+          f"episodes, the fastest of {args.repeats} interleaved runs; at most {args.in_flight} micro-batches out at once; load average {os.getloadavg()[0]:.1f} at start\n")
+    print("| backend | batch | lock-step exposed env ms/turn | share | streamed exposed env ms/turn | share | "
+          "streamed micro-batches/turn | lock-step env CPU ms/turn | streamed CPU ms/turn (whole turn) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for delay, srv in servers.items():
+        backend = "bm25 over HTTP" + (f" +{delay * 1000:g} ms" if delay else "")
+        for batch in batches:
+            envs = [gym.make("HotpotQA-v0", **hotpot, retriever="http", retriever_options={"url": srv.url})
+                    for _ in range(batch)]
+            for env in envs:
+                env.reset(seed=0)
+                env.step("warm-up")
+                env.step("warm-up")
+            lock, streamed = [], []
+            with BatchStepper(in_flight=args.in_flight) as stepper:
+                run(envs[: min(batch, 8)], stepper, StandIn(0.0), 1)  # start the pool
+                streaming = StreamingStandIn(args.latency)
+                for _ in range(args.repeats):
+                    lock.append(run(envs, stepper, StandIn(args.latency), args.turns))
+                    streamed.append(run_streaming(envs, stepper, streaming, args.turns))
+            for env in envs:
+                env.close()
+            l_env, l_turn, _ = min(lock, key=lambda r: sum(r[0]))
+            s_env, s_turn, _, s_req = min(streamed, key=lambda r: sum(r[0]))
+            l_cpu = min(statistics.mean(r[2]) for r in lock)
+            s_cpu = min(statistics.mean(r[2]) for r in streamed)
+            print(f"| {backend} | {batch} | {statistics.mean(l_env) * 1000:.1f} | {sum(l_env) / sum(l_turn):.1%} | "
+                  f"{statistics.mean(s_env) * 1000:.1f} | {sum(s_env) / sum(s_turn):.1%} | {statistics.mean(s_req):.1f} | "
+                  f"{l_cpu * 1000:.1f} | {s_cpu * 1000:.1f} |", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", default="64,256,1024")
@@ -283,7 +384,10 @@ def main() -> None:
     ap.add_argument("--turns", type=int, default=2, help="turns measured per rollout (the oracle searches twice)")
     ap.add_argument("--delays", default="5,20", help="ms injected per request into the HTTP server")
     ap.add_argument("--processes", type=int, default=2, help="worker processes for SQLQuery-v0's batched path")
-    ap.add_argument("--tables", default="steps,ratio", help="which tables: steps (serial vs batched), ratio, breakdown")
+    ap.add_argument("--tables", default="steps,ratio", help="which tables: steps (serial vs batched), ratio, breakdown, overlap "
+                    "(lock-step vs streamed completions, over HTTP)")
+    ap.add_argument("--in-flight", type=int, default=2,
+                    help="overlap table: micro-batches out at once per retrieval server (BatchStepper(in_flight=))")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each path; the fastest is shown")
     ap.add_argument("--data", default=str(SAMPLE), help="HotpotQA dev file in the official format")
     args = ap.parse_args()
@@ -293,7 +397,8 @@ def main() -> None:
     generator = StandIn(args.latency)
 
     hotpot = {"data_files": args.data}
-    servers = {delay: ServerProcess(args.data, delay) for delay in [0.0, *delays]}
+    with_plain = tables != {"overlap"}  # the overlap table runs over the delayed servers only
+    servers = {delay: ServerProcess(args.data, delay) for delay in ([0.0] if with_plain else []) + delays}
 
     setups = [("HotpotQA-v0", "bm25 in-process", hotpot, None)]
     for delay, srv in servers.items():
@@ -309,6 +414,8 @@ def main() -> None:
     if "breakdown" in tables:
         breakdown_table(args, batches, hotpot)
         http_breakdown_table(args, batches, servers[0.0], hotpot)
+    if "overlap" in tables:
+        overlap_table(args, batches, servers, hotpot)
     for srv in servers.values():
         srv.close()
 

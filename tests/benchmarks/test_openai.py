@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import gymnasium as gym
@@ -32,6 +33,8 @@ class ScriptedServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.release = threading.Event()
         self.slow_replies = 0
+        self.slow_question: str | None = None
+        self.replied: dict[str, float] = {}
 
     def handle_error(self, request, client_address):  # a client that gave up (the slow route) is expected
         pass
@@ -84,6 +87,13 @@ class Handler(BaseHTTPRequestHandler):
         question = messages[1]["content"].removeprefix("Question: ")
         titles, answer = server.tasks[question]
         done = sum(1 for m in messages if m["role"] == "assistant")
+        if route == "staggered" and done == 0:  # the first question asked waits: its reply comes last
+            with server.lock:
+                server.slow_question = server.slow_question or question
+            if server.slow_question == question:
+                time.sleep(0.8)
+            with server.lock:
+                server.replied[question] = time.monotonic()
         name, args = ("search", {"query": titles[done]}) if done < len(titles) else ("answer", {"answer": answer})
         usage = {"prompt_tokens": 100 + done, "completion_tokens": 7}
         if route == "text":
@@ -144,6 +154,28 @@ def test_openai_agent_drives_the_env_over_http(tmp_path, server, route, native):
     assert cell["metrics"]["em"]["mean"] == 1.0
     assert all(r["tokens_out"] == 7 * r["turns"] and r["tokens_in"] > 100 * r["turns"] for r in rows)
     assert all(p["model"] == "scripted-model" and p["temperature"] == 0.0 for _, p in server.requests)
+
+
+def test_each_env_steps_as_its_reply_arrives(tmp_path, server, monkeypatch):
+    from toolgym.envs.retrieval import BM25Retriever
+
+    search, searches = BM25Retriever.search, []
+
+    def timed(self, queries, k):
+        searches.append((time.monotonic(), list(queries)))
+        return search(self, queries, k)
+
+    monkeypatch.setattr(BM25Retriever, "search", timed)
+    cell, rows = _run(tmp_path, server, "staggered", n=3)
+    assert cell["metrics"]["em"]["mean"] == 1.0 and cell["status"] == {"terminated": 3}
+    slow = server.slow_question
+    first_query = server.tasks[slow][0][0]
+    slow_reply = server.replied[slow]
+    early = [queries for t, queries in searches if t < slow_reply]
+    # The two quick episodes searched while the slow reply was still being written, without it.
+    assert sorted(q for queries in early for q in queries) == sorted(
+        server.tasks[q][0][0] for q in server.replied if q != slow)
+    assert any(queries == [first_query] for t, queries in searches if t > slow_reply)
 
 
 def test_transient_errors_are_retried(tmp_path, server):

@@ -1,11 +1,12 @@
 """Stepping envs together gives exactly the episodes of stepping them one by one."""
 
 import json
+import threading
 
 import gymnasium as gym
 import pytest
 
-from toolgym.envs.batch import BatchStepper, step_batch
+from toolgym.envs.batch import BatchStepper, step_as_completed, step_batch
 from toolgym.envs.registration import env_ids
 from toolgym.envs.tool import Tool, ToolResult
 from toolgym.envs.tool_env import ToolEnv
@@ -202,7 +203,7 @@ def test_other_gymnasium_envs_just_step():
 def test_mismatched_lengths_and_bad_settings_are_errors():
     with pytest.raises(ValueError, match="2 envs but 1 actions"):
         step_batch([WordEnv(Shared()), WordEnv(Shared())], ["x"])
-    with pytest.raises(ValueError, match="threads must be >= 1"):
+    with pytest.raises(ValueError, match="threads and in_flight must be >= 1, got 0 and 2"):
         BatchStepper(threads=0)
 
 
@@ -307,6 +308,201 @@ def test_a_failing_or_slow_server_gives_each_episode_its_error(failure, make_env
             assert len(srv.requests) == 1  # the batch waited for one request, not one per episode
         # The episodes go on: the next turn answers.
         outs = step_batch(envs, [env.unwrapped.call("answer", answer="x") for env in envs])
+        assert all(o[2] for o in outs)
+    finally:
+        if srv:
+            srv.server.close()
+
+
+# -- as completions arrive ------------------------------------------------------------------------
+def arriving(actions: dict, order, pause=0.0):
+    """``(index, action)`` in ``order``, as a generation engine returns completions (``pause`` s apart)."""
+    import time
+
+    for i in order:
+        if pause:
+            time.sleep(pause)
+        yield i, actions[i]
+
+
+def play_as_completed(envs, stepper, rng, budget=14):
+    """``play`` with each turn's actions arriving in a random order, some after a pause."""
+    episodes = [[env.reset(seed=100 + k)] for k, env in enumerate(envs)]
+    live = list(range(len(envs)))
+    for _ in range(budget):
+        if not live:
+            break
+        actions = {j: scripted(envs[k], k) for j, k in enumerate(live)}
+        order = [int(j) for j in rng.permutation(len(live))]
+        outs = stepper.step_as_completed([envs[k] for k in live], arriving(actions, order, float(rng.choice([0, 0.002]))))
+        for j, (k, out) in enumerate(zip(live, outs)):
+            episodes[k].append((actions[j], *out))
+        live = [k for k, out in zip(live, outs) if not (out[2] or out[3])]
+    return episodes
+
+
+@pytest.mark.parametrize("env_id", env_ids())
+def test_episodes_stepped_as_actions_arrive_equal_serial_ones(env_id, make_env):
+    import numpy as np
+
+    serial = [make_env(env_id) for _ in range(N_ENVS)]
+    streamed = [make_env(env_id) for _ in range(N_ENVS)]
+    want = play(serial)
+    with BatchStepper(threads=4) as stepper:
+        for seed in range(2):  # two random arrival schedules
+            assert play_as_completed(streamed, stepper, np.random.default_rng(seed)) == want
+
+
+@pytest.mark.parametrize("env_id", ["MultiHopQA-v0", "SQLQuery-v0"])
+def test_as_completed_with_worker_processes_gives_the_same_episodes(env_id, make_env):
+    import numpy as np
+
+    serial = [make_env(env_id) for _ in range(3)]
+    streamed = [make_env(env_id) for _ in range(3)]
+    with BatchStepper(threads=2, processes=1) as stepper:
+        got = play_as_completed(streamed, stepper, np.random.default_rng(0), budget=4)
+    assert got == play(serial, budget=4)
+
+
+def test_as_completed_yields_each_stepped_env_once_and_collects_in_env_order():
+    shared = Shared()
+    envs = [WordEnv(shared) for _ in range(3)]
+    for env in envs:
+        env.reset(seed=0)
+    actions = {0: call("lookup", word="a"), 1: "no call", 2: call("lookup", word="ccc")}
+    with BatchStepper() as stepper:
+        seen = [i for i, _ in stepper.iter_as_completed(envs, arriving(actions, [2, 1]))]
+        assert sorted(seen) == [1, 2]  # as each stepped; env 0's action never came: it did not step
+        assert envs[0].unwrapped.turn == 0
+        for env in envs:
+            env.reset(seed=0)
+        outs = stepper.step_as_completed(envs, arriving(actions, [1, 2, 0]))
+    assert [o[4]["turn"] for o in outs] == [1, 1, 1]
+    assert outs[2][0][-1]["content"] == "ccc: 3 letters" and outs[0][0][-1]["content"] == "a: 1 letters"
+    assert outs[1][4]["parse_error"] == "no tool call found in the message"
+
+
+def test_micro_batches_one_per_backend_while_one_is_out():
+    """Arrivals while a backend's call is out wait for it, then go together as the next micro-batch."""
+    import threading
+
+    release = threading.Event()
+    sent = []
+
+    class SlowLookup(Lookup):
+        concurrency = "thread"
+
+        def run_batch(self, arguments):
+            sent.append([a["word"] for a in arguments])
+            if len(sent) == 1:
+                release.wait(5)  # the first micro-batch is out until every other action has arrived
+            return super().run_batch(arguments)
+
+    class SlowWordEnv(WordEnv):
+        def _make_tools(self):
+            return (SlowLookup(self.shared), Answer())
+
+    shared = Shared()
+    envs = [SlowWordEnv(shared) for _ in range(5)]
+    for env in envs:
+        env.reset(seed=0)
+    words = ["one", "two", "three", "four", "five"]
+
+    def arrivals():
+        yield 0, call("lookup", word=words[0])
+        while not sent:  # the first lookup is out
+            threading.Event().wait(0.001)
+        for i in range(1, 5):
+            yield i, call("lookup", word=words[i])
+        release.set()
+
+    with BatchStepper() as stepper:
+        outs = stepper.step_as_completed(envs, arrivals())
+    assert sent == [["one"], ["two", "three", "four", "five"]]
+    assert [o[0][-1]["content"] for o in outs] == [f"{w}: {len(w)} letters" for w in words]
+
+
+def test_bad_arrivals_are_errors_and_an_arrivals_error_is_raised_here():
+    envs = [WordEnv(Shared()) for _ in range(2)]
+    for env in envs:
+        env.reset(seed=0)
+    with pytest.raises(ValueError, match="env 1's action arrived twice"):
+        step_as_completed(envs, [(1, "x"), (1, "y")])
+    with pytest.raises(IndexError, match="names env 5, but there are 2 envs"):
+        step_as_completed(envs, [(5, "x")])
+
+    def broken():
+        yield 0, "x"
+        raise RuntimeError("the generation server went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        step_as_completed(envs, broken())
+
+
+def test_as_completed_sends_one_request_per_micro_batch_and_equals_in_process(make_env, world_passages):
+    pytest.importorskip("requests", reason="the http backend needs requests (pip install 'toolgym[serve]')")
+    srv = CountingServer(world_passages, delay=0.2)
+    try:
+        remote = [make_env("MultiHopQA-v0", retriever="http", retriever_options={"url": srv.url}) for _ in range(N_ENVS)]
+        local = [make_env("MultiHopQA-v0") for _ in range(N_ENVS)]
+        for k, env in enumerate(remote + local):
+            env.reset(seed=k % N_ENVS)
+        actions = {k: env.unwrapped.oracle_action() for k, env in enumerate(remote)}
+        assert all('"search"' in a for a in actions.values())
+
+        def arrivals():  # env 3 first; the others while its request is out (the server takes 0.2 s)
+            yield 3, actions[3]
+            while not srv.requests:
+                threading.Event().wait(0.001)
+            for k in (5, 0, 4, 1, 2):
+                yield k, actions[k]
+
+        with BatchStepper(in_flight=1) as stepper:
+            outs = stepper.step_as_completed(remote, arrivals())
+        assert outs == [env.step(actions[k]) for k, env in enumerate(local)]
+        titles = [env.unwrapped.example.supporting_titles[0] for env in remote]
+        assert srv.requests == [[titles[3]], [titles[k] for k in (5, 0, 4, 1, 2)]]
+
+        # Two requests may be out at once (the HTTP client is thread-safe): the second arrival goes
+        # at once, the rest wait for one of them.
+        for k, env in enumerate(remote):
+            env.reset(seed=k)
+        srv.requests.clear()
+
+        def two_then_rest():
+            for n, k in enumerate((1, 4, 0, 2, 3, 5)):
+                yield k, actions[k]
+                while n < 2 and len(srv.requests) <= n:  # the first two requests are out
+                    threading.Event().wait(0.001)
+
+        with BatchStepper(in_flight=2) as stepper:
+            assert stepper.step_as_completed(remote, two_then_rest()) == outs
+        assert srv.requests == [[titles[1]], [titles[4]], [titles[k] for k in (0, 2, 3, 5)]]
+    finally:
+        srv.server.close()
+
+
+@pytest.mark.parametrize("failure", ["down", "slow"])
+def test_as_completed_a_failing_or_slow_server_gives_each_episode_its_error(failure, make_env, world_passages):
+    pytest.importorskip("requests", reason="the http backend needs requests (pip install 'toolgym[serve]')")
+    srv = CountingServer(world_passages, delay=2.0) if failure == "slow" else None
+    url = srv.url if srv else _closed_port_url()
+    try:
+        envs = [make_env("MultiHopQA-v0", retriever="http",
+                         retriever_options={"url": url, "timeout": 0.3, "retries": 0}) for _ in range(4)]
+        for k, env in enumerate(envs):
+            env.reset(seed=k)
+        actions = {k: env.unwrapped.call("search", query=f"query {k}") for k, env in enumerate(envs)}
+        with BatchStepper(in_flight=1) as stepper:
+            outs = stepper.step_as_completed(envs, arriving(actions, [2, 0, 3, 1], pause=0.02))
+        for obs, reward, terminated, truncated, info in outs:
+            assert info["tool_error"].startswith("search backend failed: RetrievalError:")
+            assert obs[-1]["content"] == f"Error: {info['tool_error']}"
+            assert not terminated and not truncated and reward == 0.0
+        if srv:  # one request out at a time: the others waited for it and went together
+            assert [len(r) for r in srv.requests] == [1, 3]
+        outs = step_as_completed(envs, arriving({k: env.unwrapped.call("answer", answer="x") for k, env in
+                                                 enumerate(envs)}, [3, 2, 1, 0]))
         assert all(o[2] for o in outs)
     finally:
         if srv:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -61,15 +61,26 @@ class Action:
 
 
 class Agent:
-    """Base class: ``act(slots) -> list[Action | str]``, one per slot, in order."""
+    """Base class: ``act(slots) -> list[Action | str]``, one per slot, in order.
+
+    An agent whose replies come one at a time (requests to an endpoint) sets ``streams`` and yields
+    them from ``act_as_completed`` as they come: the runner then steps each episode as its reply
+    arrives, while the others are still being written.
+    """
 
     name: ClassVar[str] = "agent"
+    #: True when :meth:`act_as_completed` yields each reply as it comes rather than all at the end.
+    streams: bool = False
 
     def __init__(self, **options: Any):
         """Built by :func:`make_agent` with the benchmark's model options; model-free agents ignore them."""
 
     def act(self, slots: Sequence[Slot]) -> list[Action | str]:
         raise NotImplementedError
+
+    def act_as_completed(self, slots: Sequence[Slot]) -> Iterator[tuple[int, Action | str]]:
+        """``(k, action for slots[k])`` for every slot, in the order the actions are ready."""
+        yield from enumerate(self.act(slots))
 
     def describe(self) -> dict[str, Any]:
         """What identifies this agent's results (stored with them; a rerun must match)."""
@@ -242,6 +253,18 @@ class ToolCallAgent(ModelAgent):
     def act(self, slots):
         comps = self._complete(slots, [s.observation for s in slots], [s.env.chat_tools for s in slots])
         return [Action(c.text, c.tokens_in, c.tokens_out, c.error) for c in comps]
+
+    @property
+    def streams(self) -> bool:  # type: ignore[override]
+        return hasattr(self.chat_model, "chat_as_completed")  # an endpoint: each request returns on its own
+
+    def act_as_completed(self, slots):
+        if not self.streams:
+            yield from super().act_as_completed(slots)
+            return
+        for k, c in self.chat_model.chat_as_completed([s.observation for s in slots], [s.env.chat_tools for s in slots],
+                                                      [s.deadline for s in slots]):
+            yield k, Action(c.text, c.tokens_in, c.tokens_out, c.error)
 
 
 @register_agent("policy", needs_model=True, help="a trained checkpoint or LoRA adapter (HF generate; vLLM when installed)")

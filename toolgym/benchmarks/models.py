@@ -19,8 +19,8 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -269,11 +269,22 @@ class OpenAIChatModel:
         self._session = self._requests.Session()
 
     def chat(self, conversations, tools, deadlines) -> list[Completion]:
-        jobs = list(zip(conversations, tools, deadlines))
+        out: list[Completion | None] = [None] * len(conversations)
+        for k, completion in self.chat_as_completed(conversations, tools, deadlines):
+            out[k] = completion
+        return out  # type: ignore[return-value]
+
+    def chat_as_completed(self, conversations, tools, deadlines) -> Iterator[tuple[int, Completion]]:
+        """``(k, completion of conversation k)`` as each reply comes (``concurrency`` requests out at
+        once): the bench runner steps an episode's env while the other requests are still out."""
+        jobs = list(zip(conversations, tools, deadlines, strict=True))
         if len(jobs) <= 1:
-            return [self._one(*job) for job in jobs]
+            yield from ((k, self._one(*job)) for k, job in enumerate(jobs))
+            return
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
-            return list(pool.map(lambda job: self._one(*job), jobs))
+            futures = {pool.submit(self._one, *job): k for k, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
 
     def _payload(self, messages, schema) -> dict[str, Any]:
         native = self.native_tools and bool(schema)

@@ -26,7 +26,7 @@ import numpy as np
 from toolgym.benchmarks import official
 from toolgym.benchmarks.agents import AGENTS, Action, Agent, Slot, make_agent
 from toolgym.benchmarks.metrics import normalized_titles, recall_of
-from toolgym.envs.batch import run_ahead
+from toolgym.envs.batch import run_ahead, step_as_completed
 
 ENGINES = ("auto", "hf", "vllm", "openai")
 
@@ -280,14 +280,19 @@ def _run_env(env_id: str, config: BenchConfig, agent: Agent, label: str, store: 
                 if live is None and queue:
                     slots[k] = _start(envs[k], queue.popleft(), config, indexed)
             active = [k for k, live in enumerate(slots) if live is not None]
-            actions = agent.act([slots[k].slot for k in active])
-            if len(actions) != len(active):
-                raise ValueError(f"agent {label!r} returned {len(actions)} actions for {len(active)} episodes")
-            stepped = [(envs[k], a if isinstance(a, str) else a.text) for k, a in zip(active, actions)
-                       if isinstance(a, str) or a.error is None]
-            run_ahead([env for env, _ in stepped], [text for _, text in stepped])  # the turn's searches: one batch
-            for k, action in zip(active, actions):
-                record = _advance(envs[k], slots[k], action, config, label, env_id)
+            if getattr(agent, "streams", False):  # each env steps as its reply arrives
+                actions, outs = _act_and_step_as_completed(agent, label, [envs[k] for k in active],
+                                                           [slots[k] for k in active])
+            else:
+                actions = agent.act([slots[k].slot for k in active])
+                if len(actions) != len(active):
+                    raise ValueError(f"agent {label!r} returned {len(actions)} actions for {len(active)} episodes")
+                stepped = [(envs[k], a if isinstance(a, str) else a.text) for k, a in zip(active, actions)
+                           if isinstance(a, str) or a.error is None]
+                run_ahead([env for env, _ in stepped], [text for _, text in stepped])  # the turn's searches: one batch
+                outs = [None] * len(active)
+            for k, action, out in zip(active, actions, outs):
+                record = _advance(envs[k], slots[k], action, config, label, env_id, out)
                 if record is not None:
                     store.append(record)
                     finished.append(record)
@@ -315,18 +320,46 @@ def _start(env, index: int, config: BenchConfig, indexed: bool) -> _Live:
                  gold=normalized_titles(getattr(example, "supporting_titles", None)))
 
 
-def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label: str, env_id: str):
-    """Step one episode with the agent's action; return its record when it has ended."""
+def _act_and_step_as_completed(agent: Agent, label: str, envs: list, lives: list[_Live]) -> tuple[list, list]:
+    """The agent's actions for ``lives`` and the step outputs of the envs, each env stepped as its
+    action arrives (the tool calls of what has arrived meanwhile run together); an output is None
+    where the action is not stepped (an error, the time limit passed: ``_advance`` records it)."""
+    actions: list[Action | None] = [None] * len(lives)
+
+    def arrivals():
+        for j, action in agent.act_as_completed([live.slot for live in lives]):
+            if not (isinstance(j, int) and 0 <= j < len(lives)) or actions[j] is not None:
+                raise ValueError(f"agent {label!r} gave an action for slot {j!r} twice or out of range "
+                                 f"(0-{len(lives) - 1}); give one per slot")
+            actions[j] = Action(action) if isinstance(action, str) else action
+            if actions[j].error is None and not _late(lives[j]):
+                yield j, actions[j].text
+
+    outs = step_as_completed(envs, arrivals())
+    if any(a is None for a in actions):
+        got = sum(a is not None for a in actions)
+        raise ValueError(f"agent {label!r} returned {got} actions for {len(lives)} episodes")
+    return actions, outs
+
+
+def _late(live: _Live) -> bool:
+    return live.slot.deadline is not None and time.monotonic() > live.slot.deadline
+
+
+def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label: str, env_id: str,
+             out: tuple | None = None):
+    """Step one episode with the agent's action (or take ``out``, the step already taken); return
+    its record when it has ended."""
     if isinstance(action, str):
         action = Action(action)
     live.tokens_in += action.tokens_in
     live.tokens_out += action.tokens_out
-    if live.slot.deadline is not None and time.monotonic() > live.slot.deadline:
+    if out is None and _late(live):
         reason = f"the episode took longer than {config.time_limit} s"
         return _record(live, label, env_id, "timeout", f"{reason}: {action.error}" if action.error else reason)
-    if action.error is not None:
+    if out is None and action.error is not None:
         return _record(live, label, env_id, "error", action.error)
-    obs, reward, terminated, truncated, info = env.step(action.text)
+    obs, reward, terminated, truncated, info = env.step(action.text) if out is None else out
     live.ret += float(reward)
     live.info = dict(info)
     live.slot.observation = obs
@@ -337,7 +370,7 @@ def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label:
         live.turn_recall.append(recall)
     if terminated or truncated:
         return _record(live, label, env_id, "terminated" if terminated else "truncated", None)
-    if live.slot.deadline is not None and time.monotonic() > live.slot.deadline:
+    if _late(live):
         return _record(live, label, env_id, "timeout", f"the episode took longer than {config.time_limit} s")
     return None
 

@@ -3,7 +3,7 @@
 This package never imports torch, transformers or trl.
 """
 
-from toolgym.envs.batch import BatchStepper, step_batch
+from toolgym.envs.batch import BatchStepper, step_as_completed, step_batch
 from toolgym.envs.formats import ActionFormat, HermesFormat, ParsedAction, TagsFormat, ToolCall, get_format
 from toolgym.envs.registration import env_ids, register_envs
 from toolgym.envs.spaces import Messages, UnicodeText
@@ -14,5 +14,5 @@ from toolgym.envs.wrappers import RenderText
 __all__ = [
     "ActionFormat", "BatchStepper", "HermesFormat", "Messages", "ParsedAction", "RenderText", "RewardTerms",
     "StepPlan", "TagsFormat", "Tool", "ToolCall", "ToolEnv", "ToolResult", "UnicodeText", "env_ids", "get_format",
-    "register_envs", "render_messages", "step_batch",
+    "register_envs", "render_messages", "step_as_completed", "step_batch",
 ]

@@ -16,15 +16,23 @@ returns (observations, rewards, flags, info, in order), faster:
 A pure call that an earlier call of its message makes moot (after ``answer`` the step stops) ran for
 nothing and is dropped; nothing else differs from stepping one by one.
 
-    from toolgym.envs.batch import step_batch
+``step_as_completed(envs, arrivals)`` does the same for actions that arrive one at a time (a
+generation engine that returns each completion as it finishes): each env is planned as its action
+arrives, its pure calls join the next micro-batch of their backend, which is sent while later
+actions still arrive, and each env steps as soon as its results are back.
+
+    from toolgym.envs.batch import step_batch, step_as_completed
     results = step_batch(envs, actions)   # [(obs, reward, terminated, truncated, info), ...]
+    results = step_as_completed(envs, ((i, action) for i, action in completions))  # in env order
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import threading
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
@@ -42,13 +50,15 @@ class BatchStepper:
         threads: most calls (or batches) of ``concurrency="thread"`` tools awaited at once.
         processes: worker processes for ``concurrency="process"`` tools (started on first use, with
             ``forkserver``, so forking never copies the threads of the parent); 0 runs those tools inline.
+        in_flight: :meth:`iter_as_completed` keeps at most this many micro-batches out at once per
+            backend for tools that declare ``thread_safe`` (a server's client), one for other tools.
     """
 
-    def __init__(self, threads: int = 64, processes: int = 0):
+    def __init__(self, threads: int = 64, processes: int = 0, in_flight: int = 2):
         check_non_negative(threads=threads, processes=processes)
-        if threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}.")
-        self.threads, self.processes = threads, processes
+        if threads < 1 or in_flight < 1:
+            raise ValueError(f"threads and in_flight must be >= 1, got {threads} and {in_flight}.")
+        self.threads, self.processes, self.in_flight = threads, processes, in_flight
         self._thread_pool: ThreadPoolExecutor | None = None
         self._process_pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -122,6 +132,116 @@ class BatchStepper:
                 deliver(members, out)
         return results  # type: ignore[return-value]
 
+    def step_as_completed(self, envs: Sequence[Any], arrivals: Iterable[tuple[int, Any]]) -> list[tuple | None]:
+        """Step ``envs[i]`` with ``action`` as each ``(i, action)`` of ``arrivals`` comes (see
+        :meth:`iter_as_completed`); the outputs in env order, None for an env whose action never came."""
+        outs: list[tuple | None] = [None] * len(envs)
+        for i, out in self.iter_as_completed(envs, arrivals):
+            outs[i] = out
+        return outs
+
+    def iter_as_completed(self, envs: Sequence[Any], arrivals: Iterable[tuple[int, Any]]) -> Iterator[tuple[int, tuple]]:
+        """Yield ``(i, envs[i].step(action))`` for each ``(i, action)`` of ``arrivals``, stepping envs
+        while later actions still arrive; each env at most once.
+
+        ``arrivals`` is read in a background thread, in the order actions complete (a generation
+        engine's as-completed stream). An env is planned when its action arrives; the pure calls of
+        the envs that arrived while a backend's previous micro-batch was out go to it as the next
+        micro-batch (one ``run_batch`` per ``batch_key``), in a pool unless the tool is ``"inline"``
+        (then in this thread, between steps). A backend has one micro-batch out at a time (so one
+        tool object is never called from two threads at once), or up to ``in_flight`` for tools that
+        declare ``thread_safe``. An env steps (in this thread, through its wrappers) as soon as its
+        results are back, so the outputs come in about completion order, each equal to what
+        ``envs[i].step(action)`` alone returns. An exception of ``arrivals`` is raised here.
+        """
+        events: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=_feed, args=(arrivals, events), name="toolgym-arrivals", daemon=True).start()
+        seen: set[int] = set()
+        waiting: dict[int, list] = {}  # env index -> [action, plan, results by call position, calls left]
+        queued: dict[Any, list[tuple]] = {}  # batch key -> [(env index, call position, tool, arguments)]
+        out: dict[Any, int] = {}  # batch key -> micro-batches out
+        ready: deque[int] = deque()  # envs whose results are all back (or that need none)
+        plain: dict[int, Any] = {}  # envs that step with no call run ahead -> their action
+        ended = False
+
+        def deliver(members: list[tuple[int, int]], results: list[ToolResult]) -> None:
+            for (i, n), result in zip(members, results, strict=True):
+                entry = waiting[i]
+                entry[2][n] = result
+                entry[3] -= 1
+                if entry[3] == 0:
+                    ready.append(i)
+
+        def handle(event: tuple) -> None:
+            nonlocal ended
+            kind = event[0]
+            if kind == "end":
+                ended = True
+            elif kind == "error":
+                raise event[1]
+            elif kind == "done":
+                _, key, tool, members, arguments, future = event
+                out[key] -= 1
+                try:
+                    results = future.result()[0]
+                except Exception:  # noqa: BLE001 - the pool failed, not the tool: run it here
+                    results = tool.call_batch(arguments)
+                deliver(members, results)
+            else:
+                _, i, action = event
+                if not isinstance(i, int) or not 0 <= i < len(envs):
+                    raise IndexError(f"an arrival names env {i!r}, but there are {len(envs)} envs (indices 0-{len(envs) - 1}).")
+                if i in seen:
+                    raise ValueError(f"env {i}'s action arrived twice; each env steps at most once per call.")
+                seen.add(i)
+                base = getattr(envs[i], "unwrapped", envs[i])
+                plan = base.plan_step(action) if isinstance(base, ToolEnv) else None
+                ahead = plan.ahead() if plan is not None else []
+                if not ahead:
+                    plain[i] = action
+                    ready.append(i)
+                    return
+                waiting[i] = [action, plan, {}, len(ahead)]
+                for n in ahead:
+                    tool = plan.calls[n].tool
+                    key = tool.batch_key() if tool.batchable else (type(tool), id(tool))
+                    queued.setdefault(key, []).append((i, n, tool, plan.calls[n].call.arguments))
+
+        def dispatch() -> None:
+            for key in list(queued):
+                tool = queued[key][0][2]
+                if out.get(key, 0) >= (self.in_flight if tool.thread_safe else 1):
+                    continue  # these wait for a micro-batch of their backend to come back
+                calls = queued.pop(key)
+                members, arguments = [(c[0], c[1]) for c in calls], [c[3] for c in calls]
+                pool = self._pool_for(tool.concurrency)
+                if pool is None:
+                    deliver(members, tool.call_batch(arguments))
+                    continue
+                out[key] = out.get(key, 0) + 1
+                future = pool.submit(_run_groups, [(tool, None, arguments)])
+                future.add_done_callback(
+                    lambda f, key=key, tool=tool, members=members, arguments=arguments:
+                    events.put(("done", key, tool, members, arguments, f)))
+
+        while not (ended and not waiting and not ready):
+            try:  # wait only when nothing is ready to step; otherwise take what has come meanwhile
+                event = events.get_nowait() if ready else events.get()
+                while True:
+                    handle(event)
+                    event = events.get_nowait()
+            except queue.Empty:
+                pass
+            dispatch()
+            if ready:
+                i = ready.popleft()
+                if i in plain:
+                    action = plain.pop(i)
+                else:
+                    action, plan, results, _ = waiting.pop(i)
+                    getattr(envs[i], "unwrapped", envs[i]).preload(plan, results)
+                yield i, envs[i].step(action)
+
     # -- pools --------------------------------------------------------------------------------
     def _pool_for(self, concurrency: str) -> Executor | None:
         if concurrency not in CONCURRENCY:
@@ -156,6 +276,17 @@ class BatchStepper:
         self.close()
 
 
+def _feed(arrivals: Iterable[tuple[int, Any]], events: queue.SimpleQueue) -> None:
+    """Read ``arrivals`` into ``events`` (in a thread: the stepping thread works meanwhile)."""
+    try:
+        for i, action in arrivals:
+            events.put(("arrival", i, action))
+    except BaseException as err:  # noqa: BLE001 - handed to the stepping thread, which raises it
+        events.put(("error", err))
+    else:
+        events.put(("end",))
+
+
 def _run_groups(groups: list[tuple[Tool, Any, list[Any]]]) -> list[list[ToolResult]]:
     """Each group's results, in order (runs in a pool thread or a worker process)."""
     return [tool.call_batch(arguments) for tool, _, arguments in groups]
@@ -175,6 +306,20 @@ def default_stepper() -> BatchStepper:
 def step_batch(envs: Sequence[Any], actions: Sequence[Any], stepper: BatchStepper | None = None) -> list[tuple]:
     """``[env.step(a) for env, a in zip(envs, actions)]`` with the tool calls run together."""
     return (stepper or default_stepper()).step(envs, actions)
+
+
+def step_as_completed(envs: Sequence[Any], arrivals: Iterable[tuple[int, Any]],
+                      stepper: BatchStepper | None = None) -> list[tuple | None]:
+    """Step each env as its ``(index, action)`` arrives, the tool calls of what has arrived together;
+    the outputs in env order (None: no action came). See :meth:`BatchStepper.iter_as_completed`."""
+    return (stepper or default_stepper()).step_as_completed(envs, arrivals)
+
+
+def iter_as_completed(envs: Sequence[Any], arrivals: Iterable[tuple[int, Any]],
+                      stepper: BatchStepper | None = None) -> Iterator[tuple[int, tuple]]:
+    """``(index, step output)`` as each env steps, its ``(index, action)`` having arrived; see
+    :meth:`BatchStepper.iter_as_completed`."""
+    return (stepper or default_stepper()).iter_as_completed(envs, arrivals)
 
 
 def run_ahead(envs: Sequence[Any], actions: Sequence[Any], stepper: BatchStepper | None = None) -> None:

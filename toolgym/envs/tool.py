@@ -122,6 +122,10 @@ class Tool:
     #: processes when the stepper has some, else inline; the tool must pickle) or ``"inline"``
     #: (fast: in the stepping thread). One tool object is never called from two threads at once.
     concurrency: str = "thread"
+    #: True when ``run_batch`` may run in several threads at once (a stateless client of a server).
+    #: Stepping actions as they arrive, the batch stepper then keeps more than one micro-batch of
+    #: calls out at once (``BatchStepper(in_flight=)``); otherwise the next waits for the last.
+    thread_safe: bool = False
 
     def run(self, **arguments: Any) -> ToolResult:
         raise NotImplementedError

@@ -24,7 +24,13 @@ class Generation:
 
 
 class GenerationBackend(Protocol):
-    """Batched sampling from token ids. ``generate`` returns one :class:`Generation` per prompt."""
+    """Batched sampling from token ids. ``generate`` returns one :class:`Generation` per prompt.
+
+    A backend whose engine returns each completion as it finishes may also define
+    ``generate_as_completed(prompts, max_new_tokens) -> Iterator[tuple[int, Generation]]``, yielding
+    ``(k, completion of prompts[k])`` in the order they finish: the rollout engine then steps each
+    episode's env while the rest of the batch still generates (``toolgym.envs.batch.iter_as_completed``).
+    """
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]: ...
 

@@ -1,8 +1,9 @@
 """Multi-turn rollouts of toolgym envs with an LLM: token in, token out.
 
 A :class:`RolloutEngine` steps a batch of envs in lock-step. Each turn it asks a
-:class:`GenerationBackend` for one completion per live episode (one batched call), hands the decoded
-text to ``env.step``, and turns the env's new messages into tokens with
+:class:`GenerationBackend` for one completion per live episode (one batched call; a backend with
+``generate_as_completed`` returns each as it finishes, and its env steps at once, while the rest
+still generate), hands the decoded text to ``env.step``, and turns the env's new messages into tokens with
 :class:`toolgym.generation.ChatTemplate`: rendered after a fixed dummy conversation, never by
 re-rendering the past (templates rewrite past turns, e.g. Qwen3 re-spaces reasoning). The ids it
 returns for training are the ids that were sampled (never re-tokenised text); env tokens carry
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolgym.envs.batch import run_ahead
+from toolgym.envs.batch import iter_as_completed, run_ahead
 from toolgym.generation.backend import Generation, GenerationBackend, HFBackend
 from toolgym.generation.chat import ChatTemplate
 from toolgym.trainers._deps import require
@@ -210,9 +211,18 @@ class RolloutEngine:
             context_ids.append(list(ids))
 
         alive = list(range(n))
+        stream = getattr(self.backend, "generate_as_completed", None)
         while self.backend.any_alive(bool(alive)):
             limits = {i: min(self.max_turn_tokens, self._budget_left(episodes[i])) for i in alive}
-            gens = self.backend.generate([context_ids[i] for i in alive], max(limits.values(), default=1))
+            prompts, width = [context_ids[i] for i in alive], max(limits.values(), default=1)
+            if stream is not None and alive:  # each env steps as its completion arrives
+                goes_on = set()
+                for i, turn, out in self._stream_turn(stream(prompts, width), alive, limits):
+                    if self._advance(i, episodes[i], turn, context_ids, out):
+                        goes_on.add(i)
+                alive = [i for i in alive if i in goes_on]
+                continue
+            gens = self.backend.generate(prompts, width)
             turns = [self._sampled(gen, limits[i]) for i, gen in zip(alive, gens, strict=True)]
             run_ahead([self.envs[i] for i in alive], [text for _, _, text in turns])  # the turn's searches: one batch
             still = []
@@ -227,6 +237,26 @@ class RolloutEngine:
             elif not ep.samples[-1].completion_ids:  # a context opened after the last step
                 ep.samples.pop()
         return episodes
+
+    def _stream_turn(self, completions, alive: list[int], limits: dict[int, int]):
+        """``(episode, sampled turn, step output)`` as each env steps, its completion having come from
+        ``completions`` (``(k, Generation)`` of ``alive[k]``, in any order)."""
+        turns: dict[int, tuple] = {}
+
+        def arrivals():
+            for k, gen in completions:
+                if not (isinstance(k, int) and 0 <= k < len(alive)) or k in turns:
+                    raise ValueError(f"generate_as_completed gave completion {k!r} twice or out of range "
+                                     f"(0-{len(alive) - 1}); it must give one per prompt")
+                turns[k] = self._sampled(gen, limits[alive[k]])
+                yield k, turns[k][2]
+
+        stepped = 0
+        for k, out in iter_as_completed([self.envs[i] for i in alive], arrivals()):
+            stepped += 1
+            yield alive[k], turns[k], out
+        if stepped != len(alive):
+            raise ValueError(f"generate_as_completed gave {stepped} completions for {len(alive)} prompts")
 
     def _budget_left(self, ep: Episode) -> int:
         return max(self.max_completion_tokens - ep.tokens_used, 0)
@@ -244,13 +274,14 @@ class RolloutEngine:
         return ids, logprobs, self._decode(ids[:-1] if ended_turn else ids)
 
     def _advance(self, i: int, ep: Episode, turn: tuple[list[int], list[float], str],
-                 context_ids: list[list[int]]) -> bool:
-        """Record one sampled turn, step the env, extend the context. Returns True if the episode goes on."""
+                 context_ids: list[list[int]], out: tuple | None = None) -> bool:
+        """Record one sampled turn, step the env (or take ``out``, the step already taken), extend the
+        context. Returns True if the episode goes on."""
         ids, logprobs, text = turn
         ended_turn = bool(ids) and ids[-1] in self._stop_ids
         env = self.envs[i]
         before = ep.messages
-        obs, reward, terminated, truncated, info = env.step(text)
+        obs, reward, terminated, truncated, info = env.step(text) if out is None else out
         seq = ep if ep.append_only else ep.samples[-1]  # the token sequence this turn extends
         start = len(seq.completion_ids)
         seq.completion_ids += ids

@@ -40,6 +40,12 @@ class SearchTool(Tool):
         # Lucene through the JVM and torch, unsafe to call from other threads): inline.
         return "thread" if isinstance(self.retriever, HTTPRetriever) else "inline"
 
+    @property
+    def thread_safe(self) -> bool:  # type: ignore[override]
+        # The HTTP client's pooled Session may serve several requests at once; the server answers
+        # each in its own thread.
+        return isinstance(self.retriever, HTTPRetriever)
+
     def batch_key(self):
         return (SearchTool, id(self.retriever), self.k)
 
