@@ -126,8 +126,7 @@ def grpo(returns: torch.Tensor, mask: torch.Tensor, group_size: int, scale: str 
     ``scale``: ``group`` (std of the group), ``batch`` (std of the whole batch, Dr. GRPO-style
     robustness), ``none`` (no division). Statistics pool all real steps of the group's episodes.
     """
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    check_choice("scale", scale, SCALES)
     adv = returns - group_mean(returns, mask, group_size)
     if scale == "group":
         adv = adv / (group_std(returns, mask, group_size) + eps)
