@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from toolgym.envs.errors import check_argument_types, did_you_mean, suggest
+from toolgym.envs.errors import check_argument_types, check_choice, did_you_mean, suggest
 from toolgym.envs.registration import env_ids
 
 
@@ -80,3 +80,18 @@ def test_task_kwargs_are_checked(env_id, kwargs, message):
 
     with pytest.raises(TypeError, match=message):
         gym.make(env_id, **kwargs)
+
+
+def test_aliases_are_suggested_as_the_name_they_stand_for():
+    assert did_you_mean("dve", ["train", "validation", "test"], aliases={"dev": "validation"}) == \
+        " Did you mean 'validation'?"
+    assert did_you_mean("tran", ["train", "validation", "test"], aliases={"dev": "validation"}) == \
+        " Did you mean 'train'?"
+
+
+def test_check_choice_names_the_setting_the_value_and_the_closest_choice():
+    check_choice("credit", "step", ("outcome", "step"))
+    with pytest.raises(ValueError, match=r"^credit must be one of outcome, step; got 'stp'\. Did you mean 'step'\?$"):
+        check_choice("credit", "stp", ("outcome", "step"))
+    with pytest.raises(ValueError, match=r"got 'zzz'\.$"):
+        check_choice("credit", "zzz", ("outcome", "step"))

@@ -67,7 +67,7 @@ def test_algorithm_and_ppo_section_are_validated(override, message):
 def test_ppo_settings_take_the_shared_top_level_keys():
     cfg = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", ["algorithm=rloo", "credit=step", "gamma=0.9",
                                                             "ppo.vf_coef=0.5"])
-    settings = cfg.ppo_settings()
+    settings = cfg.settings()
     assert (settings.algorithm, settings.credit, settings.gamma, settings.vf_coef) == ("rloo", "step", 0.9, 0.5)
 
 
@@ -112,7 +112,7 @@ def test_gigpo_credit_and_gspo_pass_through():
     assert (cfg.credit, cfg.step_weight, cfg.step_similarity) == ("gigpo", 0.5, "exact")
     assert cfg.grpo_config().importance_sampling_level == "sequence"  # GSPO: TRL's own option, unchanged
     settings = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", ["algorithm=rloo", "credit=gigpo",
-                                                                 "step_weight=0.3"]).ppo_settings()
+                                                                 "step_weight=0.3"]).settings()
     assert (settings.credit, settings.step_weight) == ("gigpo", 0.3)
 
 

@@ -2,7 +2,8 @@ import pytest
 import torch
 from trainer_fakes import grpo_args, register_fakes
 
-from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer, step_advantages
+from toolgym.trainers.grpo import ToolGRPOTrainer, step_advantages
+from toolgym.trainers.tasks import EnvSpec
 
 register_fakes()
 

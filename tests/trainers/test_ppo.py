@@ -7,15 +7,15 @@ import torch
 from trainer_fakes import grpo_args, register_fakes
 
 from toolgym.trainers import advantages as A
-from toolgym.trainers.grpo import EnvSpec
+from toolgym.trainers.algorithms import ALGORITHMS
 from toolgym.trainers.ppo import (
-    ALGORITHMS,
     VALUE_HEAD_FILE,
     PPOSettings,
     ToolPPOTrainer,
     load_value_head,
     ppo_losses,
 )
+from toolgym.trainers.tasks import EnvSpec
 
 register_fakes()
 

@@ -5,8 +5,9 @@ from types import SimpleNamespace
 import torch
 from trainer_fakes import KEYS, VALUES, FakeQAEnv, expert_turns, register_fakes
 
-from toolgym.trainers.grpo import EnvRolloutFunc, EnvSpec, task_dataset
+from toolgym.trainers.grpo import EnvRolloutFunc
 from toolgym.trainers.rollout import VLLMBackend
+from toolgym.trainers.tasks import EnvSpec, task_dataset
 
 register_fakes()
 

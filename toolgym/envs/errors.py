@@ -28,9 +28,15 @@ def suggest(name: str, choices: Iterable[str]) -> str | None:
     return lowered[prefixes[0]] if len(prefixes) == 1 else None
 
 
-def did_you_mean(name: object, choices: Iterable[str]) -> str:
-    """``" Did you mean 'hermes'?"`` for the closest valid name, or ``""`` when nothing is close."""
-    hint = suggest(str(name), choices)
+def did_you_mean(name: object, choices: Iterable[str], aliases: Mapping[str, str] | None = None) -> str:
+    """``" Did you mean 'hermes'?"`` for the closest valid name, or ``""`` when nothing is close.
+
+    ``aliases`` (alias -> valid name) are matched too and suggested as the name they stand for
+    (``"dve"`` -> ``'validation'`` with ``{"dev": "validation"}``).
+    """
+    aliases = aliases or {}
+    hint = suggest(str(name), [*choices, *aliases])
+    hint = aliases.get(hint, hint)
     return f" Did you mean {hint!r}?" if hint else ""
 
 
@@ -38,6 +44,15 @@ def unknown_name_error(kind: str, value: object, choices: Iterable[str]) -> Valu
     """``ValueError("Unknown format 'herms'. Did you mean 'hermes'? Valid formats: hermes, tags.")``."""
     choices = sorted(choices)
     return ValueError(f"Unknown {kind} {value!r}.{did_you_mean(value, choices)} Valid choices: {', '.join(choices)}.")
+
+
+def check_choice(name: str, value: object, choices: Iterable[str]) -> None:
+    """Raise ``ValueError("credit must be one of outcome, step, gigpo; got 'stp'. Did you mean 'step'?")``
+    when ``value`` is not one of ``choices``: the one message for a setting that takes a name."""
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}; got {value!r}."
+                         f"{did_you_mean(value, choices)}")
 
 
 def check_non_negative(**values: float | int | None) -> None:

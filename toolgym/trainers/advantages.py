@@ -33,8 +33,10 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from toolgym.envs.errors import check_choice
+from toolgym.trainers.algorithms import CREDITS, ESTIMATOR_NAMES
+
 EPS = 1e-4  # TRL's GRPO: advantages / (std + 1e-4)
-ESTIMATOR_NAMES = ("grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline")
 SCALES = ("group", "batch", "none")
 
 
@@ -124,8 +126,7 @@ def grpo(returns: torch.Tensor, mask: torch.Tensor, group_size: int, scale: str 
     ``scale``: ``group`` (std of the group), ``batch`` (std of the whole batch, Dr. GRPO-style
     robustness), ``none`` (no division). Statistics pool all real steps of the group's episodes.
     """
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    check_choice("scale", scale, SCALES)
     adv = returns - group_mean(returns, mask, group_size)
     if scale == "group":
         adv = adv / (group_std(returns, mask, group_size) + eps)
@@ -160,18 +161,13 @@ def reinforce_pp_baseline(returns: torch.Tensor, mask: torch.Tensor, group_size:
     return reinforce_pp(centred, mask, eps=eps)
 
 
-ESTIMATORS: dict[str, Callable[..., torch.Tensor]] = {
+ESTIMATORS: dict[str, Callable[..., torch.Tensor]] = {  # keyed by ESTIMATOR_NAMES
     "grpo": grpo, "rloo": rloo, "reinforce_pp": reinforce_pp, "reinforce_pp_baseline": reinforce_pp_baseline,
 }
 
 
 def get_estimator(name: str) -> Callable[..., torch.Tensor]:
-    if name not in ESTIMATORS:
-        import difflib
-
-        hint = difflib.get_close_matches(str(name), ESTIMATORS, n=1)
-        raise ValueError(f"unknown advantage estimator {name!r}." + (f" Did you mean {hint[0]!r}?" if hint else "") +
-                         f" Choose one of {', '.join(ESTIMATORS)}")
+    check_choice("advantage estimator", name, ESTIMATOR_NAMES)
     return ESTIMATORS[name]
 
 
@@ -318,9 +314,6 @@ def values_at_step_starts(token_values: torch.Tensor, spans: torch.Tensor, mask:
 
 
 # -- the hook for trainers ------------------------------------------------------------------------------
-CREDITS = ("outcome", "step", "gigpo")
-
-
 def step_advantages(step_rewards: Sequence[Sequence[float]], group_size: int, estimator: str = "grpo",
                     credit: str = "step", gamma: float = 1.0, scale: str = "group",
                     step_states: Sequence[Sequence] | None = None, step_weight: float = 1.0) -> list[list[float]]:
@@ -339,8 +332,7 @@ def step_advantages(step_rewards: Sequence[Sequence[float]], group_size: int, es
             on (equal keys = the same state; :attr:`toolgym.trainers.rollout.Step.state`).
         step_weight: ``credit="gigpo"``: GiGPO's omega.
     """
-    if credit not in CREDITS:
-        raise ValueError(f"credit must be one of {CREDITS}, got {credit!r}")
+    check_choice("credit", credit, CREDITS)
     fn = get_estimator(estimator)
     rewards, mask = pad_steps(step_rewards)
     kw = {"scale": scale} if estimator == "grpo" else {}

@@ -1,6 +1,6 @@
-"""The Python entry point of training: ``toolgym.trainers.train(config)``.
+"""The Python entry point of training: ``toolgym.trainers.api.train(config)``.
 
-    from toolgym.trainers import train
+    from toolgym.trainers.api import train
     trainer = train("configs/demo_cpu.yaml", overrides=["grpo.max_steps=10"])
     trainer = train(config, resume=True)        # continue from the last checkpoint in output_dir
 """
@@ -11,36 +11,29 @@ from pathlib import Path
 
 import yaml
 
-from toolgym.trainers.config import TrainConfig
+from toolgym.trainers.config import TrainConfig, apply_overrides
 
 
 def build_trainer(config: TrainConfig, **grpo_overrides):
-    """A ready trainer for ``config`` (model loaded, LoRA set): :class:`~toolgym.trainers.grpo.ToolGRPOTrainer`
-    for ``algorithm: grpo``, :class:`~toolgym.trainers.ppo.ToolPPOTrainer` for ppo and the other estimators."""
+    """A ready trainer for ``config`` (model loaded, LoRA set): the trainer of its algorithm's
+    settings (:meth:`TrainConfig.settings`), :class:`~toolgym.trainers.grpo.ToolGRPOTrainer` for
+    ``algorithm: grpo``, :class:`~toolgym.trainers.ppo.ToolPPOTrainer` for ppo and the other estimators."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer
 
     args = config.grpo_config(**grpo_overrides)
     tok = AutoTokenizer.from_pretrained(config.model)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(config.model, **config.model_kwargs)
-    envs = [EnvSpec(e.id, dict(e.kwargs), e.weight, e.system_prompt) for e in config.envs]
-    common = dict(envs=envs, args=args, max_turn_tokens=config.max_turn_tokens, num_tasks=config.num_tasks,
-                  processing_class=tok, peft_config=config.lora.peft_config(),
-                  chat_template_kwargs=config.chat_template_kwargs or None)
-    if config.algorithm == "grpo":
-        return ToolGRPOTrainer(model, credit=config.credit, gamma=config.gamma, step_weight=config.step_weight,
-                               **common)
-    from toolgym.trainers.ppo import ToolPPOTrainer
-
-    return ToolPPOTrainer(model, ppo=config.ppo_settings(), **common)
+    return config.settings().make_trainer(
+        model, envs=list(config.envs), args=args, max_turn_tokens=config.max_turn_tokens, num_tasks=config.num_tasks,
+        processing_class=tok, peft_config=config.lora.peft_config(),
+        chat_template_kwargs=config.chat_template_kwargs or None)
 
 
 def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None = None,
           resume: bool | str | None = None):
-    """Train a policy with GRPO on the config's envs; returns the trainer after ``train()``.
+    """Train a policy on the config's envs with its algorithm; returns the trainer after ``train()``.
 
     Args:
         config: a :class:`TrainConfig`, a dict, or a YAML path.
@@ -54,12 +47,8 @@ def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None =
     if isinstance(config, (str, Path)):
         config = TrainConfig.from_yaml(config, overrides)
     elif isinstance(config, dict):
-        from toolgym.trainers.config import apply_overrides
-
         config = TrainConfig.from_dict(apply_overrides(config, overrides or []))
     elif overrides:
-        from toolgym.trainers.config import apply_overrides
-
         config = TrainConfig.from_dict(apply_overrides(config.to_dict(), overrides))
     config.check_startable(resume)  # before the model loads or anything is written
     trainer = build_trainer(config)

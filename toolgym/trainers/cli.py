@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from toolgym.trainers.ppo_settings import ALGORITHMS  # no torch or trl: the parser stays light
+from toolgym.envs.errors import did_you_mean
+from toolgym.trainers.algorithms import ALGORITHMS, CREDITS  # no torch or trl: the parser stays light
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("train", help="train a policy with GRPO on toolgym envs (TRL, LoRA, vLLM optional)",
-                              description="Train with GRPO. Overrides: key=value, dotted for nested keys "
-                                          "(grpo.learning_rate=3e-4 credit=step lora.r=8).")
+    p = subparsers.add_parser("train", help="train a policy with GRPO, PPO or a critic-free estimator on toolgym envs "
+                                            "(TRL, LoRA, vLLM optional)",
+                              description="Train with the config's algorithm (grpo, ppo, rloo, ...). Overrides: "
+                                          "key=value, dotted for nested keys (grpo.learning_rate=3e-4 credit=step "
+                                          "lora.r=8).")
     p.add_argument("--config", help="YAML config (see configs/)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
     p.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
@@ -25,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     d.add_argument("overrides", nargs="*", metavar="key=value", help="DemoConfig overrides")
     d.add_argument("--output-dir", default=None, help="where results.json, demo.png and checkpoints go")
     d.add_argument("--seed", type=int, default=None)
-    d.add_argument("--credit", choices=("outcome", "step", "gigpo"), default=None)
+    d.add_argument("--credit", choices=CREDITS, default=None)
     d.add_argument("--algorithm", choices=ALGORITHMS,
                    default=None, help="grpo (default), ppo, or a critic-free estimator")
     d.add_argument("--compare", default=None, metavar="ALGORITHMS",
@@ -67,8 +70,6 @@ def _demo(args) -> int:
             kw.setdefault(top, {})[sub] = yaml.safe_load(raw)
             continue
         if key not in fields or not _:
-            from toolgym.envs.errors import did_you_mean
-
             raise ValueError(f"unknown setting {item!r}.{did_you_mean(key, fields)} See toolgym demo --help-config.")
         try:
             kw[key] = _parse(raw, fields[key].default)

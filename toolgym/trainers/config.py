@@ -5,14 +5,18 @@
       - id: MultiHopQA-v0
         kwargs: {dataset: hotpotqa, format: hermes}
         weight: 1.0
-    credit: outcome                       # or step
+    algorithm: grpo                       # or ppo, rloo, reinforce_pp, reinforce_pp_baseline
+    credit: outcome                       # or step, gigpo (with gamma, step_weight, step_similarity)
     lora: {r: 16, alpha: 32}
     grpo:                                 # trl.GRPOConfig fields, passed through unchanged
       learning_rate: 1.0e-6
       num_generations: 8
+    ppo: {vf_coef: 0.5}                   # algorithm ppo and the critic-free estimators
 
-Unknown keys are errors naming the key and the closest valid one. Overrides address nested keys
-with dots and parse values as YAML: ``grpo.learning_rate=3e-4 credit=step lora.r=8``.
+The algorithm's settings (:mod:`toolgym.trainers.algorithms`) are the top-level credit keys plus,
+for PPO and the critic-free estimators, the ``ppo:`` section; :meth:`TrainConfig.settings` builds
+them. Unknown keys are errors naming the key and the closest valid one. Overrides address nested
+keys with dots and parse values as YAML: ``grpo.learning_rate=3e-4 credit=step lora.r=8``.
 """
 
 from __future__ import annotations
@@ -25,41 +29,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolgym.envs.errors import did_you_mean
+from toolgym.envs.errors import check_choice, did_you_mean
 from toolgym.envs.yaml_values import load_yaml
-from toolgym.trainers.ppo_settings import ALGORITHMS, PPOSettings
+from toolgym.trainers.algorithms import ALGORITHMS, AlgorithmSettings, PPOSettings, settings_for
+from toolgym.trainers.tasks import EnvSpec
 
-CREDITS = ("outcome", "step", "gigpo")
-SIMILARITIES = ("exact",)  # GiGPO step groups: steps whose observations are identical
 DEFAULT_OUTPUT_DIR = "runs/train"
 WARM_DIR = "warm"  # `toolgym demo` saves its warm-started model in <output_dir>/warm
-# PPOSettings fields that the config holds at the top level (shared with GRPO).
-_TOP_LEVEL_PPO = {"algorithm", "credit", "gamma", "step_weight"}
+# The settings every algorithm shares, held at the top level of a config (not under ppo:).
+_SHARED = {f.name: f for f in dataclasses.fields(AlgorithmSettings)}
 
 
 def _help(text: str, **kw) -> Any:
     return field(metadata={"help": text}, **kw)
 
 
-@dataclass
-class EnvEntry:
-    """One env of the mix."""
-
-    id: str = _help("a registered env id, e.g. MultiHopQA-v0")
-    kwargs: dict[str, Any] = _help("keyword arguments of gym.make", default_factory=dict)
-    weight: float = _help("share of the training episodes (normalised over the mix)", default=1.0)
-    system_prompt: str | None = _help("replace the env's system message (None: keep it)", default=None)
-
-    def __post_init__(self):
-        if not isinstance(self.id, str) or not self.id:
-            raise ValueError(f"envs[].id must be a non-empty env id string, got {self.id!r}")
-        if not isinstance(self.kwargs, dict):
-            raise ValueError(f"envs[].kwargs must be a mapping, got {type(self.kwargs).__name__}: {self.kwargs!r}")
-        if not isinstance(self.weight, (int, float)) or self.weight < 0:
-            raise ValueError(f"envs[].weight must be a number >= 0, got {self.weight!r}")
-        from toolgym.envs.registration import check_env_args
-
-        check_env_args(self.id, self.kwargs)  # an unknown id or kwarg fails now, not after the model loaded
+def _shared(name: str) -> Any:
+    """A top-level config field with the default and help of :class:`AlgorithmSettings`' field ``name``."""
+    return field(default=_SHARED[name].default, metadata=_SHARED[name].metadata)
 
 
 @dataclass
@@ -92,27 +79,25 @@ class TrainConfig:
     """Everything ``toolgym train`` needs. ``grpo`` holds trl.GRPOConfig fields, unchanged."""
 
     model: str = _help("the policy: a local path or a hub id")
-    envs: list[EnvEntry] = _help("the env mix", default_factory=list)
-    algorithm: str = _help("grpo (TRL's GRPO), ppo (a critic with GAE over turns), or the critic-free rloo, "
-                           "reinforce_pp, reinforce_pp_baseline on the same rollouts", default="grpo")
-    credit: str = _help("outcome: GRPO on the episode return; step: per-step returns for each step's tokens; "
-                        "gigpo: the episode's group advantage plus step_weight times each step's advantage within "
-                        "its anchor-state group (GiGPO)", default="outcome")
-    gamma: float = _help("discount of the per-step returns (credit: step, gigpo)", default=1.0)
-    step_weight: float = _help("credit gigpo: omega, the weight of the step-level advantage (GiGPO's default 1.0)",
-                               default=1.0)
-    step_similarity: str = _help("credit gigpo: which steps form a step group; exact = sampled on the identical "
-                                 "observation (GiGPO's default)", default="exact")
+    envs: list[EnvSpec] = _help("the env mix", default_factory=list)
+    algorithm: str = _help("grpo (ToolGRPOTrainer: TRL's GRPO), ppo (a critic with GAE over turns), or the "
+                           "critic-free rloo, reinforce_pp, reinforce_pp_baseline on the same rollouts "
+                           "(ToolPPOTrainer)", default="grpo")
+    credit: str = _shared("credit")
+    gamma: float = _shared("gamma")
+    step_weight: float = _shared("step_weight")
+    step_similarity: str = _shared("step_similarity")
     max_turn_tokens: int = _help("most tokens sampled per turn (grpo.max_completion_length bounds the episode)",
                                  default=256)
     num_tasks: int = _help("training tasks drawn (rows of the dataset TRL iterates)", default=100_000)
     lora: LoraSettings = _help("the LoRA adapter", default_factory=LoraSettings)
     model_kwargs: dict[str, Any] = _help("from_pretrained kwargs, e.g. {dtype: bfloat16}", default_factory=dict)
     chat_template_kwargs: dict[str, Any] = _help("apply_chat_template kwargs", default_factory=dict)
-    grpo: dict[str, Any] = _help("trl.GRPOConfig fields (output_dir, learning_rate, num_generations, ...)",
+    grpo: dict[str, Any] = _help("trl.GRPOConfig fields (output_dir, learning_rate, num_generations, ...), for "
+                                 "every algorithm; those an algorithm does not read are refused",
                                  default_factory=dict)
     ppo: dict[str, Any] = _help("PPOSettings fields for algorithm ppo/rloo/reinforce_pp/... (lam, cliprange, "
-                                "vf_coef, critic_warmup_steps, ...); algorithm, credit and gamma stay top-level",
+                                "vf_coef, critic_warmup_steps, ...); credit, gamma, step_weight stay top-level",
                                 default_factory=dict)
 
     def __post_init__(self):
@@ -120,29 +105,32 @@ class TrainConfig:
             raise ValueError("model is required: a local path or a hub id, e.g. model: Qwen/Qwen2.5-3B-Instruct")
         if not self.envs:
             raise ValueError("envs is empty: give at least one, e.g. envs: [{id: MultiHopQA-v0}]")
-        self.envs = [e if isinstance(e, EnvEntry) else _build(EnvEntry, e, "envs[]") for e in self.envs]
+        self.envs = [e if isinstance(e, EnvSpec) else _build(EnvSpec, e, "envs[]") for e in self.envs]
         if isinstance(self.lora, dict):
             self.lora = _build(LoraSettings, self.lora, "lora")
-        if self.credit not in CREDITS:
-            raise ValueError(f"credit must be one of {CREDITS}, got {self.credit!r}.{did_you_mean(self.credit, CREDITS)}")
-        if not 0 < self.gamma <= 1:
-            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
-        if not isinstance(self.step_weight, (int, float)) or self.step_weight < 0:
-            raise ValueError(f"step_weight must be a number >= 0, got {self.step_weight!r}; GiGPO's default is 1.0")
-        if self.step_similarity not in SIMILARITIES:
-            raise ValueError(f"step_similarity must be one of {SIMILARITIES}, got {self.step_similarity!r}."
-                             f"{did_you_mean(str(self.step_similarity), SIMILARITIES)}")
         if self.max_turn_tokens < 1 or self.num_tasks < 1:
             raise ValueError(f"max_turn_tokens and num_tasks must be >= 1, got {self.max_turn_tokens}, {self.num_tasks}")
         self.grpo = {k: _number(v) if isinstance(v, str) else v for k, v in self.grpo.items()}
         _check_keys(self.grpo, _grpo_types(), "grpo")
         check_types(self.grpo, _grpo_types(), "grpo.")
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}."
-                             f"{did_you_mean(self.algorithm, ALGORITHMS)}")
-        _check_keys(self.ppo, {f.name for f in dataclasses.fields(PPOSettings)} - _TOP_LEVEL_PPO, "ppo")
+        check_choice("algorithm", self.algorithm, ALGORITHMS)
+        for key in self.ppo:
+            if key in _SHARED or key == "algorithm":
+                raise ValueError(f"Unknown config key 'ppo.{key}': {key} is a top-level key, shared by every "
+                                 f"algorithm; write {key}={self.ppo[key]!r} (or {key}: ... at the top of the file)")
+        _check_keys(self.ppo, {f.name for f in PPOSettings.own_fields()} - {"algorithm"}, "ppo")
         check_types(self.ppo, typing.get_type_hints(PPOSettings), "ppo.")
-        self.ppo_settings()  # validates the ppo section now, not at the first training step
+        if self.ppo and self.algorithm == "grpo":
+            raise ValueError(f"ppo: {', '.join(self.ppo)} {'is' if len(self.ppo) == 1 else 'are'} read by algorithms "
+                             f"{', '.join(a for a in ALGORITHMS if a != 'grpo')}, not grpo: set algorithm (e.g. "
+                             "algorithm=ppo) or remove the ppo: section")
+        self.settings().check_trl_fields(self.grpo)  # validates the algorithm's settings now, not at step one
+
+    def settings(self) -> AlgorithmSettings:
+        """The algorithm's settings: :class:`~toolgym.trainers.algorithms.GRPOSettings` for grpo,
+        :class:`~toolgym.trainers.algorithms.PPOSettings` (with the ``ppo:`` section) for the others."""
+        shared = {name: getattr(self, name) for name in _SHARED}
+        return settings_for(self.algorithm, **shared, **self.ppo)
 
     def check_startable(self, resume: bool | str | None = None) -> None:
         """What ``train`` needs beyond a valid config, checked before a model loads or a file is
@@ -163,11 +151,6 @@ class TrainConfig:
             raise FileNotFoundError(f"--resume {resume}: no such checkpoint directory; checkpoints are "
                                     f"{out}/checkpoint-N")
 
-    def ppo_settings(self) -> PPOSettings:
-        """The PPO / estimator settings: ``ppo:`` plus the top-level algorithm, credit and gamma."""
-        return PPOSettings(algorithm=self.algorithm, credit=self.credit, gamma=self.gamma,
-                           step_weight=self.step_weight, **self.ppo)
-
     # -- construction -----------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -187,7 +170,7 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def grpo_config(self, **extra):
-        """The trl.GRPOConfig, with CPU-safe defaults when no GPU is present."""
+        """The trl.GRPOConfig of every algorithm's trainer, with CPU-safe defaults when no GPU is present."""
         import torch
         from trl import GRPOConfig
 
@@ -328,10 +311,11 @@ def _number(text: str):
 def describe() -> str:
     """The config keys with their help, for ``toolgym train --help-config``."""
     lines = []
-    for cls, prefix in ((TrainConfig, ""), (EnvEntry, "envs[]."), (LoraSettings, "lora."), (PPOSettings, "ppo.")):
+    for cls, prefix, names in ((TrainConfig, "", None), (EnvSpec, "envs[].", None), (LoraSettings, "lora.", None),
+                               (PPOSettings, "ppo.", [f.name for f in PPOSettings.own_fields() if f.name != "algorithm"])):
         for f in dataclasses.fields(cls):
-            if prefix == "ppo." and f.name in _TOP_LEVEL_PPO:
-                continue
-            lines.append(f"  {prefix}{f.name}: {f.metadata.get('help', '')}")
-    lines.append("  grpo.<field>: any trl.GRPOConfig field (see TRL's docs), passed through unchanged")
+            if names is None or f.name in names:
+                lines.append(f"  {prefix}{f.name}: {f.metadata.get('help', '')}")
+    lines.append("  grpo.<field>: any trl.GRPOConfig field (see TRL's docs), passed through unchanged unless the "
+                 "algorithm does not read it")
     return "\n".join(lines)

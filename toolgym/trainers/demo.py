@@ -108,7 +108,7 @@ class DemoConfig:
             raise ValueError(f"credit must be 'outcome', 'step' or 'gigpo', got {self.credit!r}")
         from toolgym.envs.errors import unknown_name_error
         from toolgym.envs.tool_env import CONTEXT_MODES
-        from toolgym.trainers.ppo_settings import ALGORITHMS, PPOSettings
+        from toolgym.trainers.algorithms import ALGORITHMS, PPOSettings
 
         if self.algorithm not in ALGORITHMS:
             PPOSettings(algorithm=self.algorithm)  # raises naming the valid ones and the closest

@@ -40,13 +40,11 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
-
-import gymnasium as gym
 
 from toolgym.trainers._deps import require, silence_checkpointing_aliases
+from toolgym.trainers.algorithms import GRPOSettings
 from toolgym.trainers.rollout import Episode, HFBackend, RolloutEngine, VLLMBackend
+from toolgym.trainers.tasks import EnvSpec, episode_metrics, task_dataset
 
 require("trl", "train")
 import torch  # noqa: E402
@@ -58,64 +56,7 @@ from toolgym.trainers import advantages as adv_lib  # noqa: E402  (needs torch: 
 
 silence_checkpointing_aliases()  # TRL's calls of deprecated transformers aliases, made by the trainer below
 
-CREDITS = adv_lib.CREDITS  # outcome, step, gigpo
 os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is the documented path we rely on
-
-
-@dataclass
-class EnvSpec:
-    """One env of the training mix: a registered id, its kwargs, its share of the episodes, and
-    optionally a replacement system prompt (shorter prompts make tiny models much cheaper)."""
-
-    id: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    weight: float = 1.0
-    system_prompt: str | None = None
-
-    def make(self, tokenizer=None, chat_template_kwargs: dict | None = None):
-        """The env; ``format: native`` becomes the policy's own call syntax (needs ``tokenizer``)."""
-        import toolgym  # noqa: F401  (registers the ids)
-
-        kwargs = dict(self.kwargs)
-        if kwargs.get("format") == "native":
-            if tokenizer is None:
-                raise ValueError(f"{self.id}: format 'native' reads calls in the policy's own syntax and needs its "
-                                 "tokenizer: EnvSpec.make(tokenizer)")
-            from toolgym.generation import NativeFormat
-
-            kwargs["format"] = NativeFormat(tokenizer, dict(chat_template_kwargs or {}))
-        env = gym.make(self.id, **kwargs)
-        return env if self.system_prompt is None else SystemPrompt(env, self.system_prompt)
-
-
-class SystemPrompt(gym.ObservationWrapper):
-    """Shows ``text`` as the system message instead of the env's own (the env itself is unchanged)."""
-
-    def __init__(self, env, text: str):
-        super().__init__(env)
-        self.text = text
-
-    def observation(self, observation):
-        return tuple({**m, "content": self.text} if m.get("role") == "system" else dict(m) for m in observation)
-
-
-def task_dataset(envs: Sequence[EnvSpec], n: int, seed: int = 0):
-    """A ``datasets.Dataset`` of ``n`` tasks; each prompt is JSON ``{"env": index, "seed": episode seed}``.
-
-    The env draws the question from its seed, so the ``num_generations`` copies TRL makes of a row
-    are one group: the same question answered several times.
-    """
-    import numpy as np
-    from datasets import Dataset
-
-    rng = np.random.default_rng(seed)
-    weights = np.array([e.weight for e in envs], dtype=float)
-    if (weights < 0).any() or weights.sum() <= 0:
-        raise ValueError(f"env weights must be >= 0 with a positive sum, got {weights.tolist()}")
-    which = rng.choice(len(envs), size=n, p=weights / weights.sum())
-    seeds = rng.integers(0, 2**31 - 1, size=n)
-    return Dataset.from_dict({"prompt": [json.dumps({"env": int(e), "seed": int(s)}) for e, s in zip(which, seeds,
-                                                                                                  strict=True)]})
 
 
 def episode_return(completions, episode_return, **_) -> list[float]:
@@ -196,25 +137,6 @@ class EnvRolloutFunc:
                                max_turn_tokens=min(self.max_turn_tokens, budget),
                                chat_template_kwargs=self.chat_template_kwargs)
         return engine.run([t["seed"] for t in tasks])
-
-
-def episode_metrics(episodes) -> dict[str, float]:
-    """The stable log names: rewards/<term>, tools/*, episode/*, answer/* (means over episodes)."""
-    n = max(len(episodes), 1)
-    out: dict[str, float] = {}
-    terms = sorted({k for e in episodes for k in e.term_totals()})
-    for k in terms:
-        out[f"rewards/{k}"] = sum(e.term_totals().get(k, 0.0) for e in episodes) / n
-    steps = sum(len(e.steps) for e in episodes)
-    out["episode/return"] = sum(e.ret for e in episodes) / n
-    out["tools/calls"] = sum(float(e.info.get("tool_calls", 0)) for e in episodes) / n
-    out["tools/parse_error_rate"] = sum(s.parse_error is not None for e in episodes for s in e.steps) / max(steps, 1)
-    out["episode/turns"] = steps / n
-    out["episode/length"] = sum(e.tokens_used for e in episodes) / n
-    out["episode/truncated"] = sum(e.truncated or e.budget_truncated for e in episodes) / n
-    out["answer/em"] = sum(float(e.info.get("em", 0.0) or 0.0) for e in episodes) / n
-    out["answer/f1"] = sum(float(e.info.get("f1", 0.0) or 0.0) for e in episodes) / n
-    return out
 
 
 def sample_rows(episodes: Sequence[Episode], prompts: Sequence[str], n_rows: int, filler: int):
@@ -304,13 +226,11 @@ class ToolGRPOTrainer(GRPOTrainer):
     def __init__(self, model, envs: Sequence[EnvSpec], args: GRPOConfig, *, credit: str = "outcome",
                  gamma: float = 1.0, step_weight: float = 1.0, max_turn_tokens: int = 256, train_dataset=None,
                  num_tasks: int = 100_000, chat_template_kwargs: dict | None = None, **kwargs):
-        if credit not in CREDITS:
-            raise ValueError(f"credit must be one of {CREDITS}, got {credit!r}")
-        self.step_weight = step_weight
+        settings = GRPOSettings(credit=credit, gamma=gamma, step_weight=step_weight)  # validates them
         if not envs:
             raise ValueError("envs is empty: give at least one EnvSpec")
         silence_checkpointing_aliases()  # again here: a caller's warnings.catch_warnings() may have reset it
-        self.credit, self.gamma = credit, gamma
+        self.credit, self.gamma, self.step_weight = settings.credit, settings.gamma, settings.step_weight
         self.env_specs = list(envs)
         self.env_rollout = EnvRolloutFunc(envs, max_turn_tokens=max_turn_tokens,
                                           chat_template_kwargs=chat_template_kwargs)

@@ -41,14 +41,15 @@ from contextlib import contextmanager
 
 from toolgym.trainers import advantages as adv_lib
 from toolgym.trainers._deps import require
-from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer
-from toolgym.trainers.ppo_settings import ALGORITHMS, PPOSettings
+from toolgym.trainers.algorithms import PPOSettings
+from toolgym.trainers.grpo import ToolGRPOTrainer
+from toolgym.trainers.tasks import EnvSpec
 
 require("trl", "train")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-__all__ = ["ALGORITHMS", "PPOSettings", "ToolPPOTrainer", "ValueHead", "ppo_losses", "train_ppo"]
+__all__ = ["PPOSettings", "ToolPPOTrainer", "ValueHead", "ppo_losses", "train_ppo"]
 VALUE_HEAD_FILE = "value_head.safetensors"
 
 
@@ -148,7 +149,7 @@ class ToolPPOTrainer(ToolGRPOTrainer):
 
     Args:
         model: a model or a path / hub id (as for ``GRPOTrainer``).
-        envs: the env mix (:class:`~toolgym.trainers.grpo.EnvSpec` list).
+        envs: the env mix (:class:`~toolgym.trainers.tasks.EnvSpec` list).
         args: a ``trl.GRPOConfig``: batching (``per_device_train_batch_size``, ``num_generations``:
             episodes per task; PPO's advantages do not use the groups, the estimators do),
             ``num_iterations`` (PPO epochs over a batch), ``steps_per_generation`` (mini-batches),

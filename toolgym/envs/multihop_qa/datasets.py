@@ -39,7 +39,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from toolgym.envs.errors import suggest, unknown_name_error
+from toolgym.envs.errors import did_you_mean, unknown_name_error
 from toolgym.envs.multihop_qa.example import QAExample
 from toolgym.envs.retrieval.base import Passage
 
@@ -521,11 +521,8 @@ def canonical_split(split: str) -> str:
     key = str(split).strip().lower()
     key = _SPLIT_ALIASES.get(key, key)
     if key not in SPLITS:
-        hint = suggest(str(split), [*SPLITS, *_SPLIT_ALIASES])
-        did_you_mean = f" Did you mean {_SPLIT_ALIASES.get(hint, hint)!r}?" if hint else ""
-        raise ValueError(
-            f"Unknown split {split!r}.{did_you_mean} Valid splits: {', '.join(SPLITS)} ('dev' means validation)."
-        )
+        raise ValueError(f"Unknown split {split!r}.{did_you_mean(split, SPLITS, aliases=_SPLIT_ALIASES)} "
+                         f"Valid splits: {', '.join(SPLITS)} ('dev' means validation).")
     return key
 
 

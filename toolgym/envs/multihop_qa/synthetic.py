@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from toolgym.envs.errors import suggest, unknown_name_error
+from toolgym.envs.errors import did_you_mean, unknown_name_error
 from toolgym.envs.multihop_qa.example import QAExample
 from toolgym.envs.multihop_qa.metrics import normalize_answer
 from toolgym.envs.retrieval.base import Passage
@@ -790,8 +790,7 @@ class SyntheticWorld:
         try:
             return self._by_title[title]
         except KeyError:
-            hint = suggest(title, self._by_title)
-            raise KeyError(f"No passage titled {title!r} in this world." + (f" Did you mean {hint!r}?" if hint else "")) from None
+            raise KeyError(f"No passage titled {title!r} in this world.{did_you_mean(title, self._by_title)}") from None
 
     def is_distractor(self, title: str) -> bool:
         """Whether the passage titled ``title`` is a distractor twin (never part of a gold chain)."""
