@@ -9,6 +9,7 @@ import types
 
 import pytest
 
+from toolgym.envs import records
 from toolgym.envs.multihop_qa import datasets as ds
 from toolgym.envs.multihop_qa.datasets import (
     DatasetFormatError,
@@ -115,7 +116,7 @@ def test_limit_and_aliases_of_names(shared_data):
 
 def test_small_read_chunks_give_the_same_examples(shared_data, monkeypatch):
     expected = {name: _load(shared_data, name) for name in FILES}
-    monkeypatch.setattr(ds, "_CHUNK", 97)  # many refills mid-record, mid-string, mid-line
+    monkeypatch.setattr(records, "_CHUNK", 97)  # many refills mid-record, mid-string, mid-line
     for name in FILES:
         assert _load(shared_data, name) == expected[name]
 
@@ -376,6 +377,6 @@ def test_error_position_is_the_same_whatever_the_read_size(shared_data, tmp_path
     at = text.index(raws[20]["_id"]) + 5
     path = _write(tmp_path, "bad.json", text[:at] + "\x00" + text[at:])
     line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
-    monkeypatch.setattr(ds, "_CHUNK", chunk)
+    monkeypatch.setattr(records, "_CHUNK", chunk)
     with pytest.raises(DatasetFormatError, match=rf"record 20 is not valid JSON \(.*: line {line} column {column}\)"):
         load_examples("hotpotqa", data_files=path)

@@ -18,6 +18,8 @@ from toolgym.envs.multihop_qa.synthetic import (
     WorldConfig,
     build_world,
     leaks,
+    names,
+    passages,
 )
 from toolgym.envs.retrieval import BM25Retriever
 
@@ -83,13 +85,13 @@ def test_passage_wording_shares_no_word_with_the_questions():
     def words(texts):
         texts = [re.sub(r"\{\w+\}", " ", t) for t in texts]
         tokens = bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
-        return {synthetic._stem(w) for doc in tokens for w in doc}
+        return {names._stem(w) for doc in tokens for w in doc}
 
-    passages = words([w for options in synthetic._SENTENCES.values() for w in options]
-                     + [w for options in synthetic._OCCUPATIONS.values() for w in options]
-                     + list(synthetic._ORG_SUFFIXES) + list(synthetic._UNIVERSITY_FORMS))
+    wording = words([w for options in passages._SENTENCES.values() for w in options]
+                    + [w for options in passages._OCCUPATIONS.values() for w in options]
+                    + list(names._ORG_SUFFIXES) + list(names._UNIVERSITY_FORMS))
     questions = words([t.text for t in TEMPLATES.values()])
-    assert passages & questions == set()
+    assert wording & questions == set()
 
 
 def test_distractors_have_similar_names_and_are_never_gold(world):

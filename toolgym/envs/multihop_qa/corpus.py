@@ -26,8 +26,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Literal
 
-from toolgym.envs.multihop_qa.datasets import DatasetFormatError, number_error, open_text, unreadable_file
 from toolgym.envs.multihop_qa.example import QAExample
+from toolgym.envs.records import DatasetFormatError, number_error, open_text, unreadable_file
 from toolgym.envs.retrieval.base import Passage, passage_from_contents
 
 __all__ = [
