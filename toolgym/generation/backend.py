@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from toolgym.generation._deps import require
+from toolgym.envs.deps import require
 
 
 @dataclass

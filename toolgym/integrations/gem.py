@@ -18,8 +18,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from toolgym.envs.deps import require
 from toolgym.integrations.episode import Episode, check_append_only, make_env
-from toolgym.trainers._deps import require
 
 gem = require("gem", "gem")
 

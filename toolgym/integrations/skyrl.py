@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from toolgym.envs.deps import require
 from toolgym.integrations.episode import Episode, check_append_only, make_env
-from toolgym.trainers._deps import require
 
 _skyrl_gym = require("skyrl_gym", "skyrl")
 from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput  # noqa: E402

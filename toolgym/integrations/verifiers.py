@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from toolgym.envs.deps import require
 from toolgym.integrations.episode import Episode, check_append_only, make_env
-from toolgym.trainers._deps import require
 
 vf = require("verifiers.v1", "verifiers")
 
