@@ -105,7 +105,7 @@ def _episodes(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from toolgym.envs.errors import unknown_name_error
-    from toolgym.envs.multihop_qa.scripted import SCRIPTED_AGENTS, run_episode
+    from toolgym.envs.scripted import SCRIPTED_AGENTS, run_episode
 
     env = _make(args.env_id, parse_overrides(args.kwargs))
     tools = {tool.name for tool in env.unwrapped.tools}

@@ -415,7 +415,7 @@ def evaluate(model, tokenizer, envs, n_questions: int, samples: int, *, temperat
 
 def naive_rag(envs, n_questions: int) -> dict[str, float]:
     """The naive-RAG baseline: search with the question, answer with the first new title."""
-    from toolgym.envs.multihop_qa.scripted import SCRIPTED_AGENTS, run_episode
+    from toolgym.envs.scripted import SCRIPTED_AGENTS, run_episode
 
     agent = SCRIPTED_AGENTS["naive-search"]()
     env = envs[0]
