@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from toolgym.envs import registration
 from toolgym.envs.deps import require
 from toolgym.integrations.episode import Episode, check_append_only, make_env
 
@@ -69,10 +70,8 @@ def register(env_ids: list[str] | None = None) -> list[str]:
     Returns the GEM ids."""
     from gem.envs.registration import ENV_REGISTRY
 
-    from toolgym.envs.registration import env_ids as all_ids
-
     names = []
-    for env_id in env_ids or all_ids():
+    for env_id in env_ids or registration.env_ids():
         name = PREFIX + env_id
         if name not in ENV_REGISTRY:
             # A bound constructor: gem.register's own first parameter is called env_id.
