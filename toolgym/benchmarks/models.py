@@ -180,7 +180,7 @@ def load_model(path_or_id: str | Path):
 
 
 def _load_tokenizer(path_or_id):
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # extra train
 
     tok = AutoTokenizer.from_pretrained(str(path_or_id))
     if tok.pad_token_id is None:

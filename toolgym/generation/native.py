@@ -161,7 +161,7 @@ def _response_parser(tokenizer) -> bool:
     if getattr(tokenizer, "response_template", None) or getattr(tokenizer, "response_schema", None):
         return True
     try:
-        from trl.chat_template_utils import add_response_schema
+        from trl.chat_template_utils import add_response_schema  # optional: without TRL, our templates
 
         add_response_schema(tokenizer)
         return True

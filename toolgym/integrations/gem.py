@@ -68,7 +68,7 @@ class ToolgymGEMEnv(gem.Env):
 def register(env_ids: list[str] | None = None) -> list[str]:
     """Register toolgym ids in GEM's registry as ``toolgym:<id>`` (all ids by default); idempotent.
     Returns the GEM ids."""
-    from gem.envs.registration import ENV_REGISTRY
+    from gem.envs.registration import ENV_REGISTRY  # extra gem, loaded by require() above
 
     names = []
     for env_id in env_ids or registration.env_ids():

@@ -70,7 +70,7 @@ class ToolgymTaskset(vf.Taskset[ToolgymTask, ToolgymTasksetConfig]):
 
 def _null_harness():
     # The env's own protocol is the tool interface, so the agent needs no tools of its own.
-    from verifiers.v1.harnesses.null import NullHarnessConfig
+    from verifiers.v1.harnesses.null import NullHarnessConfig  # extra verifiers
 
     return NullHarnessConfig(id="null")
 

@@ -106,7 +106,7 @@ class HTTPRetriever:
 
     # -- transport ------------------------------------------------------------------------
     def _post(self, payload: dict) -> Any:
-        import requests
+        import requests  # extra serve (checked when the session was made)
 
         start = time.monotonic()
         last = "no attempt made"
@@ -142,7 +142,7 @@ class HTTPRetriever:
 
     def wait_until_ready(self, timeout: float = 60.0, interval: float = 0.1) -> dict:
         """Poll ``/health`` until the server answers (returns its JSON), or raise after ``timeout`` s."""
-        import requests
+        import requests  # extra serve (checked when the session was made)
 
         end = time.monotonic() + timeout
         while True:
