@@ -85,6 +85,10 @@ class Graph:
     imports: list[Import] = field(default_factory=list)
 
     @property
+    def packages(self) -> set[str]:
+        return {m for m, path in self.modules.items() if path.name == "__init__.py"}
+
+    @property
     def internal(self) -> list[Import]:
         return [i for i in self.imports if i.internal]
 
@@ -267,7 +271,7 @@ def layer_violations(graph: Graph) -> list[tuple[Import, str]]:
     for module in graph.modules:  # a module in no layer is an error, imports or not
         layer_of(module)
     out = []
-    packages = {m for m, path in graph.modules.items() if path.name == "__init__.py"}
+    packages = graph.packages
     for i in graph.internal:
         a, b = layer_of(i.source), layer_of(i.target)
         if a != b:
@@ -319,12 +323,12 @@ def lazy_ok(module: str) -> str | None:
 
 
 # -- printing -----------------------------------------------------------------------------------------
-def group_of(module: str) -> str:
+def group_of(module: str, packages: set[str] = frozenset()) -> str:
     """The subpackage a module is shown under: ``envs.<family>`` inside envs, else its layer."""
     parts = module.split(".")
-    if len(parts) >= 4 and parts[1] == "envs":
+    if parts[1:2] == ["envs"] and (len(parts) >= 4 or (len(parts) == 3 and module in packages)):
         return f"envs.{parts[2]}"
-    return "(package)" if len(parts) == 1 else parts[1]
+    return parts[0] if len(parts) == 1 else parts[1]
 
 
 def report(graph: Graph, *, modules: bool = False) -> tuple[str, bool]:
@@ -345,7 +349,7 @@ def report(graph: Graph, *, modules: bool = False) -> tuple[str, bool]:
     else:
         groups: dict[str, Counter] = defaultdict(Counter)
         for i in internal:
-            a, b = group_of(i.source), group_of(i.target)
+            a, b = group_of(i.source, graph.packages), group_of(i.target, graph.packages)
             if a != b:
                 groups[a][b] += 1
         width = max((len(g) for g in groups), default=0)
@@ -384,7 +388,7 @@ def _where(graph: Graph, i: Import) -> str:
 
 def dot(graph: Graph) -> str:
     """The subpackage graph in Graphviz's dot language."""
-    pairs = Counter((group_of(i.source), group_of(i.target)) for i in graph.internal if not i.typing)
+    pairs = Counter((group_of(i.source, graph.packages), group_of(i.target, graph.packages)) for i in graph.internal if not i.typing)
     lines = ["digraph toolgym {", "  rankdir=BT;"]
     lines += [f'  "{a}" -> "{b}" [label={n}];' for (a, b), n in sorted(pairs.items()) if a != b]
     return "\n".join(lines + ["}"])
