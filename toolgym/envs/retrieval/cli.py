@@ -9,10 +9,11 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from toolgym.envs.retrieval import server as retrieval_server
 from toolgym.envs.retrieval.corpus import load_corpus_jsonl
 from toolgym.envs.retrieval.factory import make_retriever
 from toolgym.envs.retrieval.lucene import build_lucene_index
-from toolgym.envs.retrieval.server import RetrievalServer, ServerLimits, flag
+from toolgym.envs.retrieval.server import ServerLimits, flag
 
 SERVED_BACKENDS = ("bm25", "lucene", "dense")
 
@@ -81,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"toolgym serve-retriever: {err}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     retriever = build_served_retriever(args.backend, args.corpus, args.index, args.model)
-    server = RetrievalServer(retriever, args.host, args.port, backend=args.backend, default_topk=args.topk,
+    server = retrieval_server.RetrievalServer(retriever, args.host, args.port, backend=args.backend, default_topk=args.topk,
                              limits=limits)
     host, port = server.server_address[:2]
     print(f"serving {args.backend} ({len(retriever)} passages) at http://{host}:{port}/retrieve", flush=True)
