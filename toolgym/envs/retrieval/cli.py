@@ -82,8 +82,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise SystemExit(f"toolgym serve-retriever: {err}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     retriever = build_served_retriever(args.backend, args.corpus, args.index, args.model)
-    server = retrieval_server.RetrievalServer(retriever, args.host, args.port, backend=args.backend, default_topk=args.topk,
-                             limits=limits)
+    server = retrieval_server.RetrievalServer(retriever, args.host, args.port, backend=args.backend,
+                                              default_topk=args.topk, limits=limits)
     host, port = server.server_address[:2]
     print(f"serving {args.backend} ({len(retriever)} passages) at http://{host}:{port}/retrieve", flush=True)
     try:
