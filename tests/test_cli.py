@@ -145,9 +145,9 @@ def test_hub_unreachable_is_one_line_naming_the_hub_id_and_the_fix(tmp_path):
 
 def test_overrides_may_follow_options(capsys):
     """`demo --seed 1 key=value`: the override after an option reaches the settings (and is checked)."""
-    assert main(["demo", "warm_steps=3", "--seed", "1", "grpo_stpes=3"]) == 2
+    assert main(["demo", "warm_steps=3", "--seed", "1", "rl_stpes=3"]) == 2
     err = capsys.readouterr().err
-    assert "unknown setting 'grpo_stpes=3'. Did you mean 'grpo_steps'" in err and len(err.strip().splitlines()) == 1
+    assert "unknown setting 'rl_stpes=3'. Did you mean 'rl_steps'" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit) as exit_:  # anything else left over is still argparse's error
         main(["demo", "--seed", "1", "--nope"])
     assert exit_.value.code == 2 and "unrecognized arguments: --nope" in capsys.readouterr().err

@@ -52,14 +52,14 @@ NEEDS = {
 
 # Small sizes: inserted right after these command starts, before the documented arguments, so that
 # the documented values win where they set the same key (later overrides win in both commands).
-_TINY_DEMO = ("n_people=80 fresh_worlds=1 vocab_size=500 warm_steps=4 warm_pool=40 warm_batch=4 grpo_steps=1 "
+_TINY_DEMO = ("n_people=80 fresh_worlds=1 vocab_size=500 warm_steps=4 warm_pool=40 warm_batch=4 rl_steps=1 "
               "completions_per_step=8 num_generations=4 eval_questions=2 eval_samples=1 eval_every=1 "
               "max_turn_tokens=8 max_completion_length=160")
 _TINY_TRAIN = ("num_tasks=64 grpo.max_steps=1 grpo.save_steps=1 grpo.per_device_train_batch_size=8 "
                "grpo.num_generations=4 grpo.max_completion_length=96 grpo.logging_steps=1")
 # The commands whose results the docs build on, run first (with the small sizes).
 PREREQUISITES = [
-    "toolgym demo grpo_steps=0",  # runs/demo/warm: what configs/demo_cpu.yaml trains from
+    "toolgym demo rl_steps=0",  # runs/demo/warm: what configs/demo_cpu.yaml trains from
     "toolgym train --config configs/demo_cpu.yaml",  # a checkpoint for --resume
     "toolgym bench --agent oracle --n 3 --out results/A",  # result directories for report and compare
     "toolgym bench --agent random --n 3 --out results/B",

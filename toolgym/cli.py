@@ -95,7 +95,7 @@ def extras_providing(module: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    # key=value overrides may also follow options (`demo --seed 1 grpo_steps=0`), which argparse
+    # key=value overrides may also follow options (`demo --seed 1 rl_steps=0`), which argparse
     # alone rejects once an option has ended the positional list
     args, extra = parser.parse_known_args(argv)
     if extra:

@@ -92,7 +92,7 @@ def test_missing_keys_wrong_types_and_unknown_envs_are_value_errors(data, messag
 
 def test_check_startable_needs_the_model_and_a_checkpoint_to_resume(tmp_path):
     cfg = TrainConfig.from_yaml(CONFIGS / "demo_cpu.yaml", [f"model={tmp_path / 'runs/demo/warm'}"])
-    with pytest.raises(FileNotFoundError, match="toolgym demo grpo_steps=0 --output-dir .*runs/demo"):
+    with pytest.raises(FileNotFoundError, match="toolgym demo rl_steps=0 --output-dir .*runs/demo"):
         cfg.check_startable()
     (tmp_path / "runs/demo/warm").mkdir(parents=True)
     cfg.grpo["output_dir"] = str(tmp_path / "out")

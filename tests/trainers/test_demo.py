@@ -5,10 +5,10 @@ import pytest
 
 from toolgym.trainers.demo import (
     DemoConfig,
-    _make,
     compare_algorithms,
     copy_accuracy,
     env_kwargs,
+    make_env,
     rl_env_specs,
     run_demo,
     sampled_spans,
@@ -21,7 +21,7 @@ from toolgym.trainers.demo import (
 @pytest.mark.parametrize(("algorithm", "context"), [("grpo", "full"), ("ppo", "full"), ("grpo", "window")])
 def test_demo_pipeline_end_to_end(tmp_path, algorithm, context):
     cfg = DemoConfig(output_dir=str(tmp_path), algorithm=algorithm, context=context, n_people=80, fresh_worlds=1, vocab_size=500, warm_steps=4,
-                     warm_pool=40, warm_batch=4, grpo_steps=1, completions_per_step=8, num_generations=4,
+                     warm_pool=40, warm_batch=4, rl_steps=1, completions_per_step=8, num_generations=4,
                      eval_questions=2, eval_samples=1, eval_every=1, max_turn_tokens=8, max_completion_length=160)
     r = run_demo(cfg, progress=False)
     saved = json.loads((tmp_path / "results.json").read_text())
@@ -32,7 +32,7 @@ def test_demo_pipeline_end_to_end(tmp_path, algorithm, context):
         assert 0.0 <= r[key]["em"] <= 1.0 and r[key]["episodes"] > 0
 
 
-TINY_DEMO = dict(n_people=80, fresh_worlds=1, vocab_size=500, warm_steps=4, warm_pool=40, warm_batch=4, grpo_steps=2,
+TINY_DEMO = dict(n_people=80, fresh_worlds=1, vocab_size=500, warm_steps=4, warm_pool=40, warm_batch=4, rl_steps=2,
                  completions_per_step=8, num_generations=4, eval_questions=2, eval_samples=1, eval_every=1,
                  max_turn_tokens=8, max_completion_length=160)
 
@@ -56,7 +56,7 @@ def test_compare_algorithms_from_one_warm_model(tmp_path):
 
 @pytest.mark.slow
 def test_no_rl_steps_saves_the_warm_model_and_stops(tmp_path, capsys):
-    r = run_demo(DemoConfig(output_dir=str(tmp_path), **{**TINY_DEMO, "grpo_steps": 0}))
+    r = run_demo(DemoConfig(output_dir=str(tmp_path), **{**TINY_DEMO, "rl_steps": 0}))
     assert (tmp_path / "warm" / "config.json").is_file() and r["warm_model"] == str(tmp_path / "warm")
     assert not (tmp_path / "final").exists() and not (tmp_path / "grpo").exists()
     assert f"Warm model and tokenizer: {tmp_path / 'warm'}" in capsys.readouterr().out
@@ -195,10 +195,10 @@ def test_demo_cli_rejects_an_unknown_algorithm_before_any_work(capsys):
         (["demo", "short_names=ture"], "short_names='ture' is not a valid bool"),
         (["demo", "warm_mix=(0.5, 0.5, 0.5)"], "warm_mix must be three shares summing to 1, got \\(0.5, 0.5, 0.5\\)"),
         (["demo", "warm_stpes=3"], "unknown setting 'warm_stpes=3'. Did you mean 'warm_steps'"),
-        (["demo", "grpo_steps=-1"], "grpo_steps must be >= 0"),
+        (["demo", "rl_steps=-1"], "rl_steps must be >= 0"),
         (["demo", "chat_template=qwen4"], "Unknown chat_template 'qwen4'. Did you mean 'qwen3'"),
         (["demo", "chat_template_kwargs=thinking"], "chat_template_kwargs='thinking' is not a valid dict"),
-        (["demo", "warm_model=runs/nowhere/warm"], "Build it with: toolgym demo grpo_steps=0 --output-dir runs/nowhere"),
+        (["demo", "warm_model=runs/nowhere/warm"], "Build it with: toolgym demo rl_steps=0 --output-dir runs/nowhere"),
     ]:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
@@ -210,7 +210,7 @@ def test_rl_worlds_add_unseen_worlds_to_the_rl_tasks():
     specs = rl_env_specs(cfg)
     assert [s.kwargs["world"]["seed"] for s in specs] == [0, 2000, 2001]
     assert all(s.kwargs["split"] == "train" and s.weight == 1.0 for s in specs)
-    held_out = _make(cfg, env_kwargs(cfg, "test"))
+    held_out = make_env(cfg, env_kwargs(cfg, "test"))
     held_names = {t for ex in held_out.unwrapped.examples for t in ex.supporting_titles}
     for spec in specs[1:]:  # unseen worlds: none of the held-out questions' films or people
         rl_names = {t for ex in spec.make().unwrapped.examples for t in ex.supporting_titles}
@@ -223,7 +223,7 @@ def test_warm_pool_gives_the_training_world_its_share(tiny):
 
     _, tok = tiny
     cfg = DemoConfig(n_people=80)
-    worlds = [[_make(cfg, env_kwargs(cfg, "train", world_seed=w)) for _ in range(4)] for w in (0, 1000, 1001)]
+    worlds = [[make_env(cfg, env_kwargs(cfg, "train", world_seed=w)) for _ in range(4)] for w in (0, 1000, 1001)]
     questions = [{ex.question for ex in envs[0].unwrapped.examples} for envs in worlds]
 
     def per_world(samples):
@@ -247,7 +247,7 @@ def test_warm_pool_scripts_expert_turns_under_any_template(tiny, template, kwarg
 
     tok = with_chat_template(tiny[1], template)
     cfg = DemoConfig(n_people=80)
-    envs = [_make(cfg, env_kwargs(cfg, "train")) for _ in range(4)]
+    envs = [make_env(cfg, env_kwargs(cfg, "train")) for _ in range(4)]
     pool = warm_trajectories(tok, [envs], 6, (1.0, 0.0, 0.0), np.random.default_rng(0), 400,
                              chat_template_kwargs=kwargs)
     examples = {ex.question: ex for ex in envs[0].unwrapped.examples}
@@ -269,7 +269,7 @@ def test_qwen3_with_thinking_on_renders_the_demo_as_qwen2_5_does(tiny):
 
     tok = tiny[1]
     cfg = DemoConfig(n_people=80)
-    envs = [_make(cfg, env_kwargs(cfg, "train")) for _ in range(4)]
+    envs = [make_env(cfg, env_kwargs(cfg, "train")) for _ in range(4)]
 
     def pool(t, **kw):
         return warm_trajectories(t, [envs], 12, (0.4, 0.35, 0.25), np.random.default_rng(0), 320, **kw)
@@ -287,11 +287,11 @@ def test_forked_workers_build_the_same_warm_pool_as_one_process(tiny_dir):
     # a fresh interpreter: the suite's own threads make warm_trajectories stay in-process (can_fork)
     script = f"""
 import numpy as np
-from toolgym.trainers.demo import DemoConfig, _make, can_fork, env_kwargs, warm_trajectories
+from toolgym.trainers.demo import DemoConfig, make_env, can_fork, env_kwargs, warm_trajectories
 from transformers import AutoTokenizer
 tok = AutoTokenizer.from_pretrained({str(tiny_dir)!r})  # loading the model would start tqdm's monitor thread
 cfg = DemoConfig(n_people=80)
-worlds = [[_make(cfg, env_kwargs(cfg, "train", world_seed=w)) for _ in range(4)] for w in (0, 1000, 1001)]
+worlds = [[make_env(cfg, env_kwargs(cfg, "train", world_seed=w)) for _ in range(4)] for w in (0, 1000, 1001)]
 assert can_fork()
 one, two = (warm_trajectories(tok, worlds, 24, (0.4, 0.35, 0.25), np.random.default_rng(3), 160, processes=p)
             for p in (1, 2))
@@ -360,13 +360,46 @@ def test_demo_config_checks_credit_arms_and_templates():
 def test_scripted_plans_follow_the_question_hops():
     from types import SimpleNamespace
 
-    from toolgym.trainers.demo import _plan
+    from toolgym.trainers.demo import scripted_plan
 
     two = SimpleNamespace(supporting_titles=("Vines", "Beike"), answer="Retoufou")
     three = SimpleNamespace(supporting_titles=("Balith", "Datri", "Staban"), answer="Taitrain")
-    assert _plan("expert", two) == ["<search> Vines</search>", "<search> Beike</search>", "<answer> Retoufou</answer>"]
-    assert _plan("one_search", two) == ["<search> Vines</search>", "<answer> Beike</answer>"]
-    assert _plan("expert", three)[2:] == ["<search> Staban</search>", "<answer> Taitrain</answer>"]
-    assert _plan("one_search", three) == ["<search> Balith</search>", "<search> Datri</search>",
+    assert scripted_plan("expert", two) == ["<search> Vines</search>", "<search> Beike</search>", "<answer> Retoufou</answer>"]
+    assert scripted_plan("one_search", two) == ["<search> Vines</search>", "<answer> Beike</answer>"]
+    assert scripted_plan("expert", three)[2:] == ["<search> Staban</search>", "<answer> Taitrain</answer>"]
+    assert scripted_plan("one_search", three) == ["<search> Balith</search>", "<search> Datri</search>",
                                           "<answer> Staban</answer>"]  # one hop short: the city, not the country
-    assert _plan("immediate", three) == ["<answer> Balith</answer>"]
+    assert scripted_plan("immediate", three) == ["<answer> Balith</answer>"]
+
+
+def test_grpo_steps_was_renamed_rl_steps(capsys):
+    """The old name is an error naming the new one, from the CLI and from Python; it is no setting."""
+    import dataclasses
+
+    from toolgym.cli import main
+
+    assert main(["demo", "grpo_steps=0"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "grpo_steps is now called rl_steps" in err, err
+    assert "toolgym demo rl_steps=0" in err
+    with pytest.raises(ValueError, match="grpo_steps is now called rl_steps"):
+        DemoConfig(grpo_steps=5)
+    cfg = dataclasses.replace(DemoConfig(rl_steps=7), seed=1)  # replace() still works with the old name gone
+    assert cfg.rl_steps == 7 and "grpo_steps" not in dataclasses.asdict(cfg)
+    assert main(["demo", "--help-config"]) == 0
+    listed = capsys.readouterr().out
+    assert "  rl_steps (default 60)" in listed and "grpo_steps" not in listed
+
+
+def test_the_demo_package_imports_without_the_train_extra():
+    """``import toolgym.trainers.demo`` (what ``toolgym demo --help-config`` needs) loads no torch,
+    transformers, trl, peft or matplotlib: those come with the train extra, imported when used."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = ("import sys\nimport toolgym.trainers.demo\n"
+              "print(sorted({'torch', 'transformers', 'trl', 'peft', 'matplotlib'} & set(sys.modules)))\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2], capture_output=True,
+                         text=True, timeout=300, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

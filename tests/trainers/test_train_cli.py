@@ -92,7 +92,7 @@ def test_train_cli_mistakes_are_one_line_and_nothing_is_written(tiny_dir, tmp_pa
         (good, ["envs.0.id=MultiHopQA-v1"], "Did you mean 'MultiHopQA-v0'"),
         (good, ["--resume"], f"--resume: no checkpoint-* directory in {out}"),
         ({**good, "model": str(tmp_path / "runs/demo/warm")}, [],
-         f"Build the demo's warm model first: toolgym demo grpo_steps=0 --output-dir {tmp_path / 'runs/demo'}"),
+         f"Build the demo's warm model first: toolgym demo rl_steps=0 --output-dir {tmp_path / 'runs/demo'}"),
         ("- not a mapping", [], "the top level must be a mapping"),
         ("model: [unclosed", [], "while parsing"),
     ]
@@ -109,4 +109,4 @@ def test_train_cli_mistakes_are_one_line_and_nothing_is_written(tiny_dir, tmp_pa
 def test_shipped_demo_config_without_its_warm_model_says_how_to_build_it(capsys, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)  # a fresh clone: no runs/
     err = _one_line_error(capsys, ["train", "--config", str(REPO / "configs" / "demo_cpu.yaml"), "grpo.max_steps=2"])
-    assert "toolgym demo grpo_steps=0 --output-dir runs/demo" in err
+    assert "toolgym demo rl_steps=0 --output-dir runs/demo" in err

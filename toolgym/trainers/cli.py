@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     d = subparsers.add_parser("demo", help="tiny model -> warm start -> GRPO on CPU; prints and plots before/after",
                               description="The CPU demo on the synthetic MultiHopQA world. Overrides: key=value "
-                                          "with DemoConfig fields (e.g. seed=1 credit=step grpo_steps=80).")
+                                          "with DemoConfig fields (e.g. seed=1 credit=step rl_steps=80).")
     d.add_argument("overrides", nargs="*", metavar="key=value", help="DemoConfig overrides")
     d.add_argument("--output-dir", default=None, help="where results.json, demo.png and checkpoints go")
     d.add_argument("--seed", type=int, default=None)
@@ -50,7 +50,7 @@ def _train(args) -> int:
 
 
 def _demo(args) -> int:
-    from toolgym.trainers.demo import DemoConfig
+    from toolgym.trainers.demo import DemoConfig, renamed_setting_error
 
     fields = {f.name: f for f in dataclasses.fields(DemoConfig)}
     if args.help_config:
@@ -66,6 +66,8 @@ def _demo(args) -> int:
 
             kw.setdefault(top, {})[sub] = yaml.safe_load(raw)
             continue
+        if (renamed := renamed_setting_error(key)) is not None:
+            raise renamed
         if key not in fields or not _:
             from toolgym.envs.errors import did_you_mean
 

@@ -151,7 +151,7 @@ class TrainConfig:
         model = Path(self.model)
         if not model.exists() and (self.model.startswith((".", "/", "~")) or self.model.count("/") > 1):
             # not a hub id (namespace/name) either: a local path that is missing
-            hint = (f" Build the demo's warm model first: toolgym demo grpo_steps=0 --output-dir {model.parent}"
+            hint = (f" Build the demo's warm model first: toolgym demo rl_steps=0 --output-dir {model.parent}"
                     if model.name == WARM_DIR else "")
             raise FileNotFoundError(f"model {self.model!r}: no such directory, and not a hub id (namespace/name)."
                                     f"{hint}")
