@@ -336,7 +336,7 @@ def report(graph: Graph, *, modules: bool = False) -> tuple[str, bool]:
     internal = [i for i in graph.internal if not i.typing]
     lines = [
         f"{graph.package} import graph: {len(graph.modules)} modules, {len(internal)} imports between them "
-        f"({sum(i.lazy for i in internal)} inside functions), read with ast",
+        f"({sum(i.lazy for i in internal)} of them inside functions), read with ast",
         "layers (each imports only its own and those to its left):",
         "  envs <- generation <- trainers | benchmarks <- integrations <- cli",
         "  inside envs: core <- retrieval <- task families (each on its own) <- registration, envs cli",
@@ -369,7 +369,7 @@ def report(graph: Graph, *, modules: bool = False) -> tuple[str, bool]:
     lazy, bad_lazy = lazy_imports(graph), lazy_not_allowed(graph)
     held = [i for i in lazy if layer_of(i.source) in LAZY_RULE_LAYERS and i not in bad_lazy]
     roots = Counter(lazy_ok(i.target) for i in held)
-    lines.append(f"imports inside functions: {len(lazy)}")
+    lines.append(f"imports inside functions (of the package or not): {len(lazy)}")
     lines.append(f"  of optional or slow modules: {len(held)} (" + ", ".join(f"{m} {n}" for m, n in sorted(roots.items())) + ")")
     rest = sorted({layer_of(i.source) for i in lazy} - LAZY_RULE_LAYERS)
     if rest:
