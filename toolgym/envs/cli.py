@@ -13,11 +13,13 @@ import gymnasium as gym
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.registration import ENVS, check_env_args
 from toolgym.envs.scripted import SCRIPTED_AGENTS, run_episode
-from toolgym.envs.yaml_values import load_yaml
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     """``["top_k=5", "world={n_people: 50}"]`` -> ``{"top_k": 5, "world": {"n_people": 50}}`` (values are YAML)."""
+    # PyYAML takes about 0.1 s to import: `toolgym envs` and `--help` parse no values
+    from toolgym.envs.yaml_values import load_yaml
+
     result: dict[str, Any] = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
