@@ -22,7 +22,7 @@ import gymnasium as gym
 
 import toolgym  # noqa: F401
 from toolgym.benchmarks import BenchConfig, run_benchmark
-from toolgym.envs.multihop_qa.scripted import OracleAgent, run_episode
+from toolgym.envs.scripted import OracleAgent, run_episode
 
 
 def bare_loop(env_id: str, n: int) -> float:

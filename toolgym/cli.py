@@ -53,13 +53,11 @@ def user_error(err: BaseException) -> bool:
     ValueError covers bad values and names (and ``DatasetFormatError``, ``UnicodeDecodeError``),
     TypeError wrong types in kwargs, OSError missing or unreadable files, ImportError a missing extra
     (its message names the extra), and Gymnasium's errors unknown ids."""
-    import yaml
-
-    kinds: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, ImportError, yaml.YAMLError)
-    if "gymnasium" in sys.modules:
-        import gymnasium.error
-
-        kinds += (gymnasium.error.Error,)
+    kinds: tuple[type[BaseException], ...] = (ValueError, TypeError, OSError, ImportError)
+    # YAML's and Gymnasium's errors, when they are loaded (none of theirs can be raised before)
+    for module, name in (("yaml", "YAMLError"), ("gymnasium.error", "Error")):
+        if module in sys.modules:
+            kinds += (getattr(sys.modules[module], name),)
     return isinstance(err, kinds)
 
 
@@ -79,7 +77,7 @@ def one_line(err: BaseException) -> str:
 
 def extras_providing(module: str) -> list[str]:
     """The toolgym extras that install ``module`` (read from the installed package's metadata)."""
-    from importlib.metadata import PackageNotFoundError, requires
+    from importlib.metadata import PackageNotFoundError, requires  # slow to import; only errors need it
 
     try:
         requirements = requires("toolgym") or []

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from toolgym.trainers.algorithms import (
-    ALGORITHMS,
-    CREDITS,
-    ESTIMATOR_NAMES,
-    AlgorithmSettings,
-    GRPOSettings,
-    PPOSettings,
-    settings_for,
-)
+from toolgym.trainers.algorithms import AlgorithmSettings, GRPOSettings, PPOSettings, settings_for
 from toolgym.trainers.config import TrainConfig
+from toolgym.trainers.names import ALGORITHMS, CREDITS, ESTIMATOR_NAMES
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CPU = REPO / "configs" / "demo_cpu.yaml"

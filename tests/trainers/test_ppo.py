@@ -7,7 +7,7 @@ import torch
 from trainer_fakes import grpo_args, register_fakes
 
 from toolgym.trainers import advantages as A
-from toolgym.trainers.algorithms import ALGORITHMS
+from toolgym.trainers.names import ALGORITHMS
 from toolgym.trainers.ppo import (
     VALUE_HEAD_FILE,
     PPOSettings,

@@ -8,7 +8,8 @@ Importing this package is cheap; models (torch, transformers, vLLM, HTTP) load w
 
 from toolgym.benchmarks.agents import AGENTS, Action, Agent, Slot, make_agent, register_agent
 from toolgym.benchmarks.reports import build_results, compare, write_reports
-from toolgym.benchmarks.runner import BenchConfig, EpisodeStore, run_benchmark
+from toolgym.benchmarks.runner import BenchConfig, run_benchmark
+from toolgym.benchmarks.store import EpisodeStore
 
 __all__ = [
     "AGENTS", "Action", "Agent", "BenchConfig", "EpisodeStore", "Slot", "build_results", "compare", "make_agent",

@@ -26,6 +26,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from toolgym.benchmarks import models
+from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.formats import HermesFormat, TagsFormat
+from toolgym.envs.scripted import SCRIPTED_AGENTS
+
 
 @dataclass
 class Slot:
@@ -110,8 +115,6 @@ def register_agent(name: str, *, needs_model: bool = False, help: str = ""):
 def make_agent(name: str, **options: Any) -> Agent:
     """Build a registered agent; an unknown name suggests the closest one."""
     if name not in AGENTS:
-        from toolgym.envs.errors import unknown_name_error
-
         raise unknown_name_error("agent", name, AGENTS)
     factory, needs_model, _ = AGENTS[name]
     if needs_model and not options.get("model"):
@@ -131,8 +134,6 @@ def _tool(env, name: str, agent: str):
 
 def write_call(env, tool_name: str, arguments: Mapping[str, Any]) -> str:
     """One call in the env's action format (tags when the tool takes one string, else hermes JSON)."""
-    from toolgym.envs.formats import TagsFormat
-
     if env.format.name == "tags":
         tool = next((t for t in env.tools if t.name == tool_name), None)
         arg = TagsFormat.tag_argument(tool) if tool is not None else None
@@ -183,13 +184,11 @@ class RandomAgent(Agent):
 
 
 class _Scripted(Agent):
-    """Adapter for the scripted MultiHopQA agents (``act(env, observation) -> str``)."""
+    """Adapter for the envs' scripted agents (``act(env, observation) -> str``)."""
 
     script: ClassVar[str]
 
     def __init__(self, **options: Any):
-        from toolgym.envs.multihop_qa.scripted import SCRIPTED_AGENTS
-
         self._agent = SCRIPTED_AGENTS[self.script]()
 
     def act(self, slots):
@@ -215,8 +214,6 @@ def build_chat_model(*, model: Any, engine: str = "auto", tokenizer: Any = None,
                      request_timeout: float = 120.0, chat_template_kwargs: dict | None = None, **_: Any):
     """A :class:`~toolgym.benchmarks.models.ChatModel`: ``engine="openai"`` calls an endpoint, any
     other engine loads ``model`` locally (``"hf"``, ``"vllm"``, ``"auto"``)."""
-    from toolgym.benchmarks import models
-
     if hasattr(model, "chat") and not isinstance(model, str):
         return model  # already a ChatModel
     if engine == "openai":
@@ -291,8 +288,6 @@ def extract_answer(text: str) -> str:
     """The answer in a free-text reply: an ``<answer>`` tag, an ``answer`` tool call, or the first
     line. Never raises, in time linear in the text: the envs' own parsers find the tag (paired in
     one pass) and the call (every error ``json.loads`` raises is caught)."""
-    from toolgym.envs.formats import HermesFormat, TagsFormat
-
     text = _THINK.sub("", text)
     for tag, body in TagsFormat.tag_pairs(text):
         if tag == "answer":

@@ -7,12 +7,18 @@
 
 Plots need matplotlib (pip install 'toolgym[bench]'); without it everything else is written.
 """
-# Module-level imports stay light: the ``toolgym`` command imports this module to build its parser.
-
 from __future__ import annotations
 
 import argparse
 import sys
+
+from toolgym.benchmarks.agents import AGENTS
+from toolgym.benchmarks.plots import available
+from toolgym.benchmarks.reports import compare, main_table, markdown, search_r1_table, write_reports
+from toolgym.benchmarks.runner import BenchConfig, config_fields, run_benchmark
+from toolgym.envs.cli import parse_overrides
+from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.registration import check_env_args
 
 ACTIONS = ("run", "compare", "report")
 
@@ -27,9 +33,6 @@ def _bool(text: str) -> bool:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from toolgym.benchmarks.agents import AGENTS
-    from toolgym.benchmarks.runner import config_fields
-
     p = subparsers.add_parser(
         "bench", help="benchmark an agent on toolgym envs (also: bench compare A B, bench report DIR)",
         description=__doc__.replace("``", ""), formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -70,21 +73,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _handle(args: argparse.Namespace) -> int:
     action, rest = (args.action[0], args.action[1:]) if args.action else ("run", [])
     if action not in ACTIONS:
-        from toolgym.envs.errors import unknown_name_error
-
         raise unknown_name_error("action", action, ACTIONS)
     if action == "compare":
         if len(rest) != 2:
             raise ValueError(f"compare takes two result directories, got {len(rest)}: {rest}")
-        from toolgym.benchmarks.reports import compare
-
         print(compare(rest[0], rest[1], seed=args.seed))
         return 0
     if action == "report":
         if len(rest) != 1:
             raise ValueError(f"report takes one result directory, got {len(rest)}: {rest}")
-        from toolgym.benchmarks.reports import markdown, write_reports
-
         print(markdown(write_reports(rest[0], seed=args.seed), plots=_plots_or_say_why()))
         return 0
     if rest:
@@ -94,8 +91,6 @@ def _handle(args: argparse.Namespace) -> int:
 
 def _plots_or_say_why() -> bool:
     """Whether plots can be drawn; if not, say so on stderr (the rest of the reports are written)."""
-    from toolgym.benchmarks.plots import available
-
     if not available():
         print("toolgym bench: plots skipped: matplotlib is not installed. Install it with: pip install "
               "'toolgym[bench]', then `toolgym bench report DIR` draws them.", file=sys.stderr)
@@ -104,11 +99,6 @@ def _plots_or_say_why() -> bool:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from toolgym.benchmarks.reports import main_table, search_r1_table
-    from toolgym.benchmarks.runner import BenchConfig, config_fields, run_benchmark
-    from toolgym.envs.cli import parse_overrides
-    from toolgym.envs.registration import check_env_args
-
     values = {name: getattr(args, name) for name, _, _ in config_fields()}
     values["env_kwargs"] = parse_overrides(args.env_kwargs)
     values["chat_template_kwargs"] = parse_overrides(args.chat_template_kwargs)

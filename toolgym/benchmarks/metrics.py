@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from toolgym.envs.multihop_qa.metrics import normalize_answer
+
 #: Metrics summarised when episodes carry them, in table order.
 SCORE_KEYS = ("em", "f1", "subem", "success", "return", "evidence_recall")
 COST_KEYS = ("tool_calls", "turns", "tokens_in", "tokens_out", "wall_time")
@@ -73,8 +75,6 @@ def evidence_recall(found: Sequence[str] | None, gold_titles: Sequence[str] | No
 
 
 def normalized_titles(titles: Iterable[str] | None) -> frozenset[str]:
-    from toolgym.envs.multihop_qa.metrics import normalize_answer
-
     return frozenset(normalize_answer(t) for t in titles or ())
 
 

@@ -15,6 +15,7 @@ response parser and handed to the env as ``<tool_call>`` JSON.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -24,6 +25,11 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+
+from toolgym.envs.deps import require
+from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.formats import HermesFormat
+from toolgym.generation import ChatTemplate, Generation, HFBackend, NativeFormat
 
 
 @dataclass
@@ -70,8 +76,6 @@ class LocalChatModel:
                  max_new_tokens: int = 256, batch_size: int | None = None,
                  chat_template_kwargs: Mapping[str, Any] | None = None, native_tools: bool = True):
         if engine not in ("auto", "hf", "vllm"):
-            from toolgym.envs.errors import unknown_name_error
-
             raise unknown_name_error("engine", engine, ("auto", "hf", "vllm"))
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -89,13 +93,9 @@ class LocalChatModel:
                 tokenizer = tokenizer or loaded_tok
             if tokenizer is None:
                 raise ValueError("pass tokenizer= with an already loaded model")
-            from toolgym.generation import HFBackend
-
             model.eval()
             self.model, self.tokenizer = model, tokenizer
             self.backend = HFBackend(model, tokenizer, temperature=temperature, top_k=0, batch_size=batch_size)
-        from toolgym.generation import ChatTemplate, NativeFormat
-
         self.template = ChatTemplate(self.tokenizer, self.chat_template_kwargs)
         self.stop_ids = self.template.stop_ids
         self.native = NativeFormat(self.tokenizer, self.chat_template_kwargs) if native_tools else None
@@ -160,18 +160,14 @@ def _json_or_text(arguments: Any) -> Any:
 def _hermes_calls(text: str) -> tuple[str, list[tuple[str, Any]]]:
     """Hermes ``<tool_call>`` blocks of ``text`` as (content, [(name, arguments)]) for templates
     that need structured calls (gpt-oss)."""
-    from toolgym.envs.formats import HermesFormat
-
     calls = HermesFormat().parse(text, []).calls
     return _TOOL_CALL.sub("", text).strip(), [(c.name, c.arguments) for c in calls]
 
 
 def load_model(path_or_id: str | Path):
     """``(model, tokenizer)`` from a saved model, a hub id, or a LoRA adapter directory."""
-    from toolgym.generation._deps import require
-
     require("torch", "train")
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM  # extra train
 
     path = Path(path_or_id)
     if (path / "adapter_config.json").is_file():
@@ -184,7 +180,7 @@ def load_model(path_or_id: str | Path):
 
 
 def _load_tokenizer(path_or_id):
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # extra train
 
     tok = AutoTokenizer.from_pretrained(str(path_or_id))
     if tok.pad_token_id is None:
@@ -194,11 +190,9 @@ def _load_tokenizer(path_or_id):
 
 
 def _vllm_usable() -> bool:
-    import importlib.util
-
     if importlib.util.find_spec("vllm") is None:
         return False
-    import torch
+    import torch  # extra train
 
     return torch.cuda.is_available()
 
@@ -208,8 +202,6 @@ class VLLMEngineBackend:
     GRPOTrainer; a benchmark has none). Imported lazily: ``pip install 'toolgym[vllm]'``."""
 
     def __init__(self, model: str, *, temperature: float = 0.0, **llm_kwargs: Any):
-        from toolgym.generation._deps import require
-
         vllm = require("vllm", "vllm")
         self._vllm = vllm
         self.llm = vllm.LLM(model=model, **llm_kwargs)
@@ -219,8 +211,6 @@ class VLLMEngineBackend:
         return alive
 
     def generate(self, prompts, max_new_tokens):
-        from toolgym.generation import Generation
-
         params = self._vllm.SamplingParams(temperature=self.temperature, max_tokens=max_new_tokens, logprobs=0)
         outputs = self.llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
         gens = []
@@ -257,8 +247,6 @@ class OpenAIChatModel:
                  temperature: float = 0.0, max_tokens: int = 256, native_tools: bool = True,
                  max_retries: int = 2, request_timeout: float = 120.0, concurrency: int = 8,
                  backoff: float = 0.5):
-        from toolgym.generation._deps import require
-
         self._requests = require("requests", "bench")
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")

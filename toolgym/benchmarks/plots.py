@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from toolgym.benchmarks.reports import short_name
+from toolgym.benchmarks.suites import short_name
 
 TITLES = {"em": "Exact match", "f1": "F1", "subem": "Substring EM", "success": "Success rate",
           "return": "Episode return", "evidence_recall": "Evidence recall"}

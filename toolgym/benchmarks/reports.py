@@ -21,14 +21,10 @@ from toolgym.benchmarks.metrics import (
     summarize,
     unpaired_bootstrap_ci,
 )
-
-SHORT_NAMES = {"TwoWikiMultihopQA": "2Wiki", "MuSiQue": "MuSiQue", "HotpotQA": "HotpotQA"}
-
-
-def short_name(env_id: str) -> str:
-    """``"TwoWikiMultihopQA-v0"`` -> ``"2Wiki"``; other ids lose their version suffix."""
-    base = re.sub(r"-v\d+$", "", env_id.split(":")[-1])
-    return SHORT_NAMES.get(base, base)
+from toolgym.benchmarks.official import OFFICIAL, write_official
+from toolgym.benchmarks.plots import available, plot_results
+from toolgym.benchmarks.store import EpisodeStore
+from toolgym.benchmarks.suites import AGENT_R1, SEARCH_R1_GENERAL, SEARCH_R1_MULTIHOP, short_name
 
 
 def build_results(records: Sequence[Mapping[str, Any]], *, seed: int = 0) -> dict[str, Any]:
@@ -49,8 +45,6 @@ def build_results(records: Sequence[Mapping[str, Any]], *, seed: int = 0) -> dic
 
 
 def load_records(out: str | Path) -> list[dict[str, Any]]:
-    from toolgym.benchmarks.runner import EpisodeStore
-
     path = Path(out) / "episodes.jsonl"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: is {out} a results directory written by `toolgym bench`?")
@@ -63,8 +57,6 @@ def write_reports(out: str | Path, *, seed: int = 0, plots: bool = True) -> dict
     records = load_records(out)
     results = build_results(records, seed=seed)
     (out / "results.json").write_text(json.dumps(_finite(results), indent=2, allow_nan=False))
-    from toolgym.benchmarks.plots import available, plot_results
-
     plots = plots and available()  # without matplotlib everything but the plots is written
     (out / "results.md").write_text(markdown(results, plots=plots))
     write_predictions(records, out / "predictions")
@@ -116,8 +108,6 @@ def search_r1_table(results: Mapping[str, Any], metric: str = "em") -> str:
     """Search-R1's layout: rows agents; columns NQ, TriviaQA, PopQA (general QA), HotpotQA, 2wiki,
     Musique, Bamboogle (multi-hop QA), the two group averages and the average of all seven. A set
     not run shows "–", and so does an average missing one of its sets."""
-    from toolgym.benchmarks.suites import SEARCH_R1_GENERAL, SEARCH_R1_MULTIHOP
-
     columns = SEARCH_R1_GENERAL + SEARCH_R1_MULTIHOP
     general, multihop = [e for e, _ in SEARCH_R1_GENERAL], [e for e, _ in SEARCH_R1_MULTIHOP]
     lines = ["| Method | " + " | ".join(title for _, title in columns) + " | General QA avg | Multi-hop avg | Avg |",
@@ -133,8 +123,6 @@ def search_r1_table(results: Mapping[str, Any], metric: str = "em") -> str:
 
 
 def _is_search_r1(results: Mapping[str, Any]) -> bool:
-    from toolgym.benchmarks.suites import SEARCH_R1_GENERAL
-
     return any(env in results["envs"] for env, _ in SEARCH_R1_GENERAL + (("Bamboogle-v0", ""),))
 
 
@@ -146,8 +134,6 @@ def markdown(results: Mapping[str, Any], plots: bool = True) -> str:
              "return": "Episode return"}
     parts = ["# Benchmark results", ""]
     if _is_search_r1(results):  # the open-domain suite: Search-R1's table, then Agent-R1's for the multi-hop three
-        from toolgym.benchmarks.suites import AGENT_R1
-
         multihop = [e for e in AGENT_R1 if e in results["envs"]]
         parts += ["## Exact match (EM), Search-R1 layout", "", search_r1_table(results, "em"), ""]
         for metric in [m for m in present[:3] if multihop]:
@@ -203,8 +189,6 @@ def write_predictions(records: Sequence[Mapping[str, Any]], root: str | Path) ->
     the paragraphs the agent retrieved. Other envs: JSON lines ``{index, id, prediction}``. An
     episode that ended without an answer predicts "".
     """
-    from toolgym.benchmarks.official import OFFICIAL, write_official
-
     written = []
     for (agent, env), rows in group(records).items():
         folder = Path(root) / slug(agent)

@@ -21,12 +21,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from toolgym.benchmarks import official
 from toolgym.benchmarks.agents import AGENTS, Action, Agent, Slot, make_agent
-from toolgym.benchmarks.metrics import normalized_titles, recall_of
+from toolgym.benchmarks.metrics import metric_values, normalized_titles, recall_of
+from toolgym.benchmarks.reports import build_results, write_reports
+from toolgym.benchmarks.store import EpisodeStore, episode_key
+from toolgym.benchmarks.suites import suite_envs
 from toolgym.envs.batch import run_ahead, step_as_completed
+from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.registration import env_ids
 
 ENGINES = ("auto", "hf", "vllm", "openai")
 
@@ -75,8 +81,6 @@ class BenchConfig:
         if isinstance(self.envs, str):
             self.envs = [e.strip() for e in self.envs.split(",") if e.strip()]
         if self.suite is not None:
-            from toolgym.benchmarks.suites import suite_envs
-
             if self.envs not in ([], ["MultiHopQA-v0"]):
                 raise ValueError(f"give a suite or envs, not both: suite={self.suite!r}, envs={self.envs}.")
             self.envs = suite_envs(self.suite)
@@ -88,12 +92,8 @@ class BenchConfig:
         if not self.envs:
             raise ValueError("envs is empty: give at least one env id, e.g. envs=['MultiHopQA-v0'].")
         if self.agent not in AGENTS:
-            from toolgym.envs.errors import unknown_name_error
-
             raise unknown_name_error("agent", self.agent, AGENTS)
         if self.engine not in ENGINES:
-            from toolgym.envs.errors import unknown_name_error
-
             raise unknown_name_error("engine", self.engine, ENGINES)
         for name in ("n", "batch_size", "max_new_tokens"):
             if getattr(self, name) < 1:
@@ -115,62 +115,6 @@ class BenchConfig:
         common = {k: v for k, v in self.env_kwargs.items() if ":" not in k}
         specific = {k.split(":", 1)[1]: v for k, v in self.env_kwargs.items() if k.split(":", 1)[0] == env_id and ":" in k}
         return {**common, **specific}
-
-
-# -- the store ---------------------------------------------------------------------------------------------
-def episode_key(agent: str, env: str, index: int) -> str:
-    return f"{agent}\t{env}\t{index}"
-
-
-class EpisodeStore:
-    """``episodes.jsonl``: one line per finished episode, appended and flushed as it ends.
-
-    A line cut short by an interrupt (no final newline) is dropped when the store is opened;
-    a later duplicate of a key (two runs into one directory at once) is ignored when loading.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair()
-        self._fh = None
-
-    def _repair(self) -> None:
-        if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with open(self.path, "r+b") as fh:
-                fh.truncate(data.rfind(b"\n") + 1)
-
-    def load(self) -> list[dict[str, Any]]:
-        records, seen = [], set()
-        if not self.path.exists():
-            return records
-        with open(self.path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{self.path}: line {number} is not JSON ({err}); delete that line to go on") from err
-                key = episode_key(record["agent"], record["env"], record["index"])
-                if key not in seen:
-                    seen.add(key)
-                    records.append(record)
-        return records
-
-    def append(self, record: Mapping[str, Any]) -> None:
-        if self._fh is None:
-            self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
 
 
 def _check_manifest(out: Path, label: str, description: dict[str, Any]) -> None:
@@ -221,10 +165,6 @@ def run_benchmark(config: BenchConfig, agent: Agent | None = None) -> dict[str, 
 
     Resumes: episodes already in ``OUT/episodes.jsonl`` for this label are not run again.
     """
-    import gymnasium as gym
-
-    import toolgym  # noqa: F401 - registers the ids
-
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     own_agent = agent is None
@@ -241,9 +181,6 @@ def run_benchmark(config: BenchConfig, agent: Agent | None = None) -> dict[str, 
     try:
         for env_id in config.envs:
             if env_id not in gym.registry:
-                from toolgym.envs.errors import unknown_name_error
-                from toolgym.envs.registration import env_ids
-
                 raise unknown_name_error("env id", env_id, env_ids())
             _run_env(env_id, config, agent, label, store, done)
     finally:
@@ -251,18 +188,12 @@ def run_benchmark(config: BenchConfig, agent: Agent | None = None) -> dict[str, 
         if own_agent:
             agent.close()
     if config.reports:
-        from toolgym.benchmarks.reports import write_reports
-
         return write_reports(out, seed=config.seed)
-    from toolgym.benchmarks.reports import build_results
-
     return build_results(store.load(), seed=config.seed)
 
 
 def _run_env(env_id: str, config: BenchConfig, agent: Agent, label: str, store: EpisodeStore,
              done: dict[str, dict]) -> None:
-    import gymnasium as gym
-
     kwargs = config.kwargs_for(env_id)
     first = gym.make(env_id, **kwargs)
     n, indexed = _episodes_for(first, config.n)
@@ -409,8 +340,6 @@ def _record(live: _Live, label: str, env_id: str, status: str, error: str | None
 
 
 def _running(records: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    from toolgym.benchmarks.metrics import metric_values
-
     out = {}
     for key, short in (("em", "EM"), ("f1", "F1"), ("success", "succ")):
         values = metric_values(records, key)
@@ -422,7 +351,7 @@ def _running(records: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 def _progress(config: BenchConfig, label: str, env_id: str, total: int, finished: list):
     if not config.progress:
         return None
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # slow to import (notebook detection); only a shown bar needs it
 
     bar = tqdm(total=total, initial=len(finished), desc=f"{label} | {env_id}", unit="ep", dynamic_ncols=True)
     if finished:

@@ -8,6 +8,10 @@ multi-hop QA (HotpotQA, 2WikiMultihopQA, MuSiQue; dev splits; Bamboogle; test).
 
 from __future__ import annotations
 
+import re
+
+from toolgym.envs.errors import unknown_name_error
+
 #: (env id, column title) in Search-R1's table order.
 SEARCH_R1_GENERAL = (("NQ-v0", "NQ"), ("TriviaQA-v0", "TriviaQA"), ("PopQA-v0", "PopQA"))
 SEARCH_R1_MULTIHOP = (("HotpotQA-v0", "HotpotQA"), ("TwoWikiMultihopQA-v0", "2wiki"), ("MuSiQue-v0", "Musique"),
@@ -23,7 +27,15 @@ SUITES: dict[str, tuple[str, ...]] = {
 def suite_envs(name: str) -> list[str]:
     """The env ids of a suite; an unknown name suggests the closest."""
     if name not in SUITES:
-        from toolgym.envs.errors import unknown_name_error
-
         raise unknown_name_error("suite", name, SUITES)
     return list(SUITES[name])
+
+
+#: How tables and plots title an env: its id without the version, or the name given here.
+SHORT_NAMES = {"TwoWikiMultihopQA": "2Wiki", "MuSiQue": "MuSiQue", "HotpotQA": "HotpotQA"}
+
+
+def short_name(env_id: str) -> str:
+    """``"TwoWikiMultihopQA-v0"`` -> ``"2Wiki"``; other ids lose their version suffix."""
+    base = re.sub(r"-v\d+$", "", env_id.split(":")[-1])
+    return SHORT_NAMES.get(base, base)

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any
 
-from toolgym.envs.errors import check_non_negative
+from toolgym.envs.errors import check_non_negative, unknown_name_error
 from toolgym.envs.tool import Tool, ToolResult
 from toolgym.envs.tool_env import ToolEnv
 
@@ -245,8 +245,6 @@ class BatchStepper:
     # -- pools --------------------------------------------------------------------------------
     def _pool_for(self, concurrency: str) -> Executor | None:
         if concurrency not in CONCURRENCY:
-            from toolgym.envs.errors import unknown_name_error
-
             raise unknown_name_error("tool concurrency", concurrency, CONCURRENCY)
         with self._lock:
             if concurrency == "thread":

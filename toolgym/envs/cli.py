@@ -8,9 +8,16 @@ import sys
 import time
 from typing import Any
 
+import gymnasium as gym
+
+from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.registration import ENVS, check_env_args
+from toolgym.envs.scripted import SCRIPTED_AGENTS, run_episode
+
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     """``["top_k=5", "world={n_people: 50}"]`` -> ``{"top_k": 5, "world": {"n_people": 50}}`` (values are YAML)."""
+    # PyYAML takes about 0.1 s to import: `toolgym envs` and `--help` parse no values
     from toolgym.envs.yaml_values import load_yaml
 
     result: dict[str, Any] = {}
@@ -46,8 +53,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _envs(args: argparse.Namespace) -> int:
-    from toolgym.envs.registration import ENVS
-
     width = max(len(env_id) for env_id, *_ in ENVS)
     for env_id, _, _, summary in ENVS:
         print(f"{env_id:<{width}}  {summary}")
@@ -55,10 +60,6 @@ def _envs(args: argparse.Namespace) -> int:
 
 
 def _make(env_id: str, kwargs: dict[str, Any]):
-    import gymnasium as gym
-
-    from toolgym.envs.registration import check_env_args
-
     check_env_args(env_id, kwargs)  # an unknown id or kwarg: one line naming the closest, not a traceback
     return gym.make(env_id, **kwargs)
 
@@ -102,10 +103,7 @@ def _play(args: argparse.Namespace) -> int:
 
 
 def _episodes(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from toolgym.envs.errors import unknown_name_error
-    from toolgym.envs.multihop_qa.scripted import SCRIPTED_AGENTS, run_episode
+    from tqdm import tqdm  # about 0.1 s to import: only this command needs it
 
     env = _make(args.env_id, parse_overrides(args.kwargs))
     tools = {tool.name for tool in env.unwrapped.tools}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from gymnasium.envs.registration import register, registry
+import inspect
+
+from gymnasium.envs.registration import load_env_creator, register, registry
+
+from toolgym.envs.errors import unknown_name_error
 
 # (id, entry point, default kwargs, one line for `toolgym envs`)
 ENVS: list[tuple[str, str, dict, str]] = [
@@ -53,10 +57,6 @@ _MAKE_KWARGS = {"max_episode_steps", "disable_env_checker", "render_mode"}
 def env_kwarg_names(env_id: str) -> set[str] | None:
     """The keyword arguments ``gym.make(env_id, ...)`` accepts: the constructor's, and those it
     forwards with ``**kwargs`` to its bases; None when the chain ends in ``**kwargs`` (anything goes)."""
-    import inspect
-
-    from gymnasium.envs.registration import load_env_creator
-
     entry_point = registry[env_id].entry_point
     creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
     names = set(_MAKE_KWARGS)
@@ -74,8 +74,6 @@ def env_kwarg_names(env_id: str) -> set[str] | None:
 def check_env_args(env_id: str, kwargs: dict | None = None) -> None:
     """Raise a one-line ValueError for an unknown env id or keyword argument, naming the closest valid
     one, before anything is built (``gym.make`` raises NameNotFound, or a TypeError deep inside)."""
-    from toolgym.envs.errors import unknown_name_error
-
     register_envs()
     name = env_id.split(":")[-1]  # "toolgym:MultiHopQA-v0" names the module to import first
     if name not in registry:

@@ -9,6 +9,7 @@ registers shared-memory functions so ``AsyncVectorEnv`` works with its default `
 from __future__ import annotations
 
 import json
+import multiprocessing
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -177,8 +178,6 @@ class _SharedMessages(Sequence):
 
 @_shm.create_shared_memory.register(Messages)
 def _create_messages_shared_memory(space: Messages, n: int = 1, ctx=None):
-    import multiprocessing
-
     return (ctx or multiprocessing).Array("B", n * space._slot_bytes)
 
 

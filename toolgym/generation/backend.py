@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from toolgym.generation._deps import require
+from toolgym.envs.deps import require
+from toolgym.generation.chat import stop_token_ids
 
 
 @dataclass
@@ -55,8 +56,6 @@ class HFBackend:
 
     def __init__(self, model, tokenizer, *, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                  batch_size: int | None = None, stop_ids: Iterable[int] | None = None):
-        from toolgym.generation.chat import stop_token_ids
-
         self.model, self.tokenizer = model, tokenizer
         self.temperature, self.top_k, self.top_p = temperature, top_k, top_p
         self.batch_size = batch_size
@@ -76,7 +75,7 @@ class HFBackend:
 
     def _generate(self, prompts, max_new_tokens):
         torch = require("torch", "train")
-        from transformers import GenerationConfig
+        from transformers import GenerationConfig  # extra train, as torch above
 
         pad = self.tokenizer.pad_token_id
         width = max(len(p) for p in prompts)

@@ -24,7 +24,7 @@ from typing import Any
 
 from toolgym.envs.formats import ActionFormat, HermesFormat, ParsedAction, ToolCall
 from toolgym.envs.tool import Tool
-from toolgym.generation.chat import ChatTemplate
+from toolgym.generation.chat import ChatTemplate, template_name
 
 _THINK = re.compile(r"<think>.*?(</think>|\Z)", re.DOTALL)
 
@@ -161,14 +161,12 @@ def _response_parser(tokenizer) -> bool:
     if getattr(tokenizer, "response_template", None) or getattr(tokenizer, "response_schema", None):
         return True
     try:
-        from trl.chat_template_utils import add_response_schema
+        from trl.chat_template_utils import add_response_schema  # optional: without TRL, our templates
 
         add_response_schema(tokenizer)
         return True
     except (ImportError, ValueError):
         pass
-    from toolgym.generation.chat import template_name
-
     template = RESPONSE_TEMPLATES.get(template_name(tokenizer))
     if template is None:
         return False

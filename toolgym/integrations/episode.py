@@ -13,15 +13,14 @@ from typing import Any
 
 import gymnasium as gym
 
+from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.registration import env_ids
+
 
 def make_env(env_id: str, **env_kwargs: Any) -> gym.Env:
-    """``gym.make(env_id, **env_kwargs)`` for a toolgym id (the ids are registered on import)."""
-    import toolgym  # noqa: F401 - registers the ids
-
+    """``gym.make(env_id, **env_kwargs)`` for a toolgym id (``import toolgym``, which any of its
+    modules runs first, registered the ids)."""
     if env_id not in gym.registry:
-        from toolgym.envs.errors import unknown_name_error
-        from toolgym.envs.registration import env_ids
-
         raise unknown_name_error("env id", env_id, env_ids())
     return gym.make(env_id, **env_kwargs)
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from toolgym.envs import registration
+from toolgym.envs.deps import require
 from toolgym.integrations.episode import Episode, check_append_only, make_env
-from toolgym.trainers._deps import require
 
 gem = require("gem", "gem")
 
@@ -67,12 +68,10 @@ class ToolgymGEMEnv(gem.Env):
 def register(env_ids: list[str] | None = None) -> list[str]:
     """Register toolgym ids in GEM's registry as ``toolgym:<id>`` (all ids by default); idempotent.
     Returns the GEM ids."""
-    from gem.envs.registration import ENV_REGISTRY
-
-    from toolgym.envs.registration import env_ids as all_ids
+    from gem.envs.registration import ENV_REGISTRY  # extra gem, loaded by require() above
 
     names = []
-    for env_id in env_ids or all_ids():
+    for env_id in env_ids or registration.env_ids():
         name = PREFIX + env_id
         if name not in ENV_REGISTRY:
             # A bound constructor: gem.register's own first parameter is called env_id.

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from toolgym.envs import registration
+from toolgym.envs.deps import require
 from toolgym.integrations.episode import Episode, check_append_only, make_env
-from toolgym.trainers._deps import require
 
 _skyrl_gym = require("skyrl_gym", "skyrl")
 from skyrl_gym.envs.base_text_env import BaseTextEnv, BaseTextEnvStepOutput  # noqa: E402
@@ -97,10 +98,8 @@ def _plain(config: Any) -> dict[str, Any]:
 def register(env_ids: list[str] | None = None) -> list[str]:
     """Register toolgym ids in skyrl_gym's registry as ``toolgym-<id>`` (all ids by default);
     idempotent. Returns the SkyRL ids."""
-    from toolgym.envs.registration import env_ids as all_ids
-
     names = []
-    for env_id in env_ids or all_ids():
+    for env_id in env_ids or registration.env_ids():
         name = PREFIX + env_id
         if name not in _skyrl_gym.registry:
             _skyrl_gym.register(id=name, entry_point=f"{__name__}:ToolgymSkyRLEnv", kwargs={"env_id": env_id})

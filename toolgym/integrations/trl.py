@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
+from toolgym.envs.deps import require
 from toolgym.integrations.episode import Episode, check_append_only, instructions, make_env
 
 # TRL treats every public function of the env class as a tool except these.
@@ -221,8 +222,6 @@ class EnvFactory:
     def dataset(self, n: int, seed: int = 0, environment: str | None = None):
         """``rows(n, seed, environment)`` as a ``datasets.Dataset`` for ``GRPOTrainer(train_dataset=...)``;
         concatenate several (``datasets.concatenate_datasets``) for a dict ``environment_factory``."""
-        from toolgym.trainers._deps import require
-
         return require("datasets", "trl").Dataset.from_list(self.rows(n, seed, environment))
 
     def reward_funcs(self) -> list[Callable[..., list[float | None]]]:

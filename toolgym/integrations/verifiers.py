@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from toolgym.envs.deps import require
 from toolgym.integrations.episode import Episode, check_append_only, make_env
-from toolgym.trainers._deps import require
 
 vf = require("verifiers.v1", "verifiers")
 
@@ -70,7 +70,7 @@ class ToolgymTaskset(vf.Taskset[ToolgymTask, ToolgymTasksetConfig]):
 
 def _null_harness():
     # The env's own protocol is the tool interface, so the agent needs no tools of its own.
-    from verifiers.v1.harnesses.null import NullHarnessConfig
+    from verifiers.v1.harnesses.null import NullHarnessConfig  # extra verifiers
 
     return NullHarnessConfig(id="null")
 

@@ -1,11 +1,11 @@
-"""Lazy imports of the heavy training dependencies (shared with the generation layer), and the
+"""Lazy imports of the heavy training dependencies (``require`` lives in ``toolgym.envs.deps``), and the
 filter for third-party deprecation noise that no user setting avoids."""
 
 from __future__ import annotations
 
 import warnings
 
-from toolgym.generation._deps import require
+from toolgym.envs.deps import require
 
 __all__ = ["require", "silence_checkpointing_aliases"]
 

@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from toolgym.envs.errors import check_choice
-from toolgym.trainers.algorithms import CREDITS, ESTIMATOR_NAMES
+from toolgym.trainers.names import CREDITS, ESTIMATOR_NAMES
 
 EPS = 1e-4  # TRL's GRPO: advantages / (std + 1e-4)
 SCALES = ("group", "batch", "none")

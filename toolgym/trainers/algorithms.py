@@ -1,6 +1,6 @@
 """The training algorithms: their names, the credit names, and one settings class per trainer.
 
-Every name is defined here once; configs, the CLI, the trainers and the advantage estimators
+Every name is defined once, in :mod:`toolgym.trainers.names`; configs, the CLI, the trainers and the advantage estimators
 read it from here. Each settings class is a dataclass with its help once per field, validated in
 ``__post_init__`` (as TRL's ``GRPOConfig``), and knows its trainer and which ``trl.GRPOConfig``
 fields that trainer does not read (the rest pass through to TRL unchanged):
@@ -19,14 +19,13 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from toolgym.envs.errors import check_choice
-
-# The advantage estimators of toolgym.trainers.advantages (no critic), and every algorithm.
-ESTIMATOR_NAMES = ("grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline")
-ALGORITHMS = ("ppo", *ESTIMATOR_NAMES)
-CREDITS = ("outcome", "step", "gigpo")
-SIMILARITIES = ("exact",)  # GiGPO step groups: steps whose observations are identical
-GAE_LEVELS = ("token", "step")
-KL_PENALTIES = ("loss", "reward")
+from toolgym.trainers.names import (
+    ALGORITHMS,
+    CREDITS,
+    GAE_LEVELS,
+    KL_PENALTIES,
+    SIMILARITIES,
+)
 
 # trl.GRPOConfig fields that no toolgym trainer reads (its rollouts replace TRL's generation and tool
 # loop), with the setting that does their job.
@@ -89,11 +88,6 @@ class AlgorithmSettings:
             if name in not_read:
                 raise ValueError(f"{where}{name} is not read with algorithm {self.algorithm!r}: {not_read[name]}.")
 
-    def make_trainer(self, model, **kwargs):
-        """The trainer of this algorithm on ``model`` (``envs``, ``args`` and the rest as the trainer
-        takes); TRL is imported here, at use (the ``train`` extra)."""
-        raise NotImplementedError
-
 
 @dataclass
 class GRPOSettings(AlgorithmSettings):
@@ -102,11 +96,6 @@ class GRPOSettings(AlgorithmSettings):
     (``importance_sampling_level: sequence`` is GSPO, ``loss_type``, ``epsilon``, ``beta``...)."""
 
     algorithm: ClassVar[str] = "grpo"
-
-    def make_trainer(self, model, **kwargs):
-        from toolgym.trainers.grpo import ToolGRPOTrainer
-
-        return ToolGRPOTrainer(model, credit=self.credit, gamma=self.gamma, step_weight=self.step_weight, **kwargs)
 
 
 @dataclass
@@ -157,11 +146,6 @@ class PPOSettings(AlgorithmSettings):
             fix = "PPO's own loss replaces TRL's (clip with ppo.cliprange and ppo.cliprange_value)"
             not_read.update(dict.fromkeys(_TRL_LOSS_FIELDS, fix))
         return not_read
-
-    def make_trainer(self, model, **kwargs):
-        from toolgym.trainers.ppo import ToolPPOTrainer
-
-        return ToolPPOTrainer(model, ppo=self, **kwargs)
 
     @classmethod
     def describe(cls) -> str:

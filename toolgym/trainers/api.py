@@ -11,7 +11,23 @@ from pathlib import Path
 
 import yaml
 
+from toolgym.trainers.algorithms import AlgorithmSettings, GRPOSettings
 from toolgym.trainers.config import TrainConfig, apply_overrides
+
+
+def make_trainer(settings: AlgorithmSettings, model, **kwargs):
+    """The trainer of ``settings``' algorithm on ``model`` (``envs``, ``args`` and the rest as the
+    trainer takes): :class:`~toolgym.trainers.grpo.ToolGRPOTrainer` for :class:`GRPOSettings`,
+    :class:`~toolgym.trainers.ppo.ToolPPOTrainer` for PPO and the other estimators. The one place
+    that maps settings to a trainer; here, above both trainers, so the settings stay TRL-free."""
+    if isinstance(settings, GRPOSettings):
+        from toolgym.trainers.grpo import ToolGRPOTrainer  # TRL: the train extra
+
+        return ToolGRPOTrainer(model, credit=settings.credit, gamma=settings.gamma, step_weight=settings.step_weight,
+                               **kwargs)
+    from toolgym.trainers.ppo import ToolPPOTrainer  # TRL: the train extra
+
+    return ToolPPOTrainer(model, ppo=settings, **kwargs)
 
 
 def build_trainer(config: TrainConfig, **grpo_overrides):
@@ -25,8 +41,8 @@ def build_trainer(config: TrainConfig, **grpo_overrides):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model = AutoModelForCausalLM.from_pretrained(config.model, **config.model_kwargs)
-    return config.settings().make_trainer(
-        model, envs=list(config.envs), args=args, max_turn_tokens=config.max_turn_tokens, num_tasks=config.num_tasks,
+    return make_trainer(
+        config.settings(), model, envs=list(config.envs), args=args, max_turn_tokens=config.max_turn_tokens, num_tasks=config.num_tasks,
         processing_class=tok, peft_config=config.lora.peft_config(),
         chat_template_kwargs=config.chat_template_kwargs or None)
 

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 
 from toolgym.envs.errors import did_you_mean
-from toolgym.trainers.algorithms import ALGORITHMS, CREDITS  # no torch or trl: the parser stays light
+from toolgym.trainers.names import ALGORITHMS, CREDITS  # no torch or trl: the parser stays light
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -31,7 +31,8 @@ from typing import Any
 
 from toolgym.envs.errors import check_choice, did_you_mean
 from toolgym.envs.yaml_values import load_yaml
-from toolgym.trainers.algorithms import ALGORITHMS, AlgorithmSettings, PPOSettings, settings_for
+from toolgym.trainers.algorithms import AlgorithmSettings, PPOSettings, settings_for
+from toolgym.trainers.names import ALGORITHMS
 from toolgym.trainers.tasks import EnvSpec
 
 DEFAULT_OUTPUT_DIR = "runs/train"

@@ -11,7 +11,7 @@ import pytest
 
 import toolgym  # noqa: F401
 from toolgym.envs.multihop_qa import env as env_module
-from toolgym.envs.multihop_qa.scripted import SCRIPTED_AGENTS, run_episode
+from toolgym.envs.scripted import SCRIPTED_AGENTS, run_episode
 
 
 def score(agent_name: str, fmt: str, n: int = 200, **kwargs) -> dict[str, float]:

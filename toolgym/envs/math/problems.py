@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from toolgym.envs.deps import require
 from toolgym.envs.math.calculator import CalculatorError, evaluate, format_number
+from toolgym.envs.records import DatasetFormatError, load_from_hub, read_records
 
 
 @dataclass(frozen=True)
@@ -198,20 +200,14 @@ def gsm8k_problem(record: dict, index: int, split: str) -> MathProblem:
     return MathProblem(f"gsm8k-{split}-{index}", str(record["question"]).strip(), answer, tuple(steps), "gsm8k")
 
 
-def _format_error(message: str) -> ValueError:
-    from toolgym.envs.multihop_qa.datasets import DatasetFormatError
-
-    return DatasetFormatError(message)
-
-
 def _gsm8k_records(rows, data_files):
     """Records of a local GSM8K file, each checked for the two string fields it needs."""
     for source, index, record in rows:
         if not isinstance(record, dict):
-            raise _format_error(f"{source}: record {index} should be a JSON object, got {type(record).__name__}.")
+            raise DatasetFormatError(f"{source}: record {index} should be a JSON object, got {type(record).__name__}.")
         for field in ("question", "answer"):
             if not isinstance(record.get(field), str):
-                raise _format_error(
+                raise DatasetFormatError(
                     f"{source}: record {index}: field {field!r} is missing or not a string (fields present: "
                     f"{', '.join(sorted(record)) or 'none'}); GSM8K lines are {{\"question\": ..., \"answer\": "
                     "\"... #### 42\"}."
@@ -222,7 +218,7 @@ def _gsm8k_records(rows, data_files):
 def gsm8k_path(data_files) -> str:
     """``data_files`` as the one path a GSM8K env takes; another type is an error saying what to pass."""
     if not isinstance(data_files, str | os.PathLike):
-        raise _format_error(f"data_files={data_files!r:.60} is a {type(data_files).__name__}: pass the path of a "
+        raise DatasetFormatError(f"data_files={data_files!r:.60} is a {type(data_files).__name__}: pass the path of a "
                             "GSM8K JSONL file, e.g. data_files='gsm8k/test.jsonl'.")
     return str(data_files)
 
@@ -231,8 +227,6 @@ def load_gsm8k(split: str = "train", data_files: str | Path | None = None, limit
     """GSM8K from the hub (``openai/gsm8k``, config ``main``) or from a local JSONL file in the
     same format (one ``{"question": ..., "answer": ...}`` a line)."""
     if data_files is not None:
-        from toolgym.envs.multihop_qa.datasets import read_records
-
         if isinstance(data_files, str | Path) and not Path(data_files).is_file():
             raise FileNotFoundError(
                 f"GSM8K data_files={str(data_files)!r} does not exist; give a JSONL file of question/answer records."
@@ -240,12 +234,7 @@ def load_gsm8k(split: str = "train", data_files: str | Path | None = None, limit
         # The QA loaders' reader: a bad, binary, truncated or fake-compressed file names itself and the line.
         records = _gsm8k_records(read_records(data_files), data_files)
     else:
-        try:
-            import datasets  # noqa: F401 (only to name the extra that installs it)
-        except ImportError as err:
-            raise ImportError("GSM8K from the hub needs `datasets`: pip install 'toolgym[bench]'") from err
-        from toolgym.envs.multihop_qa.datasets import load_from_hub
-
+        require("datasets", "bench", user="GSM8K from the hub")
         records = load_from_hub("openai/gsm8k", "main", split, display="GSM8K",
                                 official="https://github.com/openai/grade-school-math (grade_school_math/data/*.jsonl)")
     problems = []
@@ -257,7 +246,7 @@ def load_gsm8k(split: str = "train", data_files: str | Path | None = None, limit
         except ValueError as err:
             if data_files is None:
                 raise
-            raise _format_error(f"{data_files}: {err}") from None
+            raise DatasetFormatError(f"{data_files}: {err}") from None
     if not problems:
         raise ValueError(f"No GSM8K problems in split {split!r}" + (f" of {data_files}" if data_files else ""))
     return problems

@@ -9,13 +9,22 @@ from typing import Any, ClassVar
 
 from toolgym.envs.errors import check_argument_types, unknown_name_error
 from toolgym.envs.formats import ToolCall
-from toolgym.envs.multihop_qa.corpus import context_matcher, supporting_matcher
-from toolgym.envs.multihop_qa.datasets import QA_ONLY_DATASETS, canonical_dataset, canonical_split
+from toolgym.envs.multihop_qa.corpus import context_matcher, pooled_corpus, supporting_matcher
+from toolgym.envs.multihop_qa.datasets import (
+    QA_ONLY_DATASETS,
+    canonical_dataset,
+    canonical_split,
+    check_data_files,
+    load_examples,
+)
 from toolgym.envs.multihop_qa.example import QAExample
 from toolgym.envs.multihop_qa.metrics import METRICS, metrics_for, score_answer
+from toolgym.envs.multihop_qa.synthetic import build_world
 from toolgym.envs.multihop_qa.tools import SearchTool
 from toolgym.envs.retrieval.base import Retriever
 from toolgym.envs.retrieval.bm25 import BM25Retriever
+from toolgym.envs.retrieval.corpus import load_corpus_jsonl
+from toolgym.envs.retrieval.factory import make_retriever
 from toolgym.envs.tool import AnswerTool, Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
 
@@ -265,8 +274,6 @@ def _source_key(dataset, split, data_files, limit, corpus, world) -> tuple:
     """The hashable identity of a data source: what ``_load_source`` and the retrievers key on."""
     files = None
     if data_files is not None:
-        from toolgym.envs.multihop_qa.datasets import check_data_files
-
         files = tuple(str(f) for f in check_data_files(data_files))
     items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in world.items()))
     return dataset, split, files, limit, str(corpus) if corpus is not None else None, items
@@ -276,16 +283,12 @@ def _source_key(dataset, split, data_files, limit, corpus, world) -> tuple:
 def _load_source(dataset, split, data_files, limit, corpus, world_items):
     """``(examples, passages, corpus mode)``; passages are empty for per-example corpora and indexes."""
     if dataset == "synthetic":
-        from toolgym.envs.multihop_qa.synthetic import build_world
-
         world = build_world(**dict(world_items))
         examples = world.questions(split)
         corpus = corpus or "world"
         if corpus == "world":
             return tuple(examples), tuple(world.passages), "world"
     else:
-        from toolgym.envs.multihop_qa.datasets import load_examples
-
         examples = load_examples(dataset, split, data_files=data_files, limit=limit)
         if corpus in (None, "pooled", "example") and examples and not any(e.context for e in examples):
             shown = "" if corpus is None else f"corpus={corpus!r}: "
@@ -300,8 +303,6 @@ def _load_source(dataset, split, data_files, limit, corpus, world_items):
     if corpus == "example":
         return tuple(examples), (), "example"
     if corpus == "pooled":
-        from toolgym.envs.multihop_qa.corpus import pooled_corpus
-
         return tuple(examples), tuple(pooled_corpus(examples)), "pooled"
     if corpus == "world":
         raise ValueError(f"corpus='world' is the synthetic world's corpus; dataset={dataset!r} has none.")
@@ -313,8 +314,6 @@ def _load_source(dataset, split, data_files, limit, corpus, world_items):
         )
     if path.is_dir():  # a Lucene index: the backend reads the passages itself
         return tuple(examples), (), "index"
-    from toolgym.envs.multihop_qa.corpus import load_corpus_jsonl
-
     return tuple(examples), tuple(load_corpus_jsonl(path)), "file"
 
 
@@ -327,15 +326,11 @@ def _shared_retriever(backend: str, source: tuple, options: tuple) -> Retriever:
     if key not in _RETRIEVERS:
         _, passages, mode = _load_source(*source)
         if backend == "bm25" and mode == "world" and not options:
-            from toolgym.envs.multihop_qa.synthetic import build_world
-
             # The index the world's necessity check already built: one copy in memory, not two.
             _RETRIEVERS[key] = build_world(**dict(source[5])).retriever
         elif backend == "bm25" and mode != "index":
             _RETRIEVERS[key] = BM25Retriever(list(passages), **dict(options))
         else:
-            from toolgym.envs.retrieval import make_retriever
-
             if mode == "index" and backend != "http":  # an index directory is read by Lucene
                 _RETRIEVERS[key] = make_retriever("lucene", index_path=source[4], **dict(options))
             else:

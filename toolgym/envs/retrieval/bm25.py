@@ -77,7 +77,7 @@ class BM25Retriever:
         self._set_index(index)
 
     def _init_engine(self) -> None:
-        import bm25s
+        import bm25s  # about 1 s to import (scipy): only a built retriever pays for it
         import Stemmer
         from bm25s.stopwords import STOPWORDS_EN
 

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from dataclasses import fields
 from pathlib import Path
 
+from toolgym.envs.retrieval import server as retrieval_server
+from toolgym.envs.retrieval.corpus import load_corpus_jsonl
+from toolgym.envs.retrieval.factory import make_retriever
+from toolgym.envs.retrieval.lucene import build_lucene_index
 from toolgym.envs.retrieval.server import ServerLimits, flag
 
 SERVED_BACKENDS = ("bm25", "lucene", "dense")
@@ -48,22 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_serve)
 
 
-def _read_corpus(path: Path):
-    from toolgym.envs.multihop_qa.corpus import load_corpus_jsonl
-
-    return load_corpus_jsonl(path)
-
-
 def _index(args: argparse.Namespace) -> int:
-    import shutil
-
-    from toolgym.envs.retrieval.lucene import build_lucene_index
-
     if args.out.exists() and any(args.out.iterdir()):
         if not args.overwrite:
             raise SystemExit(f"toolgym index: {args.out} exists and is not empty; pass --overwrite to replace it.")
         shutil.rmtree(args.out)
-    passages = _read_corpus(args.corpus)
+    passages = load_corpus_jsonl(args.corpus)
     build_lucene_index(((p.id, p.contents) for p in passages), args.out, threads=args.threads)
     print(f"indexed {len(passages)} passages from {args.corpus} into {args.out}")
     return 0
@@ -72,27 +67,23 @@ def _index(args: argparse.Namespace) -> int:
 def build_served_retriever(backend: str, corpus: Path | None = None, index: Path | None = None,
                            model: str | None = None):
     """The retriever ``serve-retriever`` serves: a backend over a corpus file or a Lucene index."""
-    from toolgym.envs.retrieval.factory import make_retriever
-
     if index is not None:
         if backend != "lucene":
             raise SystemExit(f"toolgym serve-retriever: --index is a Lucene index; use --backend lucene (got {backend}).")
         return make_retriever("lucene", index_path=index)
     options = {"model": model} if backend == "dense" and model else {}
-    return make_retriever(backend, _read_corpus(corpus), **options)
+    return make_retriever(backend, load_corpus_jsonl(corpus), **options)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from toolgym.envs.retrieval.server import RetrievalServer
-
     try:
         limits = ServerLimits(**{f.name: getattr(args, f.name) for f in fields(ServerLimits)})
     except ValueError as err:
         raise SystemExit(f"toolgym serve-retriever: {err}") from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     retriever = build_served_retriever(args.backend, args.corpus, args.index, args.model)
-    server = RetrievalServer(retriever, args.host, args.port, backend=args.backend, default_topk=args.topk,
-                             limits=limits)
+    server = retrieval_server.RetrievalServer(retriever, args.host, args.port, backend=args.backend,
+                                              default_topk=args.topk, limits=limits)
     host, port = server.server_address[:2]
     print(f"serving {args.backend} ({len(retriever)} passages) at http://{host}:{port}/retrieve", flush=True)
     try:

@@ -13,22 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from toolgym.envs.deps import require
 from toolgym.envs.retrieval.base import Hit, Passage
 from toolgym.envs.retrieval.cache import corpus_fingerprint, default_cache_dir, discard, write_atomically
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_INSTALL_HINT = "pip install 'toolgym[dense]'  (sentence-transformers and faiss-cpu)"
-
-
-def _require(module: str):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        if err.name == module:
-            raise ImportError(f"The dense backend needs {module}, which is not installed: {_INSTALL_HINT}") from err
-        raise ImportError(f"The dense backend could not import {module}: {err}") from err
 
 
 def model_key(model: str) -> str:
@@ -83,8 +72,8 @@ class DenseRetriever:
         self._build_index(embeddings)
 
     def _load_model(self) -> None:
-        st = _require("sentence_transformers")
-        self._faiss = _require("faiss")
+        st = require("sentence_transformers", "dense", user="the dense retrieval backend")
+        self._faiss = require("faiss", "dense", user="the dense retrieval backend")
         self._model = st.SentenceTransformer(self.model_name, device=self.device)
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:

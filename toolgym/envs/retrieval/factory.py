@@ -8,6 +8,10 @@ from typing import Any
 
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.retrieval.base import Passage, Retriever
+from toolgym.envs.retrieval.bm25 import BM25Retriever
+from toolgym.envs.retrieval.dense import DenseRetriever
+from toolgym.envs.retrieval.http import HTTPRetriever
+from toolgym.envs.retrieval.lucene import LuceneRetriever
 
 BACKENDS = ("bm25", "lucene", "dense", "http")
 
@@ -38,23 +42,15 @@ def make_retriever(
             raise ValueError("The http backend needs url=, e.g. url='http://127.0.0.1:8000/retrieve'.")
         # passages are accepted and unused: the server holds the corpus, the env keeps its copy.
         _refuse(name, index_path=index_path)
-        from toolgym.envs.retrieval.http import HTTPRetriever
-
         return HTTPRetriever(url, **options)
     _refuse(name, url=url)
     if name == "lucene":
-        from toolgym.envs.retrieval.lucene import LuceneRetriever
-
         return LuceneRetriever(passages, index_path=index_path, **options)
     _refuse(name, index_path=index_path)
     if passages is None:
         raise ValueError(f"The {name} backend needs passages (a list of Passage); got none.")
     if name == "dense":
-        from toolgym.envs.retrieval.dense import DenseRetriever
-
         return DenseRetriever(passages, **options)
-    from toolgym.envs.retrieval.bm25 import BM25Retriever
-
     return BM25Retriever(passages, **options)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from toolgym.envs.deps import require
 from toolgym.envs.retrieval.base import Hit, Passage, passage_from_contents
 
 
@@ -89,11 +90,7 @@ class HTTPRetriever:
 
     @staticmethod
     def _new_session():
-        try:
-            import requests
-        except ImportError as err:
-            raise ImportError("The http retrieval backend needs requests: pip install 'toolgym[serve]'") from err
-        return requests.Session()
+        return require("requests", "serve", user="the http retrieval backend").Session()
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -109,7 +106,7 @@ class HTTPRetriever:
 
     # -- transport ------------------------------------------------------------------------
     def _post(self, payload: dict) -> Any:
-        import requests
+        import requests  # extra serve (checked when the session was made)
 
         start = time.monotonic()
         last = "no attempt made"
@@ -145,7 +142,7 @@ class HTTPRetriever:
 
     def wait_until_ready(self, timeout: float = 60.0, interval: float = 0.1) -> dict:
         """Poll ``/health`` until the server answers (returns its JSON), or raise after ``timeout`` s."""
-        import requests
+        import requests  # extra serve (checked when the session was made)
 
         end = time.monotonic() + timeout
         while True:

@@ -11,8 +11,8 @@ from toolgym.envs.errors import check_choice, unknown_name_error
 from toolgym.envs.multihop_qa.synthetic import TEMPLATES
 from toolgym.envs.tool_env import CONTEXT_MODES
 from toolgym.generation.chat import shipped_templates
+from toolgym.trainers.names import ALGORITHMS, CREDITS
 from toolgym.trainers.tasks import EnvSpec
-from toolgym.trainers.algorithms import ALGORITHMS, CREDITS
 
 TEMPLATE = "film_director_birthplace"
 FRESH_WORLD_SEED, RL_WORLD_SEED = 1000, 2000  # warm-start worlds 1000.., RL-only worlds 2000..

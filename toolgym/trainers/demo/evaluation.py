@@ -3,7 +3,7 @@ return, tool calls), the teacher-forced accuracy of its copied names, and the na
 
 from __future__ import annotations
 
-from toolgym.envs.multihop_qa.scripted import SCRIPTED_AGENTS, run_episode
+from toolgym.envs.scripted import SCRIPTED_AGENTS, run_episode
 from toolgym.generation.backend import HFBackend
 from toolgym.trainers.rollout import RolloutEngine
 from toolgym.trainers.tasks import episode_metrics

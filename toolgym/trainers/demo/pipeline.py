@@ -15,6 +15,7 @@ import numpy as np
 
 from toolgym.generation.chat import template_name
 from toolgym.trainers.algorithms import settings_for
+from toolgym.trainers.api import make_trainer
 from toolgym.trainers.demo.config import FRESH_WORLD_SEED, DemoConfig, env_kwargs, make_env, rl_env_specs
 from toolgym.trainers.demo.evaluation import copy_accuracy, evaluate, naive_rag
 from toolgym.trainers.demo.plots import plot
@@ -160,7 +161,7 @@ def reinforce(cfg: DemoConfig, ws: WarmStart, model, out: Path, progress: bool =
         num_tasks=cfg.rl_steps * cfg.completions_per_step, chat_template_kwargs=cfg.chat_template_kwargs or None,
     )
     settings = settings_for(cfg.algorithm, credit=cfg.credit, step_weight=cfg.step_weight)
-    trainer = settings.make_trainer(model, **common)
+    trainer = make_trainer(settings, model, **common)
     eval_before = timings["eval_s"]
     trainer.train()
     timings["rl_s"] = time.time() - t0 - (timings["eval_s"] - eval_before)  # without the held-out evals

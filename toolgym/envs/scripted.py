@@ -1,9 +1,17 @@
-"""Scripted MultiHopQA agents: the oracle, a naive single-search agent, and a no-search agent.
+"""Scripted agents, the envs' own: the oracle, a naive single-search agent and a no-search agent.
 
-They calibrate rewards and benchmarks (the oracle must score EM 1.0; an agent that never searches
-must score near 0), write the warm-start trajectories of the trainer, and drive the tests. Each
-has ``act(env, observation) -> str``: the unwrapped env (its example, turn and format) and the
-last observation in, the next action text out.
+They calibrate rewards and benchmarks (the oracle must score the maximum; an agent that never
+searches must score near 0), write the warm-start trajectories of the trainer, and drive the tests.
+Each has ``act(env, observation) -> str``: the unwrapped env and the last observation in, the next
+action text out (written with ``env.call``, so in the env's own action format).
+
+- ``oracle``: any ``ToolEnv`` that implements ``oracle_action``.
+- ``no-search``: any env with an ``answer`` tool.
+- ``naive-search``: the search tasks (a ``search`` tool listing ``Doc N (Title: "...")`` hits and an
+  ``answer`` tool; the question is ``env.example.question``), as MultiHopQA and its datasets.
+
+They sit beside ``ToolEnv`` rather than in one task family because the trainer, the benchmark and
+``toolgym episodes`` all use them.
 """
 
 from __future__ import annotations
