@@ -96,9 +96,9 @@ def test_imports_inside_functions_must_be_optional_or_slow(clean):
                    "envs/yaml_values.py": "import yaml\n",
                    "envs/cli.py": lazy_yaml, "envs/wrappers.py": lazy_yaml})
     found = sorted((i.source, i.target) for i in imports.lazy_not_allowed(imports.scan(clean)))
-    # trainers are not held to the rule; a slow module of the package may wait in a cli module only
+    # every layer is held to the rule; a slow module of the package may wait in a cli module only
     assert found == [("toolgym.benchmarks.cli", "shutil"), ("toolgym.benchmarks.cli", "toolgym.benchmarks.runner"),
-                     ("toolgym.envs.wrappers", "toolgym.envs.yaml_values")]
+                     ("toolgym.envs.wrappers", "toolgym.envs.yaml_values"), ("toolgym.trainers.demo", "copy")]
 
 
 def test_the_command_exits_1_and_lists_what_is_wrong(clean, capsys):

@@ -31,6 +31,7 @@ from typing import Any
 
 from toolgym.envs.errors import check_choice, did_you_mean
 from toolgym.envs.yaml_values import load_yaml
+from toolgym.trainers._deps import silence_checkpointing_aliases
 from toolgym.trainers.algorithms import AlgorithmSettings, PPOSettings, settings_for
 from toolgym.trainers.names import ALGORITHMS
 from toolgym.trainers.tasks import EnvSpec
@@ -174,8 +175,6 @@ class TrainConfig:
         """The trl.GRPOConfig of every algorithm's trainer, with CPU-safe defaults when no GPU is present."""
         import torch
         from trl import GRPOConfig
-
-        from toolgym.trainers._deps import silence_checkpointing_aliases
 
         silence_checkpointing_aliases()  # GRPOConfig's __post_init__ reads a deprecated alias
         kw = dict(self.grpo)

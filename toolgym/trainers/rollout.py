@@ -22,6 +22,8 @@ sampled in; steps share a sample only where that context merely grew.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,9 +126,6 @@ class Episode:
 
 def observation_key(messages: Sequence[dict]) -> str:
     """A hash of an observation (the chat messages): equal keys = the same state, exactly."""
-    import hashlib
-    import json
-
     return hashlib.blake2b(json.dumps(list(messages), sort_keys=True, default=str).encode(), digest_size=16).hexdigest()
 
 
