@@ -7,6 +7,7 @@ import pytest
 
 from toolgym.envs.batch import BatchStepper, step_batch
 from toolgym.envs.registration import env_ids
+from toolgym.envs.result import EpisodeResult
 from toolgym.envs.tool import Tool, ToolResult
 from toolgym.envs.tool_env import ToolEnv
 
@@ -134,6 +135,9 @@ class WordEnv(ToolEnv):
         if result.ok:
             terms.add("letters", result.metadata["n"])
         return False
+
+    def _episode_result(self):
+        return EpisodeResult(success=False, score=0.0)
 
 
 def call(name, **arguments):
