@@ -96,6 +96,17 @@ class EpisodeResult:
         """The JSON form that goes in ``info["result"]`` (fresh objects every call)."""
         return json.loads(json.dumps({name: getattr(self, name) for name in FIELDS}))
 
+    def metrics(self) -> dict[str, float]:
+        """The numbers a logger averages over episodes: ``success`` (0 or 1), ``score``, and each
+        numeric extra under its own name (QA: ``em``, ``f1``, ``subem``).
+
+        >>> EpisodeResult(True, 1.0, extras={"qa": {"em": 1.0, "f1": 1.0}, "note": {"text": "x"}}).metrics()
+        {'em': 1.0, 'f1': 1.0, 'success': 1.0, 'score': 1.0}
+        """
+        numbers_ = {key: float(value) for values in self.extras.values() for key, value in values.items()
+                    if isinstance(value, (int, float)) and not isinstance(value, bool)}
+        return {**numbers_, "success": float(self.success), "score": self.score}
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EpisodeResult:
         """The result back from ``to_dict()``'s form; an error names the fields missing or unknown."""

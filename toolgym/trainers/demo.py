@@ -416,13 +416,15 @@ def evaluate(model, tokenizer, envs, n_questions: int, samples: int, *, temperat
 def naive_rag(envs, n_questions: int) -> dict[str, float]:
     """The naive-RAG baseline: search with the question, answer with the first new title."""
     from toolgym.envs.multihop_qa.scripted import SCRIPTED_AGENTS, run_episode
+    from toolgym.envs.result import EpisodeResult
 
     agent = SCRIPTED_AGENTS["naive-search"]()
     env = envs[0]
     rows = [run_episode(env, agent, seed=0, options={"index": q})
             for q in range(min(n_questions, len(env.unwrapped.examples)))]
     n = len(rows)
-    return {"em": sum(r.get("em", 0.0) for r in rows) / n, "f1": sum(r.get("f1", 0.0) for r in rows) / n,
+    ends = [EpisodeResult.from_info(r) for r in rows]
+    return {"em": sum(float(r.success) for r in ends) / n, "f1": sum(r.score for r in ends) / n,
             "return": sum(r["return"] for r in rows) / n, "tool_calls": sum(r["tool_calls"] for r in rows) / n,
             "episodes": n}
 

@@ -45,6 +45,7 @@ from typing import Any
 
 import gymnasium as gym
 
+from toolgym.envs.result import EpisodeResult
 from toolgym.trainers._deps import require, silence_checkpointing_aliases
 from toolgym.trainers.rollout import Episode, HFBackend, RolloutEngine, VLLMBackend
 
@@ -212,8 +213,9 @@ def episode_metrics(episodes) -> dict[str, float]:
     out["episode/turns"] = steps / n
     out["episode/length"] = sum(e.tokens_used for e in episodes) / n
     out["episode/truncated"] = sum(e.truncated or e.budget_truncated for e in episodes) / n
-    out["answer/em"] = sum(float(e.info.get("em", 0.0) or 0.0) for e in episodes) / n
-    out["answer/f1"] = sum(float(e.info.get("f1", 0.0) or 0.0) for e in episodes) / n
+    ends = [EpisodeResult.from_info(e.info) for e in episodes]  # None: stopped by the token budget
+    out["answer/em"] = sum(float(r.success) for r in ends if r is not None) / n  # EM on QA
+    out["answer/f1"] = sum(r.score for r in ends if r is not None) / n  # F1 on QA
     return out
 
 
