@@ -36,6 +36,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 #: The key of the final step's ``info`` that holds the result.
 RESULT_KEY = "result"
 FIELDS = ("success", "score", "answer", "gold", "extras")
@@ -61,7 +63,7 @@ class EpisodeResult:
     extras: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.success, bool) and type(self.success).__name__ != "bool_":  # numpy's bool is fine
+        if not isinstance(self.success, (bool, np.bool_)):
             raise TypeError(f"EpisodeResult.success must be a bool, got {_seen(self.success)}: pass bool(...) of "
                             "the task's own test, e.g. success=bool(correct).")
         object.__setattr__(self, "success", bool(self.success))
