@@ -53,7 +53,8 @@ class ToolEnvContractError(AssertionError):
 def check_tool_env(env: gym.Env, *, seed: int = 0, skip_gymnasium_check: bool = False) -> None:
     """Raise ``ToolEnvContractError`` at the first break of the toolgym env contract (see the module
     docstring); return None when ``env`` keeps it. ``env`` may be wrapped (``gym.make``): the
-    ``ToolEnv`` inside is checked. ``skip_gymnasium_check``: skip Gymnasium's own ``check_env``."""
+    ``ToolEnv`` inside is checked. ``skip_gymnasium_check``: skip Gymnasium's own ``check_env``
+    (needed for an env whose episodes last one step: its determinism check steps twice)."""
     base = env.unwrapped
     name = type(base).__name__
     if not isinstance(base, ToolEnv):
