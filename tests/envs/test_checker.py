@@ -163,12 +163,13 @@ class NeverEnds(WordEnv):
 
 
 class NotSeeded(WordEnv):
-    def _new_task(self, options):
-        import random
+    """Draws the task from a counter, not from ``self.np_random``: a seed does not fix it."""
 
-        text = super()._new_task(options)
-        self.secret = random.choice(["red", "blue", "green", "pink", "grey", "teal"])
-        return text.rsplit(" ", 1)[0] + f" {self.secret}."
+    def _new_task(self, options):
+        super()._new_task(options)
+        self.resets = getattr(self, "resets", 0) + 1
+        self.secret = ["red", "blue", "green"][self.resets % 3]
+        return f"The word is {self.secret}."
 
 
 BROKEN = {
