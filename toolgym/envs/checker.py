@@ -15,7 +15,8 @@ space, a finite float reward that is the sum of ``info["reward_terms"]`` (each a
 ``reward_weights``), ``terminated`` and ``truncated`` never both, a JSON-serialisable ``info`` with
 the keys every toolgym env reports, and ``info["result"]`` (``toolgym.envs.result``) exactly at
 the step that ends the episode. A failure raises ``ToolEnvContractError`` saying what is wrong,
-the value seen and the fix.
+the value seen and the fix. ``check_step(env, out)`` checks one step's return value the same way
+(for your own tests: a fuzzer, a table of hostile actions).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def check_tool_env(env: gym.Env, *, seed: int = 0, skip_gymnasium_check: bool = 
         raise ToolEnvContractError(f"{name}: an episode of malformed actions ended as a success "
                                    f"({result.to_dict()}): success must mean the task was solved.")
     step = base.step("<after the end>")
-    _check_step(base, name, "the step after the end", step, after_end=True)
+    check_step(base, step, where="the step after the end", after_end=True)
     if RESULT_KEY in step[4]:
         raise ToolEnvContractError(f"{name}: a step after the end carries info[{RESULT_KEY!r}]: only the step "
                                    "that ends the episode reports its result.")
@@ -123,7 +124,7 @@ def _play(base: ToolEnv, name: str, episode: str, next_action, expect_error: lis
             raise ToolEnvContractError(f"{name}: {where}: step({action!r:.60}) raised {type(err).__name__}: {err}. "
                                        "No action may make step() raise: turn the problem into an observation "
                                        "and info['parse_error'] or info['tool_error'].") from err
-        _check_step(base, name, where, out)
+        check_step(base, out, where=where)
         info = out[4]
         if expect_error and not (info["parse_error"] or info["tool_error"]):
             raise ToolEnvContractError(f"{name}: {where}: a malformed action gave parse_error=None and "
@@ -133,7 +134,11 @@ def _play(base: ToolEnv, name: str, episode: str, next_action, expect_error: lis
     return None
 
 
-def _check_step(base: ToolEnv, name: str, where: str, out: Any, after_end: bool = False) -> None:
+def check_step(env: gym.Env, out: Any, *, where: str = "a step", after_end: bool = False) -> None:
+    """Check one ``env.step(...)`` return value ``out`` against the contract (``check_tool_env``
+    checks every step of its episodes with it); ``after_end``: the episode had already ended."""
+    base = env.unwrapped
+    name = type(base).__name__
     if not isinstance(out, tuple) or len(out) != 5:
         raise ToolEnvContractError(f"{name}: {where}: step() returned {type(out).__name__} {out!r:.80}; it must "
                                    "return (observation, reward, terminated, truncated, info).")
