@@ -40,7 +40,7 @@ def oracle(env_id: str, path: Path, corpus: str) -> tuple[float, float]:
                 break
         found += len(info["found_supporting"])
         needed += len(example.supporting_idxs) or len(set(example.supporting_titles))
-        em += info["em"]
+        em += info["result"]["extras"]["qa"]["em"]
     return found / needed, em / len(u.examples)
 
 

@@ -39,7 +39,7 @@ def run(env_id: str, agent, episodes: int) -> dict[str, float]:
         while not (terminated or truncated):
             _, reward, terminated, truncated, info = env.step(agent(env))
             totals["return"] += reward
-        totals["success"] += info.get("em", 0.0)
+        totals["success"] += info["result"]["success"]
         totals["turns"] += info["turn"]
     rate = episodes / (time.perf_counter() - start)
     return {**{k: v / episodes for k, v in totals.items()}, "eps_per_s": rate}

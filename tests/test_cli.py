@@ -32,7 +32,7 @@ def test_play_an_episode_from_stdin(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "parse_error: no tool call found" in out
     assert "Doc 1" in out and "episode over (terminated)" in out
-    assert '"gold_answer"' in out
+    assert '"result"' in out and '"gold"' in out
 
 
 def test_play_quits_cleanly_on_end_of_input(monkeypatch, capsys):

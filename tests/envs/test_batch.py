@@ -8,6 +8,7 @@ import pytest
 
 from toolgym.envs.batch import BatchStepper, step_as_completed, step_batch
 from toolgym.envs.registration import env_ids
+from toolgym.envs.result import EpisodeResult
 from toolgym.envs.tool import Tool, ToolResult
 from toolgym.envs.tool_env import ToolEnv
 
@@ -135,6 +136,9 @@ class WordEnv(ToolEnv):
         if result.ok:
             terms.add("letters", result.metadata["n"])
         return False
+
+    def _episode_result(self):
+        return EpisodeResult(success=False, score=0.0)
 
 
 def call(name, **arguments):

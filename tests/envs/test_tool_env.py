@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from toolgym.envs.result import EpisodeResult
 from toolgym.envs.tool import Tool, ToolResult
 from toolgym.envs.tool_env import ELIDED, ToolEnv
 
@@ -40,21 +41,23 @@ class CounterEnv(ToolEnv):
         return "Reach the target."
 
     def _new_task(self, options):
-        self.counter = 0
+        self.counter, self.answer = 0, None
         self.target = int(self.np_random.integers(1, 10))
         return f"Target: {self.target}"
 
     def _on_result(self, call, result, terms):
         if call.name == "answer":
-            terms.add("correct", float(result.metadata["answer"] == str(self.target)))
+            self.answer = result.metadata["answer"]
+            terms.add("correct", float(self.answer == str(self.target)))
             return True
         return False
 
     def _task_info(self):
         return {"counter": self.counter}
 
-    def _final_info(self):
-        return {"target": self.target}
+    def _episode_result(self):
+        right = self.answer == str(self.target)
+        return EpisodeResult(success=right, score=float(right), answer=self.answer, gold=str(self.target))
 
 
 def call(name, **arguments):
@@ -85,7 +88,7 @@ def test_answer_terminates_and_adds_final_info():
     env.reset(seed=0)
     _, reward, terminated, truncated, info = env.step(call("answer", answer=str(env.target)))
     assert terminated and not truncated
-    assert info["target"] == env.target and info["reward_terms"]["correct"] == 1.0
+    assert info["result"]["gold"] == str(env.target) and info["reward_terms"]["correct"] == 1.0
     assert reward == pytest.approx(1.02)
 
 

@@ -32,4 +32,4 @@ def test_a_text_policy_runs_in_toolgym_bench(tmp_path, bench_returns):
     records = [json.loads(line) for line in (tmp_path / "out" / "episodes.jsonl").read_text().splitlines()]
     expected = bench_returns("ToolMath-v0", actions)
     assert {r["index"]: r["return"] for r in records} == expected
-    assert all(r["em"] == 1.0 and r["status"] == "terminated" for r in records)
+    assert all(r["success"] == 1.0 and r["status"] == "terminated" for r in records)

@@ -51,7 +51,7 @@ def test_skyrl_loop_gets_the_runner_returns(env_id, bench_returns):
         assert turns[0] == pytest.approx(-0.1)  # the message without a call: toolgym's format penalty
         assert metrics["return"] == pytest.approx(total)
         assert sum(v for k, v in metrics.items() if k.startswith("reward/")) == pytest.approx(total)
-        assert metrics.get("em", metrics.get("correct")) == 1.0
+        assert metrics["success"] == 1.0 and metrics["score"] == 1.0
 
 
 def test_env_config_reaches_gym_make_and_rows_must_pick_the_task():

@@ -56,7 +56,7 @@ def test_calls_step_the_env_and_the_return_matches_a_direct_rollout():
             out = getattr(env, call.name)(**call.arguments)
             assert isinstance(out, str) and out
             direct += twin.step(twin.unwrapped.format.write_call(call.name, call.arguments))[1]
-    assert env.episode.terminated and env.episode.info["correct"]
+    assert env.episode.terminated and env.episode.info["result"]["success"]
     assert env.episode.episode_return == pytest.approx(direct)
     assert sum(env.episode.terms.values()) == pytest.approx(direct)
     with pytest.raises(RuntimeError, match="episode has ended"):

@@ -83,4 +83,4 @@ def test_vf_eval_gets_the_runner_returns(env_id, tmp_path, bench_returns):
         assert total == pytest.approx(expected[seed], abs=1e-9)
         assert trace["rewards"]["format"]["score"] == pytest.approx(-0.2)  # no call, then bad arguments
         assert trace["metrics"]["turns"] == len(actions[seed])
-        assert trace["metrics"]["em"] == 1.0
+        assert trace["metrics"]["success"] == 1.0

@@ -44,12 +44,14 @@ def test_scripted_multiturn_ids_masks_rewards(tiny):
     assert backend.calls == 2  # lock-step: one batched call per turn
     for ep in eps:
         assert ep.terminated and not ep.truncated and not ep.budget_truncated
-        assert ep.info["em"] == 1.0
+        assert ep.info["result"]["success"]
         assert ep.steps[0].terms["evidence"] == 0.2 and ep.steps[1].terms["answer"] == 1.0
         assert ep.step_rewards == [sum(s.terms.values()) for s in ep.steps]
         assert len(ep.completion_ids) == len(ep.env_mask) == len(ep.logprobs)
-        # the whole sequence decodes to the chat template's rendering of the final conversation
-        full = tok.apply_chat_template(ep.messages, tools=envs[0].chat_tools, tokenize=False)
+        # the whole sequence decodes to the chat template's rendering of the final conversation, up to
+        # the answer (the env's reply to the answer ends the episode: nothing is sampled after it)
+        answered = ep.messages[:max(i for i, m in enumerate(ep.messages) if m["role"] == "assistant") + 1]
+        full = tok.apply_chat_template(answered, tools=envs[0].chat_tools, tokenize=False)
         assert tok.decode(ep.prompt_ids + ep.completion_ids) == full.rstrip("\n")
         # sampled spans carry mask 1, everything else 0
         sampled = {j for s, e in ep.step_spans for j in range(s, e)}

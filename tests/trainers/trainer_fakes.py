@@ -1,101 +1,102 @@
-"""A tiny env following the toolgym env contract, so the trainer is tested without the real envs.
+"""A tiny toolgym env, so the trainer is tested without the real envs: a ``ToolEnv`` subclass, so
+it keeps the env contract (formats, budgets, reward terms, the episode result) by construction.
 
 "What is the code of KEY?" -- a `search` tool returns "KEY has code VALUE" (process reward
-`evidence` the first time), an `answer` call ends the episode with reward `answer` (1 if right).
-Hermes format: <tool_call>{"name": ..., "arguments": {...}}</tool_call>.
+`evidence` the first time the key is searched), an `answer` call ends the episode with reward
+`answer` (1 if right), and every message costs `brevity` (its length / 1000: a random policy's
+samples differ in length, so they still differ in reward). Hermes format.
 """
 
 from __future__ import annotations
 
-import json
-import re
+from dataclasses import dataclass
 
 import gymnasium as gym
 
+from toolgym.envs.formats import HermesFormat
+from toolgym.envs.result import EpisodeResult
+from toolgym.envs.tool import AnswerTool, Tool, ToolResult, string_arguments
+from toolgym.envs.tool_env import ToolEnv
+
 KEYS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"]
 VALUES = ["red", "green", "blue", "amber", "violet", "silver", "coral", "olive"]
-CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.S)
-TOOLS = [
-    {"type": "function", "function": {"name": "search", "description": "Look a key up.",
-                                      "parameters": {"type": "object", "properties": {"query": {"type": "string"}},
-                                                     "required": ["query"]}}},
-    {"type": "function", "function": {"name": "answer", "description": "Give the final answer.",
-                                      "parameters": {"type": "object", "properties": {"answer": {"type": "string"}},
-                                                     "required": ["answer"]}}},
-]
 
 
-class FakeQAEnv(gym.Env):
-    metadata = {"render_modes": []}
+class Lookup(Tool):
+    name, description = "search", "Look a key up."
+    parameters = string_arguments(query="The key to look up.")
+    timeout = None
 
-    def __init__(self, max_turns: int = 3, context: str = "full", single_turn: bool = False):
-        self.max_turns = max_turns
-        self.context_append_only = context == "full"
-        self.single_turn = single_turn
-        self.chat_tools = TOOLS
-        self.observation_space = gym.spaces.Discrete(1)  # not checked here
-        self.action_space = gym.spaces.Discrete(1)
+    def run(self, query: str) -> ToolResult:
+        key = next((k for k in KEYS if k in query), None)
+        return ToolResult(f"{key} has code {VALUES[KEYS.index(key)]}" if key else "no result")
 
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
+
+@dataclass(frozen=True)
+class BriefHermes(HermesFormat):
+    """Hermes calls with a one-line protocol: the tiny model's prompts and error replies stay short."""
+
+    def protocol(self, tools):
+        return "Call search or answer."
+
+
+class FakeQAEnv(ToolEnv):
+    default_reward_weights = {"format": -0.1, "valid_call": 0.0, "evidence": 0.2, "answer": 1.0, "brevity": -0.001}
+
+    def __init__(self, max_turns: int = 3, context: str = "full", **options):
+        super().__init__(format=BriefHermes(), max_turns=max_turns, context=context, context_window=1, **options)
+
+    def _make_tools(self):
+        return (Lookup(), AnswerTool("Give the final answer."))
+
+    def _instructions(self):
+        return "Answer with the tools."
+
+    def _new_task(self, options):
         k = int(self.np_random.integers(len(KEYS)))
         self.key, self.value = KEYS[k], VALUES[k]
-        self.turn, self.calls, self.found = 0, 0, False
-        self.messages = [{"role": "system", "content": "Answer with the tools."},
-                         {"role": "user", "content": f"What is the code of {self.key}?"}]
-        return self._obs(), {"turn": 0, "tool_calls": 0, "reward_terms": {}, "parse_error": None,
-                             "tool_error": None, "question_id": self.key, "found_supporting": []}
+        self.found, self.answer = False, None
+        return f"What is the code of {self.key}?"
+
+    def _on_message(self, text, terms):
+        terms.add("brevity", len(text))
+
+    def _on_result(self, call, result, terms):
+        if not result.ok:
+            return False
+        if call.name == "answer":
+            self.answer = result.metadata["answer"]
+            terms.add("answer", float(self.answer.strip() == self.value))
+            return True
+        if self.key in call.arguments["query"] and not self.found:
+            self.found = True
+            terms.add("evidence")
+        return False
+
+    def oracle_action(self):
+        return expert_turns(self.key, self.value)[int(self.found)]
+
+    def _task_info(self):
+        return {"question_id": self.key, "found_supporting": [self.key] if self.found else []}
+
+    def _episode_result(self):
+        right = self.answer is not None and self.answer.strip() == self.value
+        return EpisodeResult(success=right, score=float(right), answer=self.answer, gold=self.value)
+
+    def _observation(self):
+        """``context="window"`` here shows the system message, the task and the last exchange only."""
+        obs, over = super()._observation()
+        if self.context == "window" and len(obs) > 4:
+            obs = obs[:2] + obs[-2:]
+        return obs, over
+
+    # The conversation itself, for tests that inspect or tamper with it.
+    @property
+    def messages(self):
+        return self._messages
 
     def _obs(self):
-        msgs = [dict(m) for m in self.messages]
-        if not self.context_append_only and len(msgs) > 4:  # window: system, user, last exchange
-            msgs = msgs[:2] + msgs[-2:]
-        return tuple(msgs)
-
-    def step(self, action: str):
-        self.turn += 1
-        self.messages.append({"role": "assistant", "content": action})
-        # a small length penalty: sampled texts differ in length, so a random policy still sees reward variance
-        terms, parse_error, done, info_end = {"brevity": -len(action) / 1000}, None, False, {}
-        calls = CALL.findall(action)
-        if not calls:
-            parse_error = "no <tool_call> found"
-            terms["format"] = -0.1
-            self.messages.append({"role": "user", "content": "Error: no tool call found. Call search or answer."})
-        for raw in calls:
-            self.calls += 1
-            try:
-                call = json.loads(raw)
-                name, args = call["name"], call["arguments"]
-            except Exception as e:  # noqa: BLE001 - any malformed call is a parse error
-                parse_error = f"bad call: {e}"
-                terms["format"] = terms.get("format", 0.0) - 0.1
-                self.messages.append({"role": "tool", "content": f"Error: {parse_error}"})
-                continue
-            if name == "search":
-                q = str(args.get("query", ""))
-                hit = self.key in q
-                if hit and not self.found:
-                    terms["evidence"] = terms.get("evidence", 0.0) + 0.2
-                    self.found = True
-                self.messages.append({"role": "tool", "content": f"{self.key} has code {self.value}" if hit
-                                      else "no result"})
-            elif name == "answer":
-                given = str(args.get("answer", ""))
-                em = float(given.strip() == self.value)
-                terms["answer"] = em
-                info_end = {"answer": given, "gold_answer": self.value, "em": em, "f1": em}
-                done = True
-                break
-            else:
-                self.messages.append({"role": "tool", "content": f"Error: unknown tool {name}"})
-        truncated = (not done) and (self.turn >= self.max_turns or self.single_turn)
-        if truncated and not info_end:
-            info_end = {"answer": None, "gold_answer": self.value, "em": 0.0, "f1": 0.0}
-        info = {"turn": self.turn, "tool_calls": self.calls, "reward_terms": terms, "parse_error": parse_error,
-                "tool_error": None, "question_id": self.key, "found_supporting": [self.key] if self.found else [],
-                **info_end}
-        return self._obs(), float(sum(terms.values())), done, truncated, info
+        return self._observation()[0]
 
 
 def expert_turns(key: str, value: str) -> list[str]:
@@ -104,7 +105,8 @@ def expert_turns(key: str, value: str) -> list[str]:
 
 
 def corpus() -> list[str]:
-    texts = []
+    """The tiny tokenizer's training texts: the questions, the expert's turns and the env's replies."""
+    texts = [FakeQAEnv().system_prompt, "Error: no tool call found in your message. Call search or answer."]
     for k, v in zip(KEYS, VALUES, strict=True):
         texts += [f"What is the code of {k}?", f"{k} has code {v}", *expert_turns(k, v)]
     return texts * 20
@@ -112,7 +114,7 @@ def corpus() -> list[str]:
 
 def register_fakes():
     """Register FakeQA-v0 (multi-turn), FakeQAWindow-v0 (multi-turn, windowed context: not
-    append-only) and FakeQA1-v0 (single turn, no tools in the prompt)."""
+    append-only) and FakeQA1-v0 (single turn, no tool schemas in the prompt)."""
     if "FakeQA-v0" not in gym.registry:
         gym.register("FakeQA-v0", entry_point=FakeQAEnv, disable_env_checker=True)
         gym.register("FakeQAWindow-v0", entry_point=FakeQAEnv, kwargs={"context": "window"},
@@ -121,11 +123,16 @@ def register_fakes():
 
 
 class SingleTurnQAEnv(FakeQAEnv):
-    """One step, tools described nowhere (so TRL's own prompt rendering is the same as ours)."""
+    """One step, no tool schemas for the chat template (the system prompt describes the tools), so
+    TRL's own prompt rendering is the same as ours."""
+
+    chat_tools = None
 
     def __init__(self):
-        super().__init__(max_turns=1, single_turn=True)
-        self.chat_tools = None
+        super().__init__(max_turns=1)
+
+    def oracle_action(self):
+        return expert_turns(self.key, self.value)[1]  # one turn: answer at once
 
 
 def grpo_args(tmp_path, **over):

@@ -2,8 +2,9 @@
 
 Answer scores (EM, F1, substring-EM) are computed by the env with
 ``toolgym.envs.multihop_qa.metrics`` (official SQuAD/HotpotQA normalisation, aliases honoured) and
-read from its final ``info``; nothing here re-scores answers. Envs without answer metrics are
-summarised by their ``success`` flag and episode return, so any toolgym id works unchanged.
+read from the ``qa`` extras of its episode result (``toolgym.envs.result``); nothing here re-scores
+answers. Every env's result has ``success``, so envs without answer metrics are summarised by it
+and the episode return, and any toolgym id works unchanged.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from toolgym.benchmarks.suites import suite_envs
 from toolgym.envs.batch import run_ahead, step_as_completed
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.registration import env_ids
+from toolgym.envs.result import EpisodeResult
 
 ENGINES = ("auto", "hf", "vllm", "openai")
 
@@ -308,7 +309,8 @@ def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label:
 
 def _record(live: _Live, label: str, env_id: str, status: str, error: str | None) -> dict[str, Any]:
     info = live.info
-    success = info.get("success")
+    result = EpisodeResult.from_info(info)  # None: the episode was stopped from outside (timeout, error)
+    scores = result.metrics() if result is not None else {}
     return {
         "agent": label,
         "env": env_id,
@@ -316,12 +318,12 @@ def _record(live: _Live, label: str, env_id: str, status: str, error: str | None
         "seed": live.seed,
         "dataset": live.dataset,
         "id": info.get("question_id", next((v for k, v in info.items() if k.endswith("_id")), None)),
-        "prediction": info.get("answer"),
-        "gold": info.get("gold_answer"),
-        "em": info.get("em"),
-        "f1": info.get("f1"),
-        "subem": info.get("subem"),
-        "success": None if success is None else float(bool(success)),
+        "prediction": result.answer if result is not None else None,
+        "gold": result.gold if result is not None else None,
+        "em": scores.get("em"),  # the QA extras; None for other tasks
+        "f1": scores.get("f1"),
+        "subem": scores.get("subem"),
+        "success": scores.get("success"),
         "return": live.ret,
         "evidence_recall": live.turn_recall[-1] if live.turn_recall else recall_of(None, live.gold),
         "found_supporting": info.get("found_supporting"),

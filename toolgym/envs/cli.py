@@ -12,6 +12,7 @@ import gymnasium as gym
 
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.registration import ENVS, check_env_args
+from toolgym.envs.result import EpisodeResult
 from toolgym.envs.scripted import SCRIPTED_AGENTS, run_episode
 
 
@@ -126,6 +127,9 @@ def _episodes(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         for i in tqdm(range(args.episodes), desc=name, leave=False, file=sys.stderr, disable=None):
             info = run_episode(env, agent, seed=args.seed + i)
+            # The EM and F1 columns are the result's success and score: exact match and F1 on QA.
+            result = EpisodeResult.from_info(info)
+            info["em"], info["f1"] = float(result.success), result.score
             gold = len(getattr(env.unwrapped, "example", None).supporting_titles) if "found_supporting" in info else 0
             info["evidence"] = len(info["found_supporting"]) / gold if gold else None
             infos.append(info)

@@ -8,6 +8,9 @@ what it means.
 A step has phases: ``plan_step`` parses the action and decides which calls run, the calls run, and
 their results are applied in order. ``toolgym.envs.batch`` runs the calls of many envs together
 between the first two (``preload``); a lone ``step()`` runs them itself.
+
+The end of an episode is written down once: the step that ends it carries ``info["result"]``, an
+``EpisodeResult`` (``toolgym.envs.result``) that the task builds in ``_episode_result()``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import gymnasium as gym
 
 from toolgym.envs.errors import check_argument_types, check_non_negative, unknown_name_error
 from toolgym.envs.formats import ActionFormat, ParsedAction, ToolCall, get_format
+from toolgym.envs.result import RESULT_KEY, EpisodeResult
 from toolgym.envs.spaces import Messages, UnicodeText
 from toolgym.envs.tool import Tool, ToolResult
 
@@ -87,8 +91,20 @@ class ToolEnv(gym.Env[tuple, str]):
     """Base class of the toolgym environments; subclasses define the task.
 
     A subclass sets ``default_reward_weights`` and implements the task hooks: ``_make_tools``,
-    ``_instructions``, ``_new_task``, ``_on_result``, and optionally ``_task_info`` and
-    ``_final_info``. Everything else (parsing, budgets, context, rewards, info, the spaces) is here.
+    ``_instructions``, ``_new_task``, ``_on_result``, ``_episode_result`` and ``oracle_action``,
+    and optionally ``_task_info`` and ``_on_message``. Everything else (parsing, budgets, context,
+    rewards, info, the spaces) is here. ``toolgym.envs.checker.check_tool_env(env)`` checks a
+    subclass against the contract below.
+
+    The contract, for every step: the observation is a fresh tuple of ``{"role", "content"}``
+    messages; the reward is a finite float, the sum of the weighted terms in
+    ``info["reward_terms"]``, each named in ``reward_weights``; ``terminated`` (the task ended)
+    and ``truncated`` (a budget ran out, ``info["truncated_by"]`` says which) are never both
+    true; ``info`` is JSON-serialisable with ``turn``, ``tool_calls``, ``reward_terms``,
+    ``parse_error`` and ``tool_error``; no action text makes ``step()`` raise. The step that ends
+    the episode, and only that one, carries ``info["result"]``: the ``EpisodeResult`` (success,
+    score, answer, gold, task extras under the task's name) that ``_episode_result()`` returns,
+    as a dict. Consumers read it with ``EpisodeResult.from_info(info)``.
 
     Arguments (shared by every toolgym env):
         format: ``"hermes"`` (Qwen function calling) or ``"tags"`` (Search-R1).
@@ -112,6 +128,12 @@ class ToolEnv(gym.Env[tuple, str]):
     default_reward_weights: ClassVar[dict[str, float]] = {"format": -0.1, "valid_call": 0.02}
     #: Tools whose calls do not count against ``max_tool_calls`` (they end the episode).
     free_tools: ClassVar[tuple[str, ...]] = ("answer",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_final_info" in vars(cls):  # the hook's former name: silently never called otherwise
+            raise TypeError(f"{cls.__name__} defines _final_info(), which ToolEnv no longer calls: return an "
+                            "EpisodeResult from _episode_result() instead (task-specific keys go in its extras).")
 
     def __init__(
         self,
@@ -191,7 +213,19 @@ class ToolEnv(gym.Env[tuple, str]):
         """Interpret one tool result: update the task, add reward terms; True ends the episode."""
         raise NotImplementedError
 
+    def _episode_result(self) -> EpisodeResult:
+        """How the episode ended (called once, at its last step, terminated or truncated):
+        success, score in [0, 1], the answer and the gold where they exist, and task-specific
+        keys in ``extras`` under the task's own name."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement _episode_result() -> EpisodeResult: every env reports how "
+            "its episodes end (see toolgym.envs.result).")
+
+    def _on_message(self, text: str, terms: RewardTerms) -> None:
+        """Score the assistant's message itself, before its calls run (e.g. a length penalty)."""
+
     def _task_info(self) -> dict[str, Any]:
+        """Task state for every step's ``info`` (ids, progress); not how the episode ended."""
         return {}
 
     def call(self, tool: str, **arguments: Any) -> str:
@@ -202,9 +236,6 @@ class ToolEnv(gym.Env[tuple, str]):
         """What an agent that knows the solution writes now: calibrates rewards and benchmarks
         (the oracle must reach the maximum score) and writes the trainer's warm-start data."""
         raise NotImplementedError(f"{type(self).__name__} has no oracle.")
-
-    def _final_info(self) -> dict[str, Any]:
-        return {}
 
     # -- the Gymnasium API --------------------------------------------------------------------
     @property
@@ -283,6 +314,7 @@ class ToolEnv(gym.Env[tuple, str]):
         text = plan.text
         self._messages.append({"role": "assistant", "content": text})
         self.turn += 1
+        self._on_message(text, terms)
 
         parsed = plan.parsed
         results, feedback, ended, out_of_calls = self._run_calls(plan, ready, terms, errors)
@@ -317,7 +349,7 @@ class ToolEnv(gym.Env[tuple, str]):
         self._truncated = budget is not None
         info = self._info(terms.raw, errors, truncated_by=budget)
         if self._terminated or self._truncated:
-            info.update(self._final_info())
+            info[RESULT_KEY] = self._result().to_dict()
         if self.render_mode == "human":
             self.render()
         return observation, self._weigh(terms), self._terminated, self._truncated, info
@@ -393,6 +425,14 @@ class ToolEnv(gym.Env[tuple, str]):
             total += len(new_content) - len(message["content"])
             message["content"] = new_content
         return tuple(messages), over
+
+    def _result(self) -> EpisodeResult:
+        result = self._episode_result()
+        if not isinstance(result, EpisodeResult):
+            raise TypeError(f"{type(self).__name__}._episode_result() must return an EpisodeResult, got "
+                            f"{type(result).__name__} {result!r:.80}: return EpisodeResult(success=..., score=..., "
+                            "answer=..., gold=..., extras={task: {...}}).")
+        return result
 
     def _weigh(self, terms: RewardTerms) -> float:
         return float(sum(self.reward_weights.get(name, 0.0) * value for name, value in terms.raw.items()))

@@ -21,6 +21,7 @@ from typing import Any
 
 from toolgym.envs import registration
 from toolgym.envs.deps import require
+from toolgym.envs.result import EpisodeResult
 from toolgym.integrations.episode import Episode, check_append_only, make_env
 
 _skyrl_gym = require("skyrl_gym", "skyrl")
@@ -70,11 +71,10 @@ class ToolgymSkyRLEnv(BaseTextEnv):
         )
 
     def get_metrics(self) -> dict[str, Any]:
-        """Numbers SkyRL averages over episodes: the return, each reward term, and the env's
-        end-of-episode scores (``em``, ``f1``, ``correct``...) when it gives them."""
-        info = self.episode.info
-        scores = {k: float(v) for k, v in info.items() if k in ("em", "f1", "subem", "correct", "success")
-                  and isinstance(v, (int, float, bool))}
+        """Numbers SkyRL averages over episodes: the return, each reward term, and the episode's
+        result once it ended (``success``, ``score``, numeric task extras such as QA's ``em``)."""
+        result = EpisodeResult.from_info(self.episode.info)
+        scores = result.metrics() if result is not None else {}
         terms = {f"reward/{name}": self.episode.terms.get(name, 0.0) for name in self.episode.term_names}
         return {"return": self.episode.episode_return, "turns": self.turns,
                 "truncated": float(self.episode.truncated), **terms, **scores}

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from toolgym.envs.deps import require
+from toolgym.envs.result import EpisodeResult
 from toolgym.integrations.episode import Episode, check_append_only, make_env
 
 vf = require("verifiers.v1", "verifiers")
@@ -99,8 +100,7 @@ class ToolgymEnv(vf.Env[ToolgymEnvConfig]):
             trace.record_reward(name, episode.terms.get(name, 0.0), 1.0)
         trace.record_metric("turns", float(len(episode.actions)))
         trace.record_metric("truncated", float(episode.truncated))
-        for key in ("em", "f1", "subem", "correct", "success"):
-            value = episode.info.get(key)
-            if isinstance(value, (int, float, bool)):
-                trace.record_metric(key, float(value))
+        result = EpisodeResult.from_info(episode.info)
+        for key, value in (result.metrics() if result is not None else {}).items():
+            trace.record_metric(key, value)
         episode.env.close()

@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 
 from toolgym.envs.registration import check_env_args
+from toolgym.envs.result import EpisodeResult
 from toolgym.generation import NativeFormat
 
 
@@ -97,6 +98,7 @@ def episode_metrics(episodes) -> dict[str, float]:
     out["episode/turns"] = steps / n
     out["episode/length"] = sum(e.tokens_used for e in episodes) / n
     out["episode/truncated"] = sum(e.truncated or e.budget_truncated for e in episodes) / n
-    out["answer/em"] = sum(float(e.info.get("em", 0.0) or 0.0) for e in episodes) / n
-    out["answer/f1"] = sum(float(e.info.get("f1", 0.0) or 0.0) for e in episodes) / n
+    ends = [EpisodeResult.from_info(e.info) for e in episodes]  # None: stopped by the token budget
+    out["answer/em"] = sum(float(r.success) for r in ends if r is not None) / n  # EM on QA
+    out["answer/f1"] = sum(r.score for r in ends if r is not None) / n  # F1 on QA
     return out

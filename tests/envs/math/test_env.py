@@ -33,11 +33,11 @@ def test_oracle_solves_50_problems_with_the_maximum_return(fmt):
     env = gym.make("ToolMath-v0", format=fmt)
     for seed in range(50):
         total, terms, terminated, truncated, info = run_oracle(env, seed)
-        assert terminated and not truncated and info["correct"] and info["em"] == 1.0
+        assert terminated and not truncated and info["result"]["success"] and info["result"]["score"] == 1.0
         assert all(v >= 0 for step in terms for v in step.values()), terms
         # Every gold intermediate value reached: the most progress reward there is.
-        assert info["progress"] == info["gold_steps"]
-        assert total == pytest.approx(1.0 + 0.05 * info["gold_steps"] + 0.02 * (info["tool_calls"] + 1))
+        assert info["progress"] == info["result"]["extras"]["math"]["gold_steps"]
+        assert total == pytest.approx(1.0 + 0.05 * info["result"]["extras"]["math"]["gold_steps"] + 0.02 * (info["tool_calls"] + 1))
 
 
 def test_every_template_gives_consistent_problems():
@@ -74,8 +74,8 @@ def test_wrong_answer_and_refused_expression_are_scored():
     obs, reward, *_ = env.step(big)
     assert "10000 characters; the limit is 300" in obs[-1]["content"] and reward < 0
     obs, reward, terminated, truncated, info = env.step('<tool_call>{"name": "answer", "arguments": {"answer": "-1"}}</tool_call>')
-    assert terminated and info["correct"] is False and info["em"] == 0.0 and info["reward_terms"]["answer"] == 0.0
-    assert info["gold_answer"] == env.unwrapped.problem.answer
+    assert terminated and info["result"]["success"] is False and info["result"]["score"] == 0.0 and info["reward_terms"]["answer"] == 0.0
+    assert info["result"]["gold"] == env.unwrapped.problem.answer
 
 
 def test_gsm8k_from_a_local_file_in_the_official_format():
@@ -90,7 +90,7 @@ def test_gsm8k_from_a_local_file_in_the_official_format():
         while not terminated:
             _, _, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
             assert not truncated
-        assert info["correct"]
+        assert info["result"]["success"]
 
 
 def test_gsm8k_errors_say_what_is_wrong(tmp_path):
@@ -122,7 +122,7 @@ def test_play_session(monkeypatch, capsys):
     out = play(monkeypatch, capsys, "ToolMath-v0", actions, "--seed", "3", "--kwargs", "format=tags")
     assert "Problem:" in out and "episode over (terminated)" in out
     final = json.loads(out[out.index("{", out.index("episode over")):])
-    assert final["correct"] is True
+    assert final["result"]["success"] is True
 
 
 def test_docstring_examples():
@@ -155,7 +155,7 @@ def test_answers_too_big_to_compute_are_wrong_not_crashes(fmt, text):
     env = gym.make("ToolMath-v0", format=fmt, max_action_chars=20_000)
     env.reset(seed=0)
     obs, reward, terminated, truncated, info = env.step(env.unwrapped.call("answer", answer=text))
-    assert terminated and info["correct"] is False and info["reward_terms"]["answer"] == 0.0
+    assert terminated and info["result"]["success"] is False and info["reward_terms"]["answer"] == 0.0
 
 
 def test_overflowing_calculator_call_is_a_calc_error():

@@ -338,7 +338,8 @@ def test_registered_ids_with_local_files_oracle_reaches_em_1(shared_data, name):
     assert len(examples) == FILES[name][1]
     infos = [_oracle_episode(env, i) for i in range(len(examples))]
     assert [i["question_id"] for i in infos] == [e.id for e in examples]
-    assert all(i["em"] == 1.0 and i["answer"] == e.answer for i, e in zip(infos, examples, strict=True))
+    assert all(i["result"]["extras"]["qa"]["em"] == 1.0 and i["result"]["answer"] == e.answer
+               for i, e in zip(infos, examples, strict=True))
     # the evidence reward is reachable on every dataset: gold passages found by searching their titles
     assert all(i["found_supporting"] for i in infos)
     found = sum(len(i["found_supporting"]) for i in infos)
@@ -357,7 +358,7 @@ def test_multihopqa_pooled_and_external_jsonl_corpora(shared_data, tmp_path):
     pool = pooled_corpus(load_examples("hotpotqa", data_files=path))
     assert env.unwrapped.passages == pool and len(pool) > 2000
     info = _oracle_episode(env, 0)
-    assert info["em"] == 1.0 and info["found_supporting"]
+    assert info["result"]["extras"]["qa"]["em"] == 1.0 and info["found_supporting"]
 
     # an external corpus in Search-R1's row layout (quoted titles): evidence is matched by title there
     musique = shared_data / FILES["musique"][0]
@@ -367,7 +368,7 @@ def test_multihopqa_pooled_and_external_jsonl_corpora(shared_data, tmp_path):
     env = gym.make("MuSiQue-v0", data_files=musique, corpus=str(corpus), limit=5)
     assert len(env.unwrapped.examples) == 5 and len(env.unwrapped.passages) == len(pool)
     info = _oracle_episode(env, 0)
-    assert info["em"] == 1.0 and info["found_supporting"]
+    assert info["result"]["extras"]["qa"]["em"] == 1.0 and info["found_supporting"]
 
 
 @pytest.mark.parametrize("chunk", [1 << 20, 1000, 50])

@@ -18,7 +18,8 @@ def score(agent_name: str, fmt: str, n: int = 200, **kwargs) -> dict[str, float]
     env = gym.make("MultiHopQA-v0", format=fmt, **kwargs)
     agent = SCRIPTED_AGENTS[agent_name]()
     infos = [run_episode(env, agent, seed=seed) for seed in range(n)]
-    return {key: float(np.mean([info[key] for info in infos])) for key in ("em", "f1", "return", "tool_calls")}
+    rows = [{**info, **info["result"]["extras"]["qa"]} for info in infos]
+    return {key: float(np.mean([row[key] for row in rows])) for key in ("em", "f1", "return", "tool_calls")}
 
 
 @pytest.mark.parametrize("fmt", ["hermes", "tags"])
@@ -54,8 +55,9 @@ def test_reward_terms_of_an_oracle_episode():
     assert info["found_supporting"] == list(example.supporting_titles)
     _, reward, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
     assert terminated and info["reward_terms"]["answer"] == 1.0
-    assert info["gold_answer"] == example.answer and info["answer"] == example.answer
-    assert (info["em"], info["f1"], info["subem"]) == (1.0, 1.0, 1.0)
+    assert info["result"]["gold"] == example.answer and info["result"]["answer"] == example.answer
+    assert info["result"]["extras"]["qa"] == {"em": 1.0, "f1": 1.0, "subem": 1.0}
+    assert info["result"]["success"] and info["result"]["score"] == 1.0
 
 
 def test_repeated_query_is_penalised_and_evidence_counted_once():
@@ -117,7 +119,7 @@ def test_example_corpus_mode_on_the_synthetic_world():
     env = gym.make("MultiHopQA-v0", corpus="example")
     env.reset(seed=1)
     info = run_episode(env, SCRIPTED_AGENTS["oracle"](), seed=1)
-    assert info["em"] == 1.0
+    assert info["result"]["extras"]["qa"]["em"] == 1.0
 
 
 @pytest.mark.parametrize(

@@ -171,11 +171,11 @@ def test_qa_only_episode_over_a_jsonl_corpus(qa_files):
     assert info["evidence_recall"] is None and not terminated
     obs, reward, terminated, truncated, info = env.step(env.unwrapped.call("answer", answer="Puccini"))
     assert terminated and not truncated
-    assert info["em"] == 0.0 and info["f1"] == pytest.approx(2 / 3) and info["subem"] == 0.0
+    assert info["result"]["extras"]["qa"]["em"] == 0.0 and info["result"]["extras"]["qa"]["f1"] == pytest.approx(2 / 3) and info["result"]["extras"]["qa"]["subem"] == 0.0
     assert info["reward_terms"]["answer"] == pytest.approx(2 / 3) and "evidence" not in info["reward_terms"]
     env.reset(seed=0, options={"index": 0})  # an alias scores in full
     *_, info = env.step(env.unwrapped.call("answer", answer="Eisenhower"))
-    assert info["em"] == 1.0
+    assert info["result"]["extras"]["qa"]["em"] == 1.0
     env.close()
 
 
@@ -185,7 +185,7 @@ def test_qa_only_oracle_searches_the_question_and_answers(qa_files):
     assert env.unwrapped.oracle_action() == f"<search>{FLASHRAG[0]['question']}</search>"
     env.step(env.unwrapped.oracle_action())
     *_, terminated, _, info = env.step(env.unwrapped.oracle_action())
-    assert terminated and info["em"] == 1.0
+    assert terminated and info["result"]["extras"]["qa"]["em"] == 1.0
     env.close()
 
 
@@ -322,7 +322,7 @@ def test_qa_only_set_over_a_retrieval_server_needs_no_local_corpus(qa_files):
         obs, _, _, _, info = env.step(env.unwrapped.call("search", query="opera by Puccini"))
         assert 'Doc 1 (Title: "Tosca")' in obs[-1]["content"] and info["evidence_recall"] is None
         *_, terminated, _, info = env.step(env.unwrapped.call("answer", answer="Giacomo Puccini"))
-        assert terminated and info["em"] == 1.0 and "evidence" not in info["reward_terms"]
+        assert terminated and info["result"]["extras"]["qa"]["em"] == 1.0 and "evidence" not in info["reward_terms"]
         env.close()
     finally:
         server.close()

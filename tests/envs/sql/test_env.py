@@ -28,7 +28,7 @@ def test_oracle_solves_50_questions_with_the_maximum_return(fmt):
             _, reward, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
             total += reward
             assert all(v >= 0 for v in info["reward_terms"].values())
-        assert terminated and not truncated and info["correct"] and info["em"] == 1.0
+        assert terminated and not truncated and info["result"]["success"] and info["result"]["score"] == 1.0
         assert sorted(info["tables_touched"]) == sorted(question.tables)
         assert total == pytest.approx(1.0 + 0.05 * len(question.tables) + 0.02 * 2)
 
@@ -69,7 +69,7 @@ def test_process_terms_for_right_tables_and_errors():
     _, reward, _, _, info = env.step(hermes("sql", query=f"SELECT COUNT(*) FROM {table}"))
     assert info["reward_terms"] == {"valid_call": 0.02}  # a table counts once
     _, reward, terminated, _, info = env.step(hermes("answer", answer="not it"))
-    assert terminated and not info["correct"] and info["gold_sql"] == question.gold_sql
+    assert terminated and not info["result"]["success"] and info["result"]["extras"]["sql"]["gold_sql"] == question.gold_sql
 
 
 def test_unknown_settings_are_named():
@@ -93,7 +93,7 @@ def test_play_session(monkeypatch, capsys):
     assert main(["play", "SQLQuery-v0", "--seed", "5", "--kwargs", "format=tags"]) == 0
     out = capsys.readouterr().out
     assert "CREATE TABLE orders" in out and "episode over (terminated)" in out
-    assert json.loads(out[out.index("{", out.index("episode over")):])["correct"] is True
+    assert json.loads(out[out.index("{", out.index("episode over")):])["result"]["success"] is True
 
 
 def test_docstring_examples():
@@ -111,4 +111,4 @@ def test_numeric_answer_with_thousands_of_digits_is_wrong_not_a_crash():
     gold = env.unwrapped.question.answer
     assert len(gold) == 1 and isinstance(gold[0], (int, float))  # the numeric case Fraction() raised on
     obs, reward, terminated, truncated, info = env.step("<answer>" + "9" * 5000 + "</answer>")
-    assert terminated and info["correct"] is False and info["reward_terms"]["answer"] == 0.0
+    assert terminated and info["result"]["success"] is False and info["reward_terms"]["answer"] == 0.0

@@ -42,7 +42,7 @@ def test_oracle_wins_50_games_with_the_maximum_return(fmt):
         env.reset(seed=seed)
         secret = env.unwrapped.game.secret
         _, reward, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
-        assert terminated and not truncated and info["success"] == 1.0 and info["guesses"] == 1
+        assert terminated and not truncated and info["result"]["success"] == 1.0 and info["guesses"] == 1
         assert reward == pytest.approx(1.0 + 0.1 * 5 + 0.05 * len(set(secret)))
 
 
@@ -67,9 +67,9 @@ def test_an_agent_using_the_feedback_wins_and_never_beats_the_oracle():
             assert len(env.unwrapped.game.history) == before + 1  # every action changes the state
             total += reward
             turns += 1
-        wins += info["success"]
+        wins += info["result"]["success"]
         assert total <= 1.0 + 0.5 + 0.05 * len(set(secret)) + 1e-9
-        if info["success"]:
+        if info["result"]["success"]:
             assert total == pytest.approx(1.0 + 0.5 + 0.05 * len(set(secret)))  # every letter found once
     assert wins >= 25
 
@@ -98,7 +98,7 @@ def test_losing_ends_the_game_and_reveals_the_word():
     env.reset(seed=0, options={"secret": "react"})
     env.step(guess("pilot"))
     obs, reward, terminated, truncated, info = env.step(guess("mound"))
-    assert terminated and not truncated and info["success"] == 0.0 and info["secret"] == "react"
+    assert terminated and not truncated and info["result"]["success"] == 0.0 and info["result"]["gold"] == "react"
 
 
 def test_bad_arguments_are_explained():
@@ -118,7 +118,7 @@ def test_play_session(monkeypatch, capsys):
     assert main(["play", "Wordle-v0", "--seed", "4", "--kwargs", "format=tags"]) == 0
     out = capsys.readouterr().out
     assert "crane  " in out and "episode over (terminated)" in out
-    assert json.loads(out[out.index("{", out.index("episode over")):])["success"] == 1.0
+    assert json.loads(out[out.index("{", out.index("episode over")):])["result"]["success"] == 1.0
 
 
 def test_docstring_examples():

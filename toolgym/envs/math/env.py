@@ -13,6 +13,7 @@ from toolgym.envs.errors import check_argument_types, unknown_name_error
 from toolgym.envs.formats import ToolCall
 from toolgym.envs.math.calculator import CalculatorTool, Limits, evaluate
 from toolgym.envs.math.problems import TEMPLATES, MathProblem, generate_problem, gsm8k_path, load_gsm8k
+from toolgym.envs.result import EpisodeResult
 from toolgym.envs.tool import AnswerTool, Tool, ToolResult
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
 
@@ -84,6 +85,8 @@ class ToolMathEnv(ToolEnv):
     ``terminated`` when the agent calls ``answer``. ``truncated`` when ``max_turns`` messages
     were written, a call was asked beyond ``max_tool_calls``, or the context outgrew
     ``max_context_chars`` (``info["truncated_by"]`` says which). Never both.
+    The last step's ``info["result"]`` (``toolgym.envs.result``): success when the number is
+    right, score 1.0 then, the answer and the gold number, ``extras["math"]["gold_steps"]``.
 
     ## Arguments
     ``dataset``: ``"synthetic"`` (default) or ``"gsm8k"``. ``split``: GSM8K's ``"train"`` or
@@ -110,7 +113,7 @@ class ToolMathEnv(ToolEnv):
     >>> info["progress"] > 0
     True
     >>> obs, reward, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
-    >>> terminated, info["correct"], info["reward_terms"]
+    >>> terminated, info["result"]["success"], info["reward_terms"]
     (True, True, {'valid_call': 0.02, 'answer': 1.0})
     """
 
@@ -206,14 +209,9 @@ class ToolMathEnv(ToolEnv):
         problem_id = self.problem.id if self.problem is not None else None
         return {"problem_id": problem_id, "progress": len(self._reached) if self.problem is not None else 0}
 
-    def _final_info(self) -> dict[str, Any]:
-        return {
-            "answer": self._answer,
-            "gold_answer": self.problem.answer,
-            "correct": self._correct,
-            "em": float(self._correct),
-            "gold_steps": len(self._targets),
-        }
+    def _episode_result(self) -> EpisodeResult:
+        return EpisodeResult(success=self._correct, score=float(self._correct), answer=self._answer,
+                             gold=self.problem.answer, extras={"math": {"gold_steps": len(self._targets)}})
 
 
 @lru_cache(maxsize=8)

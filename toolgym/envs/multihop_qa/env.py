@@ -21,6 +21,7 @@ from toolgym.envs.multihop_qa.example import QAExample
 from toolgym.envs.multihop_qa.metrics import METRICS, metrics_for, score_answer
 from toolgym.envs.multihop_qa.synthetic import build_world
 from toolgym.envs.multihop_qa.tools import SearchTool
+from toolgym.envs.result import EpisodeResult
 from toolgym.envs.retrieval.base import Retriever
 from toolgym.envs.retrieval.bm25 import BM25Retriever
 from toolgym.envs.retrieval.corpus import load_corpus_jsonl
@@ -71,6 +72,9 @@ class MultiHopQAEnv(ToolEnv):
     ``terminated`` when the agent calls ``answer``. ``truncated`` when ``max_turns`` messages
     were written, a call was asked beyond ``max_tool_calls``, or the context outgrew
     ``max_context_chars`` (``info["truncated_by"]`` says which). Never both.
+    The last step's ``info["result"]`` (``toolgym.envs.result``): success is exact match, the
+    score is F1 (the dataset's official rule, whatever ``reward`` is), the answer and the first
+    gold answer; ``extras["qa"]`` holds ``em``, ``f1`` and ``subem``.
 
     ## Arguments
     ``dataset``: ``"synthetic"`` (default), ``"hotpotqa"``, ``"2wikimultihopqa"``, ``"musique"``,
@@ -239,11 +243,14 @@ class MultiHopQAEnv(ToolEnv):
             "retrieved_context": list(self._retrieved_context),
         }
 
-    def _final_info(self) -> dict[str, Any]:
+    def _episode_result(self) -> EpisodeResult:
+        """Success is exact match, the score is F1 (both under the dataset's official rule, whatever
+        the ``reward`` metric); all three QA metrics are the ``qa`` extras."""
         given = self._answer
         scores = (score_answer(given, self.example.answers, dataset=self.dataset) if given is not None
                   else dict.fromkeys(METRICS, 0.0))
-        return {"answer": given, "gold_answer": self.example.answer, **scores}
+        return EpisodeResult(success=scores["em"] == 1.0, score=scores["f1"], answer=given,
+                             gold=self.example.answer, extras={"qa": scores})
 
 
 def _gold_count(example: QAExample) -> int:

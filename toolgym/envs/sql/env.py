@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from toolgym.envs.errors import check_argument_types, unknown_name_error
 from toolgym.envs.formats import ToolCall
+from toolgym.envs.result import EpisodeResult
 from toolgym.envs.sql.database import DatabaseConfig, ReadOnlyDatabase, shared_database
 from toolgym.envs.sql.questions import TEMPLATES, SQLQuestion, check_answer, generate_question
 from toolgym.envs.sql.tools import DescribeTool, ListTablesTool, SQLTool
@@ -63,6 +64,8 @@ class SQLQueryEnv(ToolEnv):
     ``terminated`` when the agent calls ``answer``. ``truncated`` when ``max_turns`` messages
     were written, a call was asked beyond ``max_tool_calls``, or the context outgrew
     ``max_context_chars`` (``info["truncated_by"]`` says which). Never both.
+    The last step's ``info["result"]`` (``toolgym.envs.result``): success when the values are
+    right, score 1.0 then, the answer and the gold values, ``extras["sql"]["gold_sql"]``.
 
     ## Arguments
     ``database``: overrides of ``DatabaseConfig`` (``{"seed": 0, "n_customers": 1200,
@@ -87,7 +90,7 @@ class SQLQueryEnv(ToolEnv):
     (1 row)</information>
     >>> while not terminated:
     ...     obs, reward, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
-    >>> info["correct"], info["reward_terms"]["answer"]
+    >>> info["result"]["success"], info["reward_terms"]["answer"]
     (True, 1.0)
     """
 
@@ -178,14 +181,9 @@ class SQLQueryEnv(ToolEnv):
             return {}
         return {"template": self.question.template, "tables_touched": list(self._touched)}
 
-    def _final_info(self) -> dict[str, Any]:
-        return {
-            "answer": self._answer,
-            "gold_answer": self.question.answer_text,
-            "gold_sql": self.question.gold_sql,
-            "correct": self._correct,
-            "em": float(self._correct),
-        }
+    def _episode_result(self) -> EpisodeResult:
+        return EpisodeResult(success=self._correct, score=float(self._correct), answer=self._answer,
+                             gold=self.question.answer_text, extras={"sql": {"gold_sql": self.question.gold_sql}})
 
     def close(self) -> None:
         self.db.close()

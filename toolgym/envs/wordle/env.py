@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from toolgym.envs.errors import check_argument_types
 from toolgym.envs.formats import ToolCall
+from toolgym.envs.result import EpisodeResult
 from toolgym.envs.tool import Tool, ToolResult, string_arguments
 from toolgym.envs.tool_env import RewardTerms, ToolEnv
 from toolgym.envs.wordle.game import ABSENT, CORRECT, PRESENT, WORD_LENGTH, WordleGame, load_words
@@ -78,8 +79,10 @@ class WordleEnv(ToolEnv):
 
     ## Episode End
     ``terminated`` when the secret is guessed or ``max_guesses`` valid guesses were used
-    (``info["success"]`` says which). ``truncated`` when ``max_turns`` messages were written
+    (``info["result"]["success"]`` says which). ``truncated`` when ``max_turns`` messages were written
     (invalid guesses use turns but not guesses) or the context outgrew ``max_context_chars``.
+    The last step's ``info["result"]``: success when the word was found, score 1.0 then, the
+    last valid guess as the answer and the secret as the gold.
 
     ## Arguments
     ``max_guesses``: valid guesses allowed (6). ``words``: the secret words to draw from
@@ -100,8 +103,8 @@ class WordleEnv(ToolEnv):
     >>> info["reward_terms"], round(reward, 2)
     ({'valid_call': 0.0, 'green': 0.1, 'letter': 0.2}, 0.3)
     >>> obs, reward, terminated, truncated, info = env.step(env.unwrapped.oracle_action())
-    >>> terminated, info["success"], info["guesses"]
-    (True, 1.0, 2)
+    >>> terminated, info["result"], info["guesses"]
+    (True, {'success': True, 'score': 1.0, 'answer': 'react', 'gold': 'react', 'extras': {}}, 2)
     """
 
     default_reward_weights: ClassVar[dict[str, float]] = {
@@ -185,6 +188,7 @@ class WordleEnv(ToolEnv):
         history = self.game.history if self.game is not None else []
         return {"puzzle": self.puzzle, "guesses": len(history), "history": [list(h) for h in history]}
 
-    def _final_info(self) -> dict[str, Any]:
-        success = float(self.game.won)
-        return {"secret": self.game.secret, "success": success, "em": success}
+    def _episode_result(self) -> EpisodeResult:
+        history = self.game.history
+        return EpisodeResult(success=self.game.won, score=float(self.game.won),
+                             answer=history[-1][0] if history else None, gold=self.game.secret)

@@ -3,6 +3,7 @@ return, tool calls), the teacher-forced accuracy of its copied names, and the na
 
 from __future__ import annotations
 
+from toolgym.envs.result import EpisodeResult
 from toolgym.envs.scripted import SCRIPTED_AGENTS, run_episode
 from toolgym.generation.backend import HFBackend
 from toolgym.trainers.rollout import RolloutEngine
@@ -90,6 +91,7 @@ def naive_rag(envs, n_questions: int) -> dict[str, float]:
     rows = [run_episode(env, agent, seed=0, options={"index": q})
             for q in range(min(n_questions, len(env.unwrapped.examples)))]
     n = len(rows)
-    return {"em": sum(r.get("em", 0.0) for r in rows) / n, "f1": sum(r.get("f1", 0.0) for r in rows) / n,
+    ends = [EpisodeResult.from_info(r) for r in rows]
+    return {"em": sum(float(r.success) for r in ends) / n, "f1": sum(r.score for r in ends) / n,
             "return": sum(r["return"] for r in rows) / n, "tool_calls": sum(r["tool_calls"] for r in rows) / n,
             "episodes": n}
