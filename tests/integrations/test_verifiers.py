@@ -15,8 +15,8 @@ pytest.importorskip("verifiers.v1", reason="the verifiers integration needs the 
                     "pip install 'toolgym[verifiers]'")
 
 import gymnasium as gym  # noqa: E402
-from integration_scripts import ENV_IDS, ScriptedChatServer, scripted_actions  # noqa: E402
 
+from tests.integrations.integration_scripts import ENV_IDS, ScriptedChatServer, scripted_actions  # noqa: E402
 from toolgym.integrations.verifiers import ToolgymTaskset, ToolgymTasksetConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 import pytest
 import torch
-from trainer_fakes import grpo_args, register_fakes
 
+from tests.trainers.trainer_fakes import grpo_args, register_fakes
 from toolgym.trainers.grpo import EnvSpec, ToolGRPOTrainer, step_advantages
 
 register_fakes()
@@ -91,9 +91,10 @@ def test_step_credit_gives_steps_their_own_advantage(tiny_dir, tmp_path):
 @pytest.mark.parametrize("credit", ["outcome", "step"])
 def test_single_turn_equals_plain_trl(tiny_dir, tmp_path, credit):
     """Single-turn env: our trainer's batch and loss equal plain trl.GRPOTrainer's (same seed)."""
-    from trainer_fakes import SingleTurnQAEnv
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
+
+    from tests.trainers.trainer_fakes import SingleTurnQAEnv
 
     ours = _trainer(tiny_dir, tmp_path / "a", env="FakeQA1-v0", credit=credit, peft=False,
                     max_turn_tokens=1000)

@@ -24,13 +24,16 @@ class Generation:
 
 
 class GenerationBackend(Protocol):
-    """Batched sampling from token ids. ``generate`` returns one :class:`Generation` per prompt."""
+    """Batched sampling from token ids. ``generate`` returns one :class:`Generation` per prompt.
+
+    A class that subclasses it explicitly inherits ``any_alive`` for a single process.
+    """
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]: ...
 
     def any_alive(self, alive: bool) -> bool:
         """True if any process still has a live episode (collective backends must all keep calling)."""
-        ...
+        return alive
 
 
 class HFBackend:
