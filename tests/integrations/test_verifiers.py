@@ -35,6 +35,7 @@ def test_taskset_yields_the_env_episodes_by_seed():
         list(ToolgymTaskset(ToolgymTasksetConfig(id="toolgym-verifiers", env_kwargs={"context": "window"})))
 
 
+@pytest.mark.slow
 def test_verifiers_loads_the_taskset_and_env_by_id():
     from verifiers.v1.utils.loaders import environment_class, taskset_class
 

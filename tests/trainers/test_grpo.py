@@ -36,6 +36,7 @@ def test_step_advantages_differ_by_process_reward():
     assert adv[0][0] > adv[1][0] and adv[0][1] == adv[1][1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", ["FakeQA-v0", "FakeQAWindow-v0"])
 def test_lora_steps_change_only_adapter(tiny_dir, tmp_path, env):
     trainer = _trainer(tiny_dir, tmp_path, env=env)
@@ -157,6 +158,7 @@ def _spy_logp_grads(trainer):
     return logps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("credit", ["outcome", "step"])
 def test_window_context_trains_one_row_per_step(tiny_dir, tmp_path, credit):
     """context='window': each step is a row (prompt = that step's windowed context), the ids trained
@@ -278,6 +280,7 @@ def test_env_spec_native_format_takes_the_policy_tokenizer(tiny):
         spec.make()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("credit,args", [("outcome", {}), ("step", {}), ("gigpo", {}),
                                          ("gigpo", {"importance_sampling_level": "sequence"})],
                          ids=["outcome", "step", "gigpo", "gigpo-gspo"])
