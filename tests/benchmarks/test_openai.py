@@ -146,6 +146,7 @@ def test_openai_agent_drives_the_env_over_http(tmp_path, server, route, native):
     assert all(p["model"] == "scripted-model" and p["temperature"] == 0.0 for _, p in server.requests)
 
 
+@pytest.mark.slow
 def test_transient_errors_are_retried(tmp_path, server):
     cell, _ = _run(tmp_path, server, "flaky", n=3)
     assert cell["metrics"]["em"]["mean"] == 1.0
