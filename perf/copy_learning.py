@@ -1,4 +1,4 @@
-"""How fast the demo's tiny model learns to copy unseen names (the diagnostics in docs/training.md).
+"""How fast the demo's tiny model learns to copy unseen names (the diagnostics in docs/experiments.md).
 
 Supervised training only (no RL), teacher-forced copy accuracy on held-out names every ``--every``
 steps (``toolgym.trainers.demo.copy_accuracy``: the tokens after the action tag). Two tasks:
@@ -54,8 +54,8 @@ def main() -> None:
     train_cfg = D.DemoConfig(n_people=300, **world)
     test_cfg = D.DemoConfig(**world)
     # 32 envs per world: scripted episodes are rolled out 32 at a time
-    fresh = [[D._make(train_cfg, D.env_kwargs(train_cfg, "train", world_seed=D.FRESH_WORLD_SEED + k)) for _ in range(32)]
-             for k in range(args.worlds)]
+    fresh = [[D.env_spec(train_cfg, D.env_kwargs(train_cfg, "train", world_seed=D.FRESH_WORLD_SEED + k)).make()
+              for _ in range(32)] for k in range(args.worlds)]
     tok = build_tokenizer(D.tokenizer_texts([envs[0] for envs in fresh[:6]]), vocab_size=args.vocab)
     model = build_model(tok, hidden_size=args.hidden, intermediate_size=args.ffn or 4 * args.hidden, num_hidden_layers=args.layers,
                         num_attention_heads=args.heads, num_key_value_heads=args.kv_heads, seed=0)
@@ -71,13 +71,13 @@ def main() -> None:
             return list(prompt), completion, [1] * len(completion)
 
         names = sorted({p.title for envs in fresh for p in envs[0].unwrapped.passages})
-        test = D._make(test_cfg, D.env_kwargs(test_cfg, "test")).unwrapped
+        test = D.env_spec(test_cfg, D.env_kwargs(test_cfg, "test")).make().unwrapped
         unseen = sorted({p.title for p in test.passages} - set(names))
         if args.short_names:  # the one-word kinds only
             names, unseen = [n for n in names if " " not in n], [n for n in unseen if " " not in n]
         pool, held = [sample(n) for n in names], [sample(n) for n in unseen[:64]]
     else:
-        test_envs = [D._make(test_cfg, D.env_kwargs(test_cfg, "test")) for _ in range(32)]
+        test_envs = [D.env_spec(test_cfg, D.env_kwargs(test_cfg, "test")).make() for _ in range(32)]
         pool = D.warm_trajectories(tok, fresh, args.pool, (1.0, 0.0, 0.0), np.random.default_rng(0), 320)
         held = D.warm_trajectories(tok, [test_envs], 64, (1.0, 0.0, 0.0), np.random.default_rng(1), 320)
     name_tokens = [sum(m) for _, _, m in held]

@@ -1,9 +1,9 @@
 """Cost of GiGPO credit: one GRPO step with ``credit="gigpo"`` against ``"outcome"`` and ``"step"``
 on the same batch.
 
-Demo-size model (random init) + LoRA r 32, the demo's 3-hop MultiHopQA world
-(``film_director_birth_country``, tags, 4 turns, 24 tokens a turn, budget 448), 32 episodes a step
-in groups of 8, CPU. Each round runs, for each credit mode with the same torch seed (so the same
+The setting of ``perf/_step_setting.py`` (demo-size model, random init, + LoRA r 32, 32 episodes a
+step in groups of 8, CPU) on the demo's 3-hop MultiHopQA world (``film_director_birth_country``,
+tags, 4 turns, 24 tokens a turn, budget 448). Each round runs, for each credit mode with the same torch seed (so the same
 sampled episodes: checked), TRL's scoring (``_generate_and_score_completions``: the rollout, which
 hashes every step's observation whatever the credit, old log-probs and the advantages) then the loss
 and its backward pass; the modes take turns within a round, and the table gives the median over
@@ -11,53 +11,40 @@ rounds. Also the advantage computation alone (``advantages.step_advantages`` on 
 rewards and states) and the observation hashing alone (``rollout.observation_key`` per step).
 
     python perf/credit_step.py [--rounds 3] [--threads 1]
+    python perf/credit_step.py --smoke --rounds 1   # the smallest setting: checks it runs
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import tempfile
 import time
-import warnings
+
+from _step_setting import add_arguments, step_setting
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=1)
+    add_arguments(ap)
     args = ap.parse_args()
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    setting = step_setting(args, template="film_director_birth_country", max_turns=4, max_completion_length=448)
 
     import torch
-    from peft import LoraConfig
-    from trl import GRPOConfig
 
     from toolgym.trainers import advantages as A
-    from toolgym.trainers.demo import DemoConfig, _make, env_kwargs, env_spec
     from toolgym.trainers.grpo import ToolGRPOTrainer
     from toolgym.trainers.rollout import observation_key
-    from toolgym.trainers.tiny_model import DEMO_SIZE, build_model, build_tokenizer, save_tiny
 
-    torch.set_num_threads(args.threads)
-    cfg = DemoConfig(n_people=400, template="film_director_birth_country", max_turns=4, max_completion_length=448)
-    env = _make(cfg, env_kwargs(cfg, "train"))
-    base = env.unwrapped
-    tok = build_tokenizer([p.text for p in base.passages] + [e.question for e in base.examples], vocab_size=1000)
-    path = save_tiny(build_model(tok, **DEMO_SIZE), tok, tempfile.mkdtemp())
+    cfg, group = setting.cfg, setting.group
     trainer = ToolGRPOTrainer(
-        str(path), envs=[env_spec(cfg, env_kwargs(cfg, "train", acting=True))],
-        args=GRPOConfig(output_dir=tempfile.mkdtemp(), max_steps=1, learning_rate=3e-4, per_device_train_batch_size=32,
-                        num_generations=8, max_completion_length=cfg.max_completion_length, temperature=1.0, top_k=0,
-                        beta=0.0, save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=0,
-                        disable_tqdm=True),
-        max_turn_tokens=cfg.max_turn_tokens, processing_class=tok, num_tasks=64,
-        peft_config=LoraConfig(r=32, lora_alpha=64, target_modules="all-linear", task_type="CAUSAL_LM"))
+        str(setting.model_dir), envs=[setting.env(acting=True)],
+        args=setting.grpo_args(1, max_completion_length=cfg.max_completion_length),
+        max_turn_tokens=cfg.max_turn_tokens, processing_class=setting.tokenizer, num_tasks=64,
+        peft_config=setting.lora())
     trainer.current_gradient_accumulation_steps = 1  # set by train(); here the step is driven by hand
     trainer.model.train()
-    inputs = [{"prompt": p} for p in trainer.train_dataset[:4]["prompt"] for _ in range(8)]
+    inputs = [{"prompt": p} for p in trainer.train_dataset[:setting.tasks]["prompt"] for _ in range(group)]
 
     modes = ("outcome", "step", "gigpo")
     times: dict[str, list[float]] = {m: [] for m in modes}
@@ -82,7 +69,7 @@ def main() -> None:
     for credit in modes:
         t = time.perf_counter()
         for _ in range(reps):
-            A.step_advantages(rewards, 8, credit=credit, step_states=states)
+            A.step_advantages(rewards, group, credit=credit, step_states=states)
         adv_ms[credit] = (time.perf_counter() - t) / reps * 1e3
     n_steps = sum(len(e.steps) for e in eps)
     t = time.perf_counter()
@@ -91,9 +78,9 @@ def main() -> None:
             observation_key(e.messages[:2 + 2 * k])
     hash_ms = (time.perf_counter() - t) * 1e3
     stats = A.anchor_stats(A.pad_steps(A.state_ids(states), dtype=torch.long)[0],
-                           A.discounted_returns(*A.pad_steps(rewards)), A.pad_steps(rewards)[1], 8)
+                           A.discounted_returns(*A.pad_steps(rewards)), A.pad_steps(rewards)[1], group)
 
-    print(f"32 episodes/step (4 tasks x 8), {n_steps} steps, demo-size model + LoRA r32, {args.threads} torch "
+    print(f"{setting.describe()}, {n_steps} steps, {args.threads} torch "
           f"thread(s), median of {args.rounds} rounds; scoring (rollout, old log-probs, advantages) + loss + backward\n")
     print("| credit | s / step | ratio to outcome | advantages alone (ms) |")
     print("|---|---|---|---|")

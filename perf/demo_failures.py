@@ -8,6 +8,7 @@ argument, ``BAD`` an unparsable turn. ``sF sD aA`` is the expert; ``s? ...`` mis
     python perf/demo_failures.py runs/demo                # after `toolgym demo`
     python perf/demo_failures.py runs/demo --warm-only    # the warm model before RL
     python perf/demo_failures.py runs/demo --confidence   # teacher-forced: where a copy is uncertain
+    python perf/demo_failures.py runs/demo --warm-only --questions 2 --samples 1   # a quick look
 
 ``--confidence`` scores the scripted expert episode of each test question instead: the chance that
 sampling at temperature 1 reproduces it, and every sampled token the model gives less than 0.9,
@@ -73,11 +74,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--confidence", action="store_true", help="teacher-forced token confidence on expert episodes")
+    ap.add_argument("--questions", type=int, default=None, help="only the first this many test questions")
     args = ap.parse_args()
 
     import torch
 
-    from toolgym.trainers.demo import DemoConfig, _make, env_kwargs, held_out_episodes
+    from toolgym.trainers.demo import DemoConfig, env_kwargs, env_spec, held_out_episodes
     from toolgym.trainers.tiny_model import load_tiny
 
     torch.set_num_threads(args.threads)
@@ -88,12 +90,12 @@ def main() -> None:
         model = PeftModel.from_pretrained(model, args.run / "final")
     model.eval()
     cfg = DemoConfig()
-    envs = [_make(cfg, env_kwargs(cfg, "test")) for _ in range(64)]
+    envs = [env_spec(cfg, env_kwargs(cfg, "test")).make() for _ in range(64)]
     if args.confidence:
         confidence(model, tok, envs)
         return
     examples = envs[0].unwrapped.examples
-    order = [q for q in range(len(examples)) for _ in range(args.samples)]
+    order = [q for q in range(min(len(examples), args.questions or len(examples))) for _ in range(args.samples)]
     episodes = held_out_episodes(model, tok, envs, order, temperature=args.temperature, seed=args.seed,
                                  max_turn_tokens=cfg.max_turn_tokens, max_completion_length=cfg.max_completion_length)
 

@@ -1,8 +1,8 @@
 """Time of a PPO step vs a GRPO step on the same batch (target: PPO <= 2x GRPO).
 
-Setting of perf/train_step.py: demo-size model (random init), LoRA r 32 on all linear layers,
-MultiHopQA (tags, 3 turns, 24 tokens a turn, 320 completion tokens), 32 episodes per step (8 per
-task), CPU. Two measurements:
+The setting of perf/_step_setting.py, as perf/train_step.py: demo-size model (random init), LoRA r
+32 on all linear layers, MultiHopQA (tags, 3 turns, 24 tokens a turn, 320 completion tokens), 32
+episodes per step (8 per task), CPU. Two measurements:
 
 1. Same batch: both trainers roll out the same 32 episodes (same seed, same initial policy: the
    ids are checked equal), then each is timed on (a) rollout + scoring (PPO adds its value forward
@@ -12,6 +12,7 @@ task), CPU. Two measurements:
    differ as the policies move apart), also for the critic-free estimators of ToolPPOTrainer.
 
     python perf/ppo_step.py [--repeats 3] [--steps 4] [--threads 1]
+    python perf/ppo_step.py --smoke --repeats 1 --steps 1 --algorithms grpo ppo   # checks it runs
 """
 
 from __future__ import annotations
@@ -19,59 +20,39 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import statistics
-import sys
-import tempfile
 import time
-import warnings
-from pathlib import Path
 
-# Drop perf/ itself from the path so perf/datasets.py cannot shadow the `datasets` package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _step_setting import add_arguments, step_setting
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--steps", type=int, default=4, help="train() steps per algorithm (0: skip part 2)")
-    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--algorithms", nargs="*", default=["grpo", "ppo", "rloo", "reinforce_pp", "reinforce_pp_baseline"])
+    add_arguments(ap)
     args = ap.parse_args()
-    warnings.filterwarnings("ignore")
-    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    setting = step_setting(args)
 
     import torch
-    from peft import LoraConfig
-    from trl import GRPOConfig
 
-    from toolgym.trainers.demo import DemoConfig, _make, env_kwargs, env_spec
     from toolgym.trainers.grpo import ToolGRPOTrainer
     from toolgym.trainers.ppo import PPOSettings, ToolPPOTrainer
-    from toolgym.trainers.tiny_model import DEMO_SIZE, build_model, build_tokenizer, save_tiny
 
-    torch.set_num_threads(args.threads)
-    cfg = DemoConfig(n_people=400)
-    base = _make(cfg, env_kwargs(cfg, "train")).unwrapped
-    tok = build_tokenizer([p.text for p in base.passages] + [e.question for e in base.examples], vocab_size=1000)
-    path = save_tiny(build_model(tok, **DEMO_SIZE), tok, tempfile.mkdtemp())
-    envs = [env_spec(cfg, env_kwargs(cfg, "train"))]
+    envs = [setting.env()]
 
     def build(algorithm: str, max_steps: int = 1):
-        gargs = GRPOConfig(output_dir=tempfile.mkdtemp(), max_steps=max_steps, learning_rate=3e-4,
-                           per_device_train_batch_size=32, num_generations=8, max_completion_length=320,
-                           temperature=1.0, top_k=0, beta=0.0, logging_steps=1, save_strategy="no", report_to="none",
-                           use_cpu=True, bf16=False, seed=0, disable_tqdm=True)
-        kw = dict(envs=envs, args=gargs, max_turn_tokens=24, processing_class=tok, num_tasks=512,
-                  peft_config=LoraConfig(r=32, lora_alpha=64, target_modules="all-linear", task_type="CAUSAL_LM"))
+        kw = dict(envs=envs, args=setting.grpo_args(max_steps, max_completion_length=320), max_turn_tokens=24,
+                  processing_class=setting.tokenizer, num_tasks=512, peft_config=setting.lora())
         if algorithm == "grpo":
-            return ToolGRPOTrainer(str(path), **kw)
-        return ToolPPOTrainer(str(path), ppo=PPOSettings(algorithm=algorithm), **kw)
+            return ToolGRPOTrainer(str(setting.model_dir), **kw)
+        return ToolPPOTrainer(str(setting.model_dir), ppo=PPOSettings(algorithm=algorithm), **kw)
 
     # -- 1. the same batch ---------------------------------------------------------------------------
     trainers = {"grpo": build("grpo"), "ppo": build("ppo")}
-    inputs = [{"prompt": p} for p in trainers["grpo"].train_dataset[:4]["prompt"] for _ in range(8)]
+    inputs = [{"prompt": p} for p in trainers["grpo"].train_dataset[:setting.tasks]["prompt"]
+              for _ in range(setting.group)]
     rows, batches, gae_times = {}, {}, []
     gae_batch = trainers["ppo"]._gae_batch
 
@@ -102,7 +83,7 @@ def main() -> None:
         rows[name] = (statistics.median(gen), statistics.median(upd))
     same = torch.equal(batches["grpo"]["completion_ids"], batches["ppo"]["completion_ids"])
     tokens = int(batches["grpo"]["completion_mask"].sum())
-    print(f"\nSame batch: 32 episodes, {tokens} completion tokens, ids identical in both trainers: {same} "
+    print(f"\nSame batch: {setting.describe()}, {tokens} completion tokens, ids identical in both trainers: {same} "
           f"(median of {args.repeats}, {args.threads} thread(s))\n")
     print("| algorithm | rollout + scoring (s) | update (s) | step (s) | vs GRPO |")
     print("|---|---:|---:|---:|---:|")

@@ -30,10 +30,6 @@ from pathlib import Path
 
 import numpy as np
 
-# Run from a checkout without installing; drop perf/ itself so perf/datasets.py cannot shadow `datasets`.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 FUNCTION_WORDS = (
     "the of and in a to was is for on as by with he at from his an were are which that it this be "
     "or has had first not but also after their its new one two they she her been who when into "

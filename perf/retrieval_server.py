@@ -36,8 +36,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(ROOT))
 
 
 def _perf_retrieval():
@@ -56,7 +54,7 @@ def serve_fastapi(corpus: Path, port: int) -> None:
     from starlette.concurrency import run_in_threadpool
 
     from toolgym.envs.retrieval.cli import build_served_retriever
-    from toolgym.envs.retrieval.server import BadRequest, ServerLimits, _document, flag, parse_request
+    from toolgym.envs.retrieval.server import BadRequest, ServerLimits, flag, hit_document, parse_request
 
     limits = ServerLimits()
     retriever = build_served_retriever("bm25", corpus)
@@ -80,8 +78,8 @@ def serve_fastapi(corpus: Path, port: int) -> None:
             return JSONResponse({"error": str(err)}, status_code=err.status)
         found = await run_in_threadpool(retriever.search, queries, topk)
         if scores:
-            return {"result": [[{"document": _document(h), "score": h.score} for h in hits] for hits in found]}
-        return {"result": [[_document(h) for h in hits] for hits in found]}
+            return {"result": [[{"document": hit_document(h), "score": h.score} for h in hits] for hits in found]}
+        return {"result": [[hit_document(h) for h in hits] for hits in found]}
 
     print(f"serving at http://127.0.0.1:{port}/retrieve", flush=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning",

@@ -7,6 +7,7 @@ tokenisation, bookkeeping), and the share of the env-token path alone (rendering
 messages with the chat template and tokenising them).
 
     python perf/rollout.py [--episodes 16] [--batch 16] [--repeats 3] [--threads 1] [--template qwen3]
+    python perf/rollout.py --smoke --episodes 2 --batch 2 --repeats 1   # checks it runs
 """
 
 from __future__ import annotations
@@ -55,24 +56,25 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--template", default=None, help="a chat template TRL ships (default: the tiny model's Qwen2.5)")
+    ap.add_argument("--smoke", action="store_true", help="a 60-person world and the test-size model: checks it runs")
     args = ap.parse_args()
 
     import torch
 
-    from toolgym.trainers.demo import DemoConfig, _make, env_kwargs
+    from toolgym.trainers.demo import DemoConfig, env_kwargs, env_spec
     from toolgym.trainers.rollout import HFBackend, RolloutEngine
-    from toolgym.trainers.tiny_model import DEMO_SIZE, build_model, build_tokenizer
+    from toolgym.trainers.tiny_model import DEMO_SIZE, TEST_SIZE, build_model, build_tokenizer
 
     torch.set_num_threads(args.threads)
-    cfg = DemoConfig(n_people=400)
-    envs = [_make(cfg, env_kwargs(cfg, "train")) for _ in range(args.batch)]
+    cfg = DemoConfig(n_people=60 if args.smoke else 400)
+    envs = [env_spec(cfg, env_kwargs(cfg, "train")).make() for _ in range(args.batch)]
     base = envs[0].unwrapped
     tok = build_tokenizer([p.text for p in base.passages] + [e.question for e in base.examples], vocab_size=1000)
     if args.template:
         import importlib.resources
 
         tok.chat_template = importlib.resources.files("trl").joinpath(f"chat_templates/{args.template}.jinja").read_text()
-    model = build_model(tok, **DEMO_SIZE).eval()
+    model = build_model(tok, **(TEST_SIZE if args.smoke else DEMO_SIZE)).eval()
 
     def run(batch: int):
         backend = Timed(HFBackend(model, tok))

@@ -38,7 +38,7 @@ import toolgym  # noqa: F401 - registers the ids
 from toolgym.envs.batch import BatchStepper
 from toolgym.envs.retrieval import BM25Retriever
 from toolgym.envs.retrieval.http import HTTPRetriever
-from toolgym.envs.retrieval.server import RetrievalServer, _document
+from toolgym.envs.retrieval.server import RetrievalServer, hit_document
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "hotpotqa_dev_distractor.sample.json"
 
@@ -329,7 +329,7 @@ def http_breakdown_table(args, batches, server, hotpot) -> None:
                     elif path == "bm25":
                         local.search(queries, 3)
                     else:  # what the server's handler does with the hits (toolgym.envs.retrieval.server)
-                        result = [[{"document": _document(h), "score": h.score} for h in hits] for hits in found]
+                        result = [[{"document": hit_document(h), "score": h.score} for h in hits] for hits in found]
                         json.dumps({"result": result}, ensure_ascii=False).encode("utf-8", "replace")
                     row.append(time.process_time() - c)
                     if path == "batched":

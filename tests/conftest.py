@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: where the real data samples are, and an isolated cache."""
+"""Fixtures shared by every test: where the real data samples are, an isolated cache, and the tiny
+model (one tokenizer and one random Qwen2, built once per session)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,62 @@ def _isolated_cache(tmp_path_factory):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     yield
+
+
+# The envs whose oracle episodes the tiny tokenizer learns, as the tests make them: prompts and tool
+# results then tokenise into few pieces, which keeps long multi-turn tests short.
+TINY_ENVS = {"MultiHopQA-v0": {"top_k": 1}, "ToolMath-v0": {}}
+
+
+def tiny_texts() -> list[str]:
+    """What the tiny tokenizer is trained on: the trainer fakes' questions and expert turns, the
+    small synthetic world's passages and questions, and oracle episodes of :data:`TINY_ENVS`."""
+    import gymnasium as gym
+
+    import toolgym  # noqa: F401 - registers the ids
+    from tests.trainers.trainer_fakes import corpus
+
+    texts = list(corpus())
+    world = gym.make("MultiHopQA-v0", world={"n_people": 60}).unwrapped
+    texts += [p.text for p in world.passages] + [e.question for e in world.examples]
+    for env_id, kwargs in TINY_ENVS.items():
+        env = gym.make(env_id, **kwargs)
+        for seed in range(6):
+            obs, _ = env.reset(seed=seed)
+            texts += [m["content"] for m in obs]
+            done = False
+            while not done:
+                action = env.unwrapped.oracle_action()
+                obs, _, terminated, truncated, _ = env.step(action)
+                texts += [action, obs[-1]["content"]]
+                done = terminated or truncated
+    return texts
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """The tiny byte-level BPE with the Qwen2.5 chat template, shared by the session: do not mutate
+    it (``tiny_model.with_chat_template`` returns a copy)."""
+    pytest.importorskip("trl")
+    from toolgym.trainers.tiny_model import build_tokenizer
+
+    return build_tokenizer(tiny_texts(), vocab_size=900)
+
+
+@pytest.fixture(scope="session")
+def tiny_dir(tiny_tokenizer, tmp_path_factory):
+    """A saved random tiny Qwen2 (hidden 64, 2 layers) and its tokenizer: loadable by path like a hub
+    model. Read-only: a test that trains writes to its own output directory."""
+    from toolgym.trainers.tiny_model import TEST_SIZE, build_model, save_tiny
+
+    # 8192 positions: rotary embeddings cost nothing per position, and TRL's tool loop runs long.
+    model = build_model(tiny_tokenizer, **TEST_SIZE, max_position_embeddings=8192, seed=0)
+    return save_tiny(model, tiny_tokenizer, tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def tiny(tiny_dir):
+    """A fresh (model, tokenizer) pair loaded from the session's saved tiny model."""
+    from toolgym.trainers.tiny_model import load_tiny
+
+    return load_tiny(tiny_dir)

@@ -125,6 +125,7 @@ def test_an_unrelated_env_id_gets_no_suggestion(capsys):
     assert "Did you mean 'HotpotQA-v0'" in one_line_error(capsys, ["play", "hotpotqa-v1"])
 
 
+@pytest.mark.slow
 def test_hub_unreachable_is_one_line_naming_the_hub_id_and_the_fix(tmp_path):
     import os
     import subprocess

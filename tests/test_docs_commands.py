@@ -30,7 +30,7 @@ SHELL_LANGS = {"bash", "sh", "shell", "console"}
 SKIP = {
     "pip install": "installs into the environment; the tests run on the installed package",
     "python -m pytest": "the test suite itself",
-    "python perf/": "perf scripts time things for minutes and print tables; they are run by hand",
+    "python perf/": "perf scripts time things for minutes; tests/test_perf_scripts.py runs each at its smallest size",
     "accelerate launch": "several GPUs; two CPU processes through accelerate are tested in "
                          "tests/trainers/test_train_cli.py",
     "toolgym train --config configs/grpo_qwen2.5-3b": "a 3B model and datasets from the hub, on GPUs",

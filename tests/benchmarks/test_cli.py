@@ -10,6 +10,7 @@ import pytest
 from toolgym.cli import main
 
 
+@pytest.mark.slow
 def test_bench_run_report_and_compare(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     common = ["--envs", "MultiHopQA-v0", "--n", "12", "--batch-size", "4", "--progress", "false"]

@@ -26,27 +26,27 @@ def _run(tmp_path, agent, model, **kw):
 
 
 @pytest.mark.slow
-def test_tool_call_agent_generates_with_the_trainer_backend(tmp_path, tiny_model_dir):
+def test_tool_call_agent_generates_with_the_trainer_backend(tmp_path, tiny_dir):
     from toolgym.generation import HFBackend
 
-    agent = make_agent("tool-call", model=str(tiny_model_dir), engine="auto")
+    agent = make_agent("tool-call", model=str(tiny_dir), engine="auto")
     assert isinstance(agent.chat_model.backend, HFBackend)  # no vLLM here: falls back to HF generate
-    rows = _run(tmp_path, "tool-call", tiny_model_dir)
+    rows = _run(tmp_path, "tool-call", tiny_dir)
     assert len(rows) == 3
     for r in rows:
         assert r["status"] in ("terminated", "truncated")
         assert r["tokens_in"] > 100 and 0 < r["tokens_out"] <= 12 * r["turns"]
-    again = _run(tmp_path, "tool-call", tiny_model_dir, dirname="again")  # greedy: reproducible
+    again = _run(tmp_path, "tool-call", tiny_dir, dirname="again")  # greedy: reproducible
     assert [r["tokens_out"] for r in again] == [r["tokens_out"] for r in rows]
 
 
 @pytest.mark.slow
-def test_policy_agent_loads_a_lora_adapter(tmp_path, tiny_model_dir):
+def test_policy_agent_loads_a_lora_adapter(tmp_path, tiny_dir):
     from peft import LoraConfig, get_peft_model
 
     from toolgym.trainers.tiny_model import load_tiny
 
-    model, tok = load_tiny(tiny_model_dir)
+    model, tok = load_tiny(tiny_dir)
     adapter = tmp_path / "adapter"
     get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(adapter)
     tok.save_pretrained(adapter)
@@ -54,16 +54,16 @@ def test_policy_agent_loads_a_lora_adapter(tmp_path, tiny_model_dir):
     assert all(r["agent"] == "policy:adapter" and r["tokens_out"] > 0 for r in rows)
 
 
-def test_naive_rag_searches_once_then_the_model_answers(tmp_path, tiny_model_dir):
-    rows = _run(tmp_path, "naive-rag", tiny_model_dir)
+def test_naive_rag_searches_once_then_the_model_answers(tmp_path, tiny_dir):
+    rows = _run(tmp_path, "naive-rag", tiny_dir)
     for r in rows:
         assert (r["status"], r["turns"], r["tool_calls"]) == ("terminated", 2, 1)
         assert r["prediction"] is not None and r["tokens_in"] > 0
         assert r["evidence_recall"] is not None
 
 
-def test_no_retrieval_answers_at_once(tmp_path, tiny_model_dir):
-    rows = _run(tmp_path, "no-retrieval", tiny_model_dir)
+def test_no_retrieval_answers_at_once(tmp_path, tiny_dir):
+    rows = _run(tmp_path, "no-retrieval", tiny_dir)
     assert all((r["status"], r["turns"], r["tool_calls"]) == ("terminated", 1, 0) for r in rows)
 
 
@@ -75,6 +75,6 @@ def test_answer_extraction():
     assert question_of([{"role": "system", "content": "s"}, {"role": "user", "content": "Question: Who?"}]) == "Who?"
 
 
-def test_agents_that_need_a_tool_the_env_lacks_say_which(tmp_path, tiny_model_dir):
+def test_agents_that_need_a_tool_the_env_lacks_say_which(tmp_path, tiny_dir):
     with pytest.raises(ValueError, match="needs a 'search' tool.*tool-call"):
-        _run(tmp_path, "naive-rag", tiny_model_dir, envs=["ToolMath-v0"], env_kwargs={})
+        _run(tmp_path, "naive-rag", tiny_dir, envs=["ToolMath-v0"], env_kwargs={})

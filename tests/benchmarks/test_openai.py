@@ -178,6 +178,7 @@ def test_each_env_steps_as_its_reply_arrives(tmp_path, server, monkeypatch):
     assert any(queries == [first_query] for t, queries in searches if t > slow_reply)
 
 
+@pytest.mark.slow
 def test_transient_errors_are_retried(tmp_path, server):
     cell, _ = _run(tmp_path, server, "flaky", n=3)
     assert cell["metrics"]["em"]["mean"] == 1.0

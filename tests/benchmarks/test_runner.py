@@ -38,6 +38,7 @@ def test_oracle_scores_one_and_random_about_zero_on_synthetic(tmp_path):
     assert "| oracle | 1.000 | 1.000 |" in table and "| random |" in table
 
 
+@pytest.mark.slow
 def test_oracle_scores_one_on_the_real_samples(tmp_path, real_env_kwargs):
     results = run_benchmark(_config(tmp_path, agent="oracle", envs=list(REAL_IDS.values()), n=1000,
                                     batch_size=16, env_kwargs=real_env_kwargs))
@@ -111,6 +112,7 @@ def test_interrupt_then_rerun_gives_the_same_table_without_duplicates(tmp_path):
         assert by_key[r["index"]] == {k: v for k, v in r.items() if k not in strip}
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_episodes_and_extends_n(tmp_path):
     class Counting(OracleAgent):
         episodes = set()

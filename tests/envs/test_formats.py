@@ -154,6 +154,7 @@ _TAG_PIECES = st.sampled_from(["<search>", "</search>", "<answer>", "</answer>",
                                "</a-b>", "<serch>", "</serch>", "x", " ", "\n", "<", ">", "/", "<search", "é"])
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_TAG_PIECES, max_size=30).map("".join))
 def test_tags_pairing_matches_the_backreference_regex(text):

@@ -3,6 +3,8 @@ a scripted backend that writes an env's expert actions in the family's own synta
 
 from __future__ import annotations
 
+from toolgym.generation import Generation, GenerationBackend
+
 VISION = ("vl", "llava", "idefics", "smolvlm", "diffusion", "muse")
 
 
@@ -38,7 +40,7 @@ def reasoning_for(template) -> str:
     return ""
 
 
-class ExpertBackend:
+class ExpertBackend(GenerationBackend):
     """Writes each env's ``oracle_action()`` (after a reasoning block) and the stop token the
     template closes such a turn with; records what it sampled per env."""
 
@@ -47,12 +49,7 @@ class ExpertBackend:
         self.sampled = {i: [] for i in range(len(envs))}
         self.calls = 0
 
-    def any_alive(self, alive):
-        return alive
-
     def generate(self, prompts, max_new_tokens):
-        from toolgym.generation import Generation
-
         self.calls += 1
         out = []
         for prompt in prompts:

@@ -6,21 +6,18 @@ from __future__ import annotations
 import json
 
 import pytest
-from template_fakes import family_tokenizer
 
+from tests.generation.template_fakes import family_tokenizer
 from toolgym.benchmarks import BenchConfig, make_agent, run_benchmark
-from toolgym.generation import Generation
+from toolgym.generation import Generation, GenerationBackend
 
 
-class NativeScript:
+class NativeScript(GenerationBackend):
     """Searches once in the family's syntax (after reasoning where it has some), then answers."""
 
     def __init__(self, tok, chat_model):
         self.tok, self.chat_model, self.prompts = tok, chat_model, []
         self.fmt = chat_model.native
-
-    def any_alive(self, alive):
-        return alive
 
     def generate(self, prompts, max_new_tokens):
         out = []
@@ -42,11 +39,11 @@ class NativeScript:
     ("llama3_1", {}, '{"name": "search", "parameters": {"query": "film director"}}<|eot_id|>'),
     ("gptoss", {}, 'to=functions.search<|channel|>commentary json<|message|>{"query": "film director"}<|call|>'),
 ])
-def test_tool_call_agent_speaks_each_family_natively(tmp_path, base_tokenizer, name, kwargs, past_call):
+def test_tool_call_agent_speaks_each_family_natively(tmp_path, tiny_tokenizer, name, kwargs, past_call):
     from toolgym.benchmarks.models import LocalChatModel
     from toolgym.trainers.tiny_model import TEST_SIZE, build_model
 
-    tok = family_tokenizer(base_tokenizer, name)
+    tok = family_tokenizer(tiny_tokenizer, name)
     tok.pad_token = tok.eos_token
     chat_model = LocalChatModel(build_model(tok, **TEST_SIZE), tok, engine="hf", chat_template_kwargs=kwargs)
     assert chat_model.native is not None and chat_model.native.family == name

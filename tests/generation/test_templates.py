@@ -15,9 +15,9 @@ from types import SimpleNamespace
 
 import gymnasium as gym
 import pytest
-from template_fakes import ExpertBackend, family_tokenizer, template_names
 
 import toolgym  # noqa: F401
+from tests.generation.template_fakes import ExpertBackend, family_tokenizer, template_names
 from toolgym.generation import ChatTemplate, NativeFormat, TemplateUnsupportedError
 from toolgym.trainers.rollout import RolloutEngine
 
@@ -69,8 +69,8 @@ CELLS = [pytest.param(name, env_id, marks=[_LFM_PARENS] if name in ("lfm2_v2", "
 
 
 @pytest.mark.parametrize(("name", "env_id"), CELLS)
-def test_template_trains_token_exactly(base_tokenizer, name, env_id):
-    tok, fmt, engine, backend, episodes = run_matrix_cell(base_tokenizer, name, env_id)
+def test_template_trains_token_exactly(tiny_tokenizer, name, env_id):
+    tok, fmt, engine, backend, episodes = run_matrix_cell(tiny_tokenizer, name, env_id)
     template = engine.template
     for i, ep in enumerate(episodes):
         # every call parsed and run; the expert solves the task
@@ -128,9 +128,9 @@ def tool_results(ep, k):
     return [{"role": "tool", "content": m["content"]} for m in new if m["role"] == "tool"], len(new)
 
 
-def test_qwen3_thinking_off_and_on_both_train(base_tokenizer):
+def test_qwen3_thinking_off_and_on_both_train(tiny_tokenizer):
     for kwargs in ({"enable_thinking": False}, {"enable_thinking": True}):
-        tok, _, engine, backend, episodes = run_matrix_cell(base_tokenizer, "qwen3", "MultiHopQA-v0",
+        tok, _, engine, backend, episodes = run_matrix_cell(tiny_tokenizer, "qwen3", "MultiHopQA-v0",
                                                             chat_template_kwargs=kwargs, n=1)
         ep = episodes[0]
         assert ep.terminated and ep.info["result"]["success"]
@@ -140,9 +140,9 @@ def test_qwen3_thinking_off_and_on_both_train(base_tokenizer):
         assert (text.count("<think>\n\n</think>\n\n") == len(ep.steps) - 1) == (not kwargs["enable_thinking"])
 
 
-def test_reasoning_kept_byte_for_byte_where_the_template_strips_it(base_tokenizer):
+def test_reasoning_kept_byte_for_byte_where_the_template_strips_it(tiny_tokenizer):
     """Qwen3 drops or re-spaces past reasoning when it re-renders; the trained ids keep it as sampled."""
-    tok, _, engine, backend, episodes = run_matrix_cell(base_tokenizer, "qwen3", "MultiHopQA-v0", n=1)
+    tok, _, engine, backend, episodes = run_matrix_cell(tiny_tokenizer, "qwen3", "MultiHopQA-v0", n=1)
     ep = episodes[0]
     text = tok.decode(ep.completion_ids)
     assert text.count("<think>Look it up. </think>") == len(ep.steps)
@@ -150,8 +150,8 @@ def test_reasoning_kept_byte_for_byte_where_the_template_strips_it(base_tokenize
     assert rerendered.count("<think>Look it up. </think>") < len(ep.steps)  # the template rewrote them
 
 
-def test_gemma_folds_system_and_shows_tool_results_as_user_turns(base_tokenizer):
-    tok = family_tokenizer(base_tokenizer, "gemma")
+def test_gemma_folds_system_and_shows_tool_results_as_user_turns(tiny_tokenizer):
+    tok = family_tokenizer(tiny_tokenizer, "gemma")
     template = ChatTemplate(tok)
     assert not template.system_role and not template.tool_role
     msgs = template.adapt([{"role": "system", "content": "S"}, {"role": "user", "content": "Q"},
@@ -162,8 +162,8 @@ def test_gemma_folds_system_and_shows_tool_results_as_user_turns(base_tokenizer)
     assert template.render(msgs).endswith("<start_of_turn>model\n")
 
 
-def test_gptoss_observation_carries_structured_calls(base_tokenizer):
-    tok = family_tokenizer(base_tokenizer, "gptoss")
+def test_gptoss_observation_carries_structured_calls(tiny_tokenizer):
+    tok = family_tokenizer(tiny_tokenizer, "gptoss")
     fmt = NativeFormat(tok)
     template = fmt.template
     assert template.needs_calls and template.names_matter
@@ -175,8 +175,8 @@ def test_gptoss_observation_carries_structured_calls(base_tokenizer):
 
 
 @pytest.mark.parametrize("name", ["qwen3", "qwen3_5_think", "gptoss", "gemma4", "glm4moe", "deepseekv3"])
-def test_native_calls_inside_reasoning_are_not_actions(base_tokenizer, name):
-    fmt = NativeFormat(family_tokenizer(base_tokenizer, name))
+def test_native_calls_inside_reasoning_are_not_actions(tiny_tokenizer, name):
+    fmt = NativeFormat(family_tokenizer(tiny_tokenizer, name))
     call = fmt.write_call("search", {"query": "x"})
     if name == "gptoss":
         text = f"<|channel|>analysis<|message|>maybe {call}<|end|><|start|>assistant"
@@ -191,34 +191,34 @@ def test_native_calls_inside_reasoning_are_not_actions(base_tokenizer, name):
     assert fmt.parse(text + call, []).calls  # the same call after the reasoning is one
 
 
-def test_native_format_reports_a_malformed_call(base_tokenizer):
-    fmt = NativeFormat(family_tokenizer(base_tokenizer, "qwen3"))
+def test_native_format_reports_a_malformed_call(tiny_tokenizer):
+    fmt = NativeFormat(family_tokenizer(tiny_tokenizer, "qwen3"))
     parsed = fmt.parse('<tool_call>{"name": "search", "arguments": {"query": "x"}</tool_call>', [])
     assert parsed.attempted and not parsed.calls and "could not be parsed" in parsed.errors[0]
     assert not fmt.parse("just prose", []).attempted
 
 
-def test_families_without_a_call_syntax_fall_back_to_hermes(base_tokenizer):
+def test_families_without_a_call_syntax_fall_back_to_hermes(tiny_tokenizer):
     for name in ("gemma3", "phi3_5", "cohere", "deepseek_r1_distill", "llama3", "lfm2"):
-        fmt = NativeFormat(family_tokenizer(base_tokenizer, name))
+        fmt = NativeFormat(family_tokenizer(tiny_tokenizer, name))
         assert fmt.syntax == "hermes", name
         assert fmt.write_call("search", {"query": "x"}).startswith("<tool_call>")
 
 
-def test_a_template_that_cannot_carry_a_conversation_fails_at_start_up(base_tokenizer):
+def test_a_template_that_cannot_carry_a_conversation_fails_at_start_up(tiny_tokenizer):
     last_only = "{{ messages[-1]['content'] }}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    tok = family_tokenizer(base_tokenizer, last_only)
+    tok = family_tokenizer(tiny_tokenizer, last_only)
     with pytest.raises(TemplateUnsupportedError, match="cannot carry a multi-turn tool conversation: it does not render"):
         RolloutEngine([gym.make("MultiHopQA-v0", world={"n_people": 60})], tok, None)
     no_assistant = ("{% for m in messages %}{% if m['role'] == 'assistant' %}{{ raise_exception('Only user turns') }}"
                     "{% endif %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}")
-    tok = family_tokenizer(base_tokenizer, no_assistant)
+    tok = family_tokenizer(tiny_tokenizer, no_assistant)
     with pytest.raises(TemplateUnsupportedError, match="'custom'.*cannot render a user message after an assistant"):
         ChatTemplate(tok)
 
 
-def test_deepseek_v3_calls_are_read_in_its_own_syntax(base_tokenizer):
-    fmt = NativeFormat(family_tokenizer(base_tokenizer, "deepseekv3"))
+def test_deepseek_v3_calls_are_read_in_its_own_syntax(tiny_tokenizer):
+    fmt = NativeFormat(family_tokenizer(tiny_tokenizer, "deepseekv3"))
     assert fmt.syntax == "native"
     call = fmt.write_call("search", {"query": "x y"})
     assert call.startswith("<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>search\n```json")

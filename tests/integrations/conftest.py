@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-# --import-mode=importlib puts no test directory on sys.path; the tests import the scripts by name.
-sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

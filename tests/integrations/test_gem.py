@@ -8,8 +8,8 @@ pytest.importorskip("gem", reason="the GEM integration needs the 'gem' extra: pi
 
 import gem  # noqa: E402
 import gymnasium as gym  # noqa: E402
-from integration_scripts import ENV_IDS, scripted_actions  # noqa: E402
 
+from tests.integrations.integration_scripts import ENV_IDS, scripted_actions  # noqa: E402
 from toolgym.integrations import gem as tg_gem  # noqa: E402
 
 

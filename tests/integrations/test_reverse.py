@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from integration_scripts import reply_for, scripted_actions
-
+from tests.integrations.integration_scripts import reply_for, scripted_actions
 from toolgym.benchmarks import BenchConfig, run_benchmark
 from toolgym.benchmarks.agents import Agent
 

@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("skyrl_gym", reason="the SkyRL integration needs the 'skyrl' extra: pip install 'toolgym[skyrl]'")
 
 import skyrl_gym  # noqa: E402
-from integration_scripts import ENV_IDS, reply_for, scripted_actions  # noqa: E402
 
+from tests.integrations.integration_scripts import ENV_IDS, reply_for, scripted_actions  # noqa: E402
 from toolgym.integrations import skyrl as tg_skyrl  # noqa: E402
 
 

@@ -102,31 +102,7 @@ def test_reward_funcs_of_mixed_envs_cover_every_term_once():
     assert math.rows(2, environment="math")[1] == {**math.rows(2)[1], "environment": "math"}
 
 
-# -- two optimizer steps of a plain trl.GRPOTrainer ------------------------------------------------
-def _texts(env_ids):
-    for env_id, kwargs in env_ids.items():
-        env = gym.make(env_id, **kwargs)
-        for seed in range(6):
-            obs, _ = env.reset(seed=seed)
-            yield from (m["content"] for m in obs)
-            while True:
-                action = env.unwrapped.oracle_action()
-                yield action
-                obs, _, term, trunc, _ = env.step(action)
-                yield obs[-1]["content"]
-                if term or trunc:
-                    break
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    from toolgym.trainers.tiny_model import TEST_SIZE, build_model, build_tokenizer, save_tiny
-
-    tok = build_tokenizer(_texts(ENVS), vocab_size=900)
-    model = build_model(tok, **TEST_SIZE, max_position_embeddings=8192, seed=0)
-    return save_tiny(model, tok, tmp_path_factory.mktemp("tiny"))
-
-
+# -- two optimizer steps of a plain trl.GRPOTrainer (on the tiny model of tests/conftest.py) ----------
 def _scripted_trainer_class(tasks):
     """A GRPOTrainer whose generation is scripted: a random tiny model never calls tools.
 

@@ -15,8 +15,8 @@ pytest.importorskip("verifiers.v1", reason="the verifiers integration needs the 
                     "pip install 'toolgym[verifiers]'")
 
 import gymnasium as gym  # noqa: E402
-from integration_scripts import ENV_IDS, ScriptedChatServer, scripted_actions  # noqa: E402
 
+from tests.integrations.integration_scripts import ENV_IDS, ScriptedChatServer, scripted_actions  # noqa: E402
 from toolgym.integrations.verifiers import ToolgymTaskset, ToolgymTasksetConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,6 +35,7 @@ def test_taskset_yields_the_env_episodes_by_seed():
         list(ToolgymTaskset(ToolgymTasksetConfig(id="toolgym-verifiers", env_kwargs={"context": "window"})))
 
 
+@pytest.mark.slow
 def test_verifiers_loads_the_taskset_and_env_by_id():
     from verifiers.v1.utils.loaders import environment_class, taskset_class
 

@@ -280,6 +280,7 @@ def test_qwen3_with_thinking_on_renders_the_demo_as_qwen2_5_does(tiny):
     assert all(qwen3.decode(p).endswith("<think>\n\n</think>\n\n") for p, _, _ in off)
 
 
+@pytest.mark.slow
 def test_forked_workers_build_the_same_warm_pool_as_one_process(tiny_dir):
     import subprocess
     import sys
@@ -327,6 +328,7 @@ def _fake_run(arm, seed, ems, rl_s=100.0):
             "timings": {"rl_s": rl_s}}
 
 
+@pytest.mark.slow
 def test_compare_credit_gathers_finished_runs_without_training(tmp_path):
     from toolgym.trainers.demo import compare_credit, credit_markdown
 

@@ -2,7 +2,7 @@
 
 import gymnasium as gym
 import pytest
-from trainer_fakes import KEYS, VALUES, FakeQAEnv, SingleTurnQAEnv, register_fakes
+from tests.trainers.trainer_fakes import KEYS, VALUES, FakeQAEnv, SingleTurnQAEnv, register_fakes
 
 from toolgym.envs.checker import check_tool_env
 

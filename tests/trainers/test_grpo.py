@@ -1,7 +1,7 @@
 import pytest
 import torch
-from trainer_fakes import grpo_args, register_fakes
 
+from tests.trainers.trainer_fakes import grpo_args, register_fakes
 from toolgym.trainers.grpo import ToolGRPOTrainer, step_advantages
 from toolgym.trainers.tasks import EnvSpec
 
@@ -37,6 +37,7 @@ def test_step_advantages_differ_by_process_reward():
     assert adv[0][0] > adv[1][0] and adv[0][1] == adv[1][1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", ["FakeQA-v0", "FakeQAWindow-v0"])
 def test_lora_steps_change_only_adapter(tiny_dir, tmp_path, env):
     trainer = _trainer(tiny_dir, tmp_path, env=env)
@@ -92,9 +93,10 @@ def test_step_credit_gives_steps_their_own_advantage(tiny_dir, tmp_path):
 @pytest.mark.parametrize("credit", ["outcome", "step"])
 def test_single_turn_equals_plain_trl(tiny_dir, tmp_path, credit):
     """Single-turn env: our trainer's batch and loss equal plain trl.GRPOTrainer's (same seed)."""
-    from trainer_fakes import SingleTurnQAEnv
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
+
+    from tests.trainers.trainer_fakes import SingleTurnQAEnv
 
     ours = _trainer(tiny_dir, tmp_path / "a", env="FakeQA1-v0", credit=credit, peft=False,
                     max_turn_tokens=1000)
@@ -157,6 +159,7 @@ def _spy_logp_grads(trainer):
     return logps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("credit", ["outcome", "step"])
 def test_window_context_trains_one_row_per_step(tiny_dir, tmp_path, credit):
     """context='window': each step is a row (prompt = that step's windowed context), the ids trained
@@ -278,6 +281,7 @@ def test_env_spec_native_format_takes_the_policy_tokenizer(tiny):
         spec.make()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("credit,args", [("outcome", {}), ("step", {}), ("gigpo", {}),
                                          ("gigpo", {"importance_sampling_level": "sequence"})],
                          ids=["outcome", "step", "gigpo", "gigpo-gspo"])

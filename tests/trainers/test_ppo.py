@@ -4,8 +4,8 @@ import math
 
 import pytest
 import torch
-from trainer_fakes import grpo_args, register_fakes
 
+from tests.trainers.trainer_fakes import grpo_args, register_fakes
 from toolgym.trainers import advantages as A
 from toolgym.trainers.names import ALGORITHMS
 from toolgym.trainers.ppo import (

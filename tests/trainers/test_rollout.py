@@ -1,17 +1,16 @@
 import pytest
-from trainer_fakes import FakeQAEnv, expert_turns
 
-from toolgym.trainers.rollout import Generation, HFBackend, RolloutEngine, TokenMismatchError, step_returns
+from tests.fakes.backends import Recording, sampled_ids
+from tests.trainers.trainer_fakes import KEYS, VALUES, FakeQAEnv, expert_turns
+from toolgym.generation import GenerationBackend
+from toolgym.trainers.rollout import Generation, RolloutEngine, TokenMismatchError, step_returns
 
 
-class ScriptedBackend:
+class ScriptedBackend(GenerationBackend):
     """Returns the tokens of scripted assistant turns (expert: search then answer), with fake logprobs."""
 
     def __init__(self, tok, turns_by_key, eos=True):
         self.tok, self.turns_by_key, self.eos, self.calls = tok, turns_by_key, eos, 0
-
-    def any_alive(self, alive):
-        return alive
 
     def generate(self, prompts, max_new_tokens):
         self.calls += 1
@@ -27,7 +26,6 @@ class ScriptedBackend:
 
 
 def _expert_backend(tok):
-    from trainer_fakes import KEYS, VALUES
     return ScriptedBackend(tok, {k: expert_turns(k, v) for k, v in zip(KEYS, VALUES, strict=True)})
 
 
@@ -63,22 +61,10 @@ def test_ids_trained_equal_ids_sampled_random_model(tiny):
     """A random model samples non-canonical tokenisations; they must be kept exactly as sampled."""
     model, tok = tiny
 
-    class Recording(HFBackend):
-        def generate(self, prompts, max_new_tokens):
-            gens = super().generate(prompts, max_new_tokens)
-            self.log.append(gens)
-            return gens
-
     backend = Recording(model, tok)
-    backend.log = []
     envs = [FakeQAEnv(max_turns=3) for _ in range(3)]
     eps = RolloutEngine(envs, tok, backend, max_completion_tokens=120, max_turn_tokens=12).run([0, 1, 2])
-    sampled = {i: [] for i in range(3)}
-    alive = [0, 1, 2]
-    for gens in backend.log:  # replay the lock-step order
-        for i, g in zip(alive, gens, strict=True):
-            sampled[i].append(g.ids)
-        alive = [i for i in alive if len(sampled[i]) < len(eps[i].steps)]
+    sampled = sampled_ids(backend.log, eps)
     for i, ep in enumerate(eps):
         assert len(ep.steps) >= 2  # multi-turn: the random model never answers properly
         for (s, e), ids in zip(ep.step_spans, sampled[i], strict=True):
@@ -98,7 +84,6 @@ def test_window_context_gives_one_sample_per_step(tiny):
     _, tok = tiny
     envs = [FakeQAEnv(context="window", max_turns=4) for _ in range(2)]
     # search twice, then answer: the third prompt is windowed (drops the first exchange)
-    from trainer_fakes import KEYS, VALUES
     turns = {k: [expert_turns(k, v)[0]] * 2 + [expert_turns(k, v)[1]] for k, v in zip(KEYS, VALUES, strict=True)}
 
     class Windowed(ScriptedBackend):

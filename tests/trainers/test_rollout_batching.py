@@ -9,19 +9,17 @@ import gymnasium as gym
 import pytest
 
 from toolgym.envs.retrieval import BM25Retriever
+from toolgym.generation import GenerationBackend
 from toolgym.trainers.rollout import Generation, RolloutEngine
 
 SEARCH = BM25Retriever.search
 
 
-class OracleBackend:
+class OracleBackend(GenerationBackend):
     """Each prompt gets the oracle's action of the env whose question it holds."""
 
     def __init__(self, tok, envs):
         self.tok, self.envs = tok, envs
-
-    def any_alive(self, alive):
-        return alive
 
     def generate(self, prompts, max_new_tokens):
         out = []

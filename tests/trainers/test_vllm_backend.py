@@ -3,8 +3,8 @@
 from types import SimpleNamespace
 
 import torch
-from trainer_fakes import KEYS, VALUES, FakeQAEnv, expert_turns, register_fakes
 
+from tests.trainers.trainer_fakes import KEYS, VALUES, FakeQAEnv, expert_turns, register_fakes
 from toolgym.trainers.grpo import EnvRolloutFunc
 from toolgym.trainers.rollout import VLLMBackend
 from toolgym.trainers.tasks import EnvSpec, task_dataset

@@ -39,7 +39,12 @@ ENVS: list[tuple[str, str, dict, str]] = [
 
 
 def register_envs() -> None:
-    """Register every toolgym id (idempotent: Gymnasium's plugin hook and ``import toolgym`` both call it)."""
+    """Register every toolgym id; idempotent, so importing toolgym again registers nothing twice.
+
+    ``import toolgym`` calls it. Gymnasium 1.4 has no plugin entry points (it reads no package
+    metadata); ``gym.make("toolgym:MultiHopQA-v0")`` imports the ``toolgym`` module named before
+    the colon, which registers the ids, then makes the env.
+    """
     for env_id, entry_point, kwargs, _ in ENVS:
         if env_id not in registry:
             register(id=env_id, entry_point=entry_point, kwargs=kwargs, disable_env_checker=False)

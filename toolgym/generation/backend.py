@@ -31,13 +31,14 @@ class GenerationBackend(Protocol):
     ``generate_as_completed(prompts, max_new_tokens) -> Iterator[tuple[int, Generation]]``, yielding
     ``(k, completion of prompts[k])`` in the order they finish: the rollout engine then steps each
     episode's env while the rest of the batch still generates (``toolgym.envs.batch.iter_as_completed``).
+    A class that subclasses it explicitly inherits ``any_alive`` for a single process.
     """
 
     def generate(self, prompts: Sequence[Sequence[int]], max_new_tokens: int) -> list[Generation]: ...
 
     def any_alive(self, alive: bool) -> bool:
         """True if any process still has a live episode (collective backends must all keep calling)."""
-        ...
+        return alive
 
 
 class HFBackend:

@@ -108,6 +108,7 @@ def test_distractors_have_similar_names_and_are_never_gold(world):
         assert shared or respelled, (twin.name, real.name)
 
 
+@pytest.mark.slow
 def test_passages_state_only_forward_relations(world):
     """A film's or book's title occurs in no other passage, so only its own passage names it."""
     texts = [" " + p.contents + " " for p in world.passages]

@@ -54,6 +54,7 @@ def solver_action(env, fmt):
     return f"<guess>{word}</guess>" if fmt == "tags" else guess(word)
 
 
+@pytest.mark.slow
 def test_an_agent_using_the_feedback_wins_and_never_beats_the_oracle():
     env = gym.make("Wordle-v0", format="tags")
     wins = 0

@@ -134,7 +134,8 @@ def parse_request(body: bytes, default_topk: int, limits: ServerLimits = ServerL
     return queries, topk, return_scores
 
 
-def _document(hit: Hit) -> dict[str, str]:
+def hit_document(hit: Hit) -> dict[str, str]:
+    """A hit as the Search-R1 ``/retrieve`` answer writes its document: id, contents, title, text."""
     p = hit.passage
     return {"id": p.id, "contents": p.contents, "title": p.title, "text": p.text}
 
@@ -329,9 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, {"error": f"search failed: {type(err).__name__}: {err}"})
             return
         if return_scores:
-            result = [[{"document": _document(h), "score": h.score} for h in hits] for hits in found]
+            result = [[{"document": hit_document(h), "score": h.score} for h in hits] for hits in found]
         else:
-            result = [[_document(h) for h in hits] for hits in found]
+            result = [[hit_document(h) for h in hits] for hits in found]
         self._send(200, {"result": result})
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the http.server signature
