@@ -85,3 +85,11 @@ def test_the_command_prints_the_graph_and_finds_no_problem(capsys):
                  "others (move them to the top of the module): none"):
         assert line in text
     assert "benchmarks" in text and "-> envs" in text
+
+
+def test_the_readme_shows_the_command_s_current_output(capsys):
+    assert imports.main([]) == 0
+    text = capsys.readouterr().out
+    readme = (PACKAGE.parent / "README.md").read_text()
+    shown = readme.split("$ python -m toolgym.devtools.imports\n", 1)[1].split("```", 1)[0]
+    assert shown == text, "README's Architecture section is out of date: paste `python -m toolgym.devtools.imports`"
