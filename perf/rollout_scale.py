@@ -89,6 +89,15 @@ class ServerProcess:
         self.process.join(10)
 
 
+def warm_up(envs) -> None:
+    """Two steps of each env before it is measured: Gymnasium's checker inspects an env's first
+    two steps (``make`` wraps every env in it), which no rollout pays for again."""
+    for env in envs:
+        env.reset(seed=0)
+        env.step("warm-up")
+        env.step("warm-up")
+
+
 class StandIn:
     """Generation with a fixed latency per turn: the oracle's action for each live episode."""
 
@@ -193,10 +202,7 @@ def steps_table(args, batches, setups, generator) -> None:
     for env_id, backend, kwargs, processes in setups:
         for batch in batches:
             envs = [gym.make(env_id, **kwargs) for _ in range(batch)]
-            for env in envs:  # Gymnasium's checker inspects the first two steps of an env: not measured
-                env.reset(seed=0)
-                env.step("warm-up")
-                env.step("warm-up")
+            warm_up(envs)
             serial, batched = [], []
             with BatchStepper(processes=processes or 0) as stepper:
                 run(envs[: min(batch, 8)], stepper, StandIn(0.0), 1)  # start the pools
@@ -227,10 +233,7 @@ def ratio_table(args, batches, servers, hotpot) -> None:
         for batch in batches:
             envs = [gym.make("HotpotQA-v0", **hotpot, retriever="http", retriever_options={"url": srv.url})
                     for _ in range(batch)]
-            for env in envs:
-                env.reset(seed=0)
-                env.step("warm-up")
-                env.step("warm-up")
+            warm_up(envs)
             steps, request = [], []
             with BatchStepper() as stepper:
                 for _ in range(2 * args.repeats + 1):  # interleaved, the fastest of each kept
@@ -259,10 +262,7 @@ def breakdown_table(args, batches, hotpot) -> None:
     print("|---:|---:|---:|---:|---:|")
     for batch in batches:
         envs = [gym.make("HotpotQA-v0", **hotpot) for _ in range(batch)]
-        for env in envs:
-            env.reset(seed=0)
-            env.step("warm-up")
-            env.step("warm-up")
+        warm_up(envs)
         retriever = envs[0].unwrapped.search_tool.retriever
         rows = []
         with BatchStepper() as stepper:
@@ -300,10 +300,7 @@ def http_breakdown_table(args, batches, server, hotpot) -> None:
     for batch in batches:
         envs = [gym.make("HotpotQA-v0", **hotpot, retriever="http", retriever_options={"url": server.url})
                 for _ in range(batch)]
-        for env in envs:
-            env.reset(seed=0)
-            env.step("warm-up")
-            env.step("warm-up")
+        warm_up(envs)
         client = envs[0].unwrapped.search_tool.retriever  # the one client every env of the batch shares
         rows = []
         with BatchStepper() as stepper:
@@ -355,10 +352,7 @@ def overlap_table(args, batches, servers, hotpot) -> None:
         for batch in batches:
             envs = [gym.make("HotpotQA-v0", **hotpot, retriever="http", retriever_options={"url": srv.url})
                     for _ in range(batch)]
-            for env in envs:
-                env.reset(seed=0)
-                env.step("warm-up")
-                env.step("warm-up")
+            warm_up(envs)
             lock, streamed = [], []
             with BatchStepper(in_flight=args.in_flight) as stepper:
                 run(envs[: min(batch, 8)], stepper, StandIn(0.0), 1)  # start the pool
