@@ -169,7 +169,8 @@ def test_window_context_trains_one_row_per_step(tiny_dir, tmp_path, credit):
 
     trainer = _trainer(tiny_dir, tmp_path, env="FakeQAWindow-v0", credit=credit)
     assert trainer.rows_per_sample
-    trainer._common_row_count = lambda n: n + 3  # force three padding rows (TRL needs a multiple of 3)
+    # force at least three padding rows: the rows rounded up to TRL's groups of 3, then one more group
+    trainer._common_row_count = lambda n: -(-n // 3) * 3 + 3
     inputs = [{"prompt": p} for p in trainer.train_dataset[:3]["prompt"] for _ in range(3)]
     trainer.model.train()
     torch.manual_seed(0)
@@ -177,7 +178,7 @@ def test_window_context_trains_one_row_per_step(tiny_dir, tmp_path, credit):
     eps = trainer.env_rollout.last_episodes
     rows = [(i, j) for i, e in enumerate(eps) for j in range(len(e.samples))]
     assert len(eps) < len(rows) < sum(len(e.steps) for e in eps)  # steps whose context only grew share a row
-    assert out["completion_ids"].shape[0] == len(rows) + 3
+    assert out["completion_ids"].shape[0] == -(-len(rows) // 3) * 3 + 3
     want = advantages.step_advantages([e.step_rewards for e in eps], 3, "grpo", credit)
     for r, (i, j) in enumerate(rows):
         sample, n = eps[i].samples[j], len(eps[i].samples[j].completion_ids)
