@@ -380,7 +380,7 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=2, help="worker processes for SQLQuery-v0's batched path")
     ap.add_argument("--tables", default="steps,ratio", help="which tables: steps (serial vs batched), ratio, breakdown, overlap "
                     "(lock-step vs streamed completions, over HTTP)")
-    ap.add_argument("--in-flight", type=int, default=2,
+    ap.add_argument("--in-flight", type=int, default=4,
                     help="overlap table: micro-batches out at once per retrieval server (BatchStepper(in_flight=))")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each path; the fastest is shown")
     ap.add_argument("--data", default=str(SAMPLE), help="HotpotQA dev file in the official format")

@@ -207,7 +207,7 @@ def test_other_gymnasium_envs_just_step():
 def test_mismatched_lengths_and_bad_settings_are_errors():
     with pytest.raises(ValueError, match="2 envs but 1 actions"):
         step_batch([WordEnv(Shared()), WordEnv(Shared())], ["x"])
-    with pytest.raises(ValueError, match="threads and in_flight must be >= 1, got 0 and 2"):
+    with pytest.raises(ValueError, match="threads and in_flight must be >= 1, got 0 and 4"):
         BatchStepper(threads=0)
 
 

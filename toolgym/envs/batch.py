@@ -54,7 +54,7 @@ class BatchStepper:
             backend for tools that declare ``thread_safe`` (a server's client), one for other tools.
     """
 
-    def __init__(self, threads: int = 64, processes: int = 0, in_flight: int = 2):
+    def __init__(self, threads: int = 64, processes: int = 0, in_flight: int = 4):
         check_non_negative(threads=threads, processes=processes)
         if threads < 1 or in_flight < 1:
             raise ValueError(f"threads and in_flight must be >= 1, got {threads} and {in_flight}.")
