@@ -292,30 +292,37 @@ def _closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/retrieve"
 
 
-@pytest.mark.parametrize("failure", ["down", "slow"])
-def test_a_failing_or_slow_server_gives_each_episode_its_error(failure, make_env, world_passages):
+@pytest.fixture(params=["down", "slow"])
+def failing_search(request, make_env, world_passages):
+    """Four MultiHopQA envs (reset, seeds 0-3) whose HTTP search server is down or answers after the
+    client's timeout, and that server (None when down)."""
     pytest.importorskip("requests", reason="the http backend needs requests (pip install 'toolgym[serve]')")
-    srv = CountingServer(world_passages, delay=2.0) if failure == "slow" else None
+    srv = CountingServer(world_passages, delay=2.0) if request.param == "slow" else None
     url = srv.url if srv else _closed_port_url()
     try:
         envs = [make_env("MultiHopQA-v0", retriever="http",
                          retriever_options={"url": url, "timeout": 0.3, "retries": 0}) for _ in range(4)]
         for k, env in enumerate(envs):
             env.reset(seed=k)
-        outs = step_batch(envs, [env.unwrapped.call("search", query=f"query {k}") for k, env in enumerate(envs)])
-        for obs, reward, terminated, truncated, info in outs:
-            assert info["tool_error"].startswith("search backend failed: RetrievalError:")
-            assert obs[-1]["content"] == f"Error: {info['tool_error']}"
-            assert not terminated and not truncated
-            assert reward == 0.0  # a call that failed earns no valid_call; the episode goes on
-        if srv:
-            assert len(srv.requests) == 1  # the batch waited for one request, not one per episode
-        # The episodes go on: the next turn answers.
-        outs = step_batch(envs, [env.unwrapped.call("answer", answer="x") for env in envs])
-        assert all(o[2] for o in outs)
+        yield envs, srv
     finally:
         if srv:
             srv.server.close()
+
+
+def test_a_failing_or_slow_server_gives_each_episode_its_error(failing_search):
+    envs, srv = failing_search
+    outs = step_batch(envs, [env.unwrapped.call("search", query=f"query {k}") for k, env in enumerate(envs)])
+    for obs, reward, terminated, truncated, info in outs:
+        assert info["tool_error"].startswith("search backend failed: RetrievalError:")
+        assert obs[-1]["content"] == f"Error: {info['tool_error']}"
+        assert not terminated and not truncated
+        assert reward == 0.0  # a call that failed earns no valid_call; the episode goes on
+    if srv:
+        assert len(srv.requests) == 1  # the batch waited for one request, not one per episode
+    # The episodes go on: the next turn answers.
+    outs = step_batch(envs, [env.unwrapped.call("answer", answer="x") for env in envs])
+    assert all(o[2] for o in outs)
 
 
 # -- as completions arrive ------------------------------------------------------------------------
@@ -486,28 +493,17 @@ def test_as_completed_sends_one_request_per_micro_batch_and_equals_in_process(ma
         srv.server.close()
 
 
-@pytest.mark.parametrize("failure", ["down", "slow"])
-def test_as_completed_a_failing_or_slow_server_gives_each_episode_its_error(failure, make_env, world_passages):
-    pytest.importorskip("requests", reason="the http backend needs requests (pip install 'toolgym[serve]')")
-    srv = CountingServer(world_passages, delay=2.0) if failure == "slow" else None
-    url = srv.url if srv else _closed_port_url()
-    try:
-        envs = [make_env("MultiHopQA-v0", retriever="http",
-                         retriever_options={"url": url, "timeout": 0.3, "retries": 0}) for _ in range(4)]
-        for k, env in enumerate(envs):
-            env.reset(seed=k)
-        actions = {k: env.unwrapped.call("search", query=f"query {k}") for k, env in enumerate(envs)}
-        with BatchStepper(in_flight=1) as stepper:
-            outs = stepper.step_as_completed(envs, arriving(actions, [2, 0, 3, 1], pause=0.02))
-        for obs, reward, terminated, truncated, info in outs:
-            assert info["tool_error"].startswith("search backend failed: RetrievalError:")
-            assert obs[-1]["content"] == f"Error: {info['tool_error']}"
-            assert not terminated and not truncated and reward == 0.0
-        if srv:  # one request out at a time: the others waited for it and went together
-            assert [len(r) for r in srv.requests] == [1, 3]
-        outs = step_as_completed(envs, arriving({k: env.unwrapped.call("answer", answer="x") for k, env in
-                                                 enumerate(envs)}, [3, 2, 1, 0]))
-        assert all(o[2] for o in outs)
-    finally:
-        if srv:
-            srv.server.close()
+def test_as_completed_a_failing_or_slow_server_gives_each_episode_its_error(failing_search):
+    envs, srv = failing_search
+    actions = {k: env.unwrapped.call("search", query=f"query {k}") for k, env in enumerate(envs)}
+    with BatchStepper(in_flight=1) as stepper:
+        outs = stepper.step_as_completed(envs, arriving(actions, [2, 0, 3, 1], pause=0.02))
+    for obs, reward, terminated, truncated, info in outs:
+        assert info["tool_error"].startswith("search backend failed: RetrievalError:")
+        assert obs[-1]["content"] == f"Error: {info['tool_error']}"
+        assert not terminated and not truncated and reward == 0.0
+    if srv:  # one request out at a time: the others waited for it and went together
+        assert [len(r) for r in srv.requests] == [1, 3]
+    outs = step_as_completed(envs, arriving({k: env.unwrapped.call("answer", answer="x") for k, env in
+                                             enumerate(envs)}, [3, 2, 1, 0]))
+    assert all(o[2] for o in outs)

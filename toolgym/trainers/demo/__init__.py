@@ -47,8 +47,6 @@ from toolgym.trainers.demo.supervised import (
 )
 from toolgym.trainers.demo.warm_pool import ScriptedBackend, can_fork, scripted_plan, warm_trajectories
 
-_make = make_env  # the name perf scripts knew it by
-
 __all__ = [
     "CREDIT_ARMS", "FRESH_WORLD_SEED", "RENAMED_SETTINGS", "RL_WORLD_SEED", "SHORT_PROMPT", "TEMPLATE", "DemoConfig",
     "ScriptedBackend", "WarmStart", "can_fork", "compare_algorithms", "compare_credit", "copy_accuracy",
