@@ -20,6 +20,7 @@ _SUBCOMMANDS = [
     "toolgym.envs.cli",
     "toolgym.trainers.cli",
     "toolgym.envs.retrieval.cli",
+    "toolgym.generation.pypi_models",
     "toolgym.benchmarks.cli",
 ]
 

@@ -142,7 +142,7 @@ class TrainConfig:
         written: the model is an existing directory or could be a hub id, and ``resume`` has a
         checkpoint to continue from."""
         model = Path(self.model)
-        if not model.exists() and (self.model.startswith((".", "/", "~")) or self.model.count("/") > 1):
+        if not model.exists() and not self.model.startswith("pypi:") and (self.model.startswith((".", "/", "~")) or self.model.count("/") > 1):
             # not a hub id (namespace/name) either: a local path that is missing
             hint = (f" Build the demo's warm model first: toolgym demo rl_steps=0 --output-dir {model.parent}"
                     if model.name == WARM_DIR else "")
