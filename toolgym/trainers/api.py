@@ -43,6 +43,7 @@ def build_trainer(config: TrainConfig, **grpo_overrides):
     model = AutoModelForCausalLM.from_pretrained(config.model, **config.model_kwargs)
     return make_trainer(
         config.settings(), model, envs=list(config.envs), args=args, max_turn_tokens=config.max_turn_tokens, num_tasks=config.num_tasks,
+        log_episodes=config.log_episodes,
         processing_class=tok, peft_config=config.lora.peft_config(),
         chat_template_kwargs=config.chat_template_kwargs or None)
 
