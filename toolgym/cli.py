@@ -21,6 +21,7 @@ _SUBCOMMANDS = [
     "toolgym.trainers.cli",
     "toolgym.envs.retrieval.cli",
     "toolgym.benchmarks.cli",
+    "toolgym.viewer.cli",
 ]
 
 USAGE_ERROR = 2  # exit status of a user error, as argparse uses for a bad flag
