@@ -73,6 +73,7 @@ def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None =
     out.mkdir(parents=True, exist_ok=True)
     (out / "toolgym_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()  # trainer_state.json: the logged metrics, which `toolgym view` draws as curves
     trainer.save_model(str(out / "final"))
     trainer.processing_class.save_pretrained(str(out / "final"))
     if trainer.is_world_process_zero():

@@ -120,16 +120,34 @@ def _row(r: Mapping[str, Any], question: str) -> list[Any]:
     result = r.get("result") or {}
     score = r.get("f1") if r.get("f1") is not None else result.get("score")
     key = r.get("id") if r.get("id") is not None else (r.get("index") if r.get("index") is not None else r.get("seed"))
-    return [r.get("env"), r.get("agent"), r.get("status"), r.get("success"), score, r.get("em"), r.get("return"),
-            r.get("turns", len(r.get("steps") or [])), r.get("tool_calls"), r.get("wall_time"), r.get("step"),
+    return [r.get("env"), r.get("agent"), r.get("status"), r.get("success"), score, r.get("em"), _round(r.get("return")),
+            r.get("turns", len(r.get("steps") or [])), r.get("tool_calls"), _round(r.get("wall_time")), r.get("step"),
             question[:200], f"{r.get('env')}|{key}", r.get("source")]
+
+
+def _round(x: Any) -> Any:
+    return round(x, 4) if isinstance(x, float) else x
 
 
 def _episode(r: Mapping[str, Any]) -> dict[str, Any]:
     """What the conversation view needs of a record (the table's columns are not repeated)."""
-    keep = ("first", "steps", "prediction", "gold", "result", "error", "truncated_by", "id", "index", "seed", "group",
+    keep = ("first", "prediction", "gold", "error", "truncated_by", "id", "index", "seed", "group",
             "mode", "tokens_in", "tokens_out", "evidence_recall", "subem")
-    return {k: r[k] for k in keep if k in r and r[k] is not None}
+    out = {k: r[k] for k in keep if k in r and r[k] is not None}
+    out["steps"] = [_step(s) for s in r.get("steps") or ()]
+    if r.get("result") is not None:  # its answer and gold are the record's prediction and gold
+        out["result"] = {k: v for k, v in r["result"].items() if k not in ("answer", "gold")}
+    return out
+
+
+def _step(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A step with its numbers rounded for display (float noise such as 0.12000000000000001 costs bytes)."""
+    out = dict(step)
+    for key in ("reward", "seconds", "agent_seconds"):
+        if isinstance(out.get(key), float):
+            out[key] = round(out[key], 4)
+    out["terms"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in (step.get("terms") or {}).items()}
+    return out
 
 
 class _Strings:
@@ -203,7 +221,7 @@ def write_page(path: str | Path, out: str | Path | None = None) -> tuple[Path, i
     ``episodes.html`` beside the records); returns the page's path and how many episodes it shows."""
     records_path, run = find_records(path)
     records = read_records(records_path)
-    target = Path(out) if out is not None else records_path.with_name("episodes.html")
+    target = Path(out) if out is not None else records_path.with_suffix(".html")
     title = f"{run.name if run is not None else records_path.stem}: {len(records)} episodes"
     data = page_data(records, title=title, log=training_log(run))
     target.parent.mkdir(parents=True, exist_ok=True)

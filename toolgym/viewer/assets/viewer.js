@@ -3,7 +3,9 @@
 // the URL hash (#q=...&env=...&open=3), so a filtered view can be bookmarked, shared and tested.
 (function () {
   "use strict";
+  const T0 = performance.now();  // since navigation start: the HTML (and the data in it) read
   const D = JSON.parse(document.getElementById("data").textContent);
+  const T1 = performance.now();
   const C = {};
   D.columns.forEach((name, i) => { C[name] = i; });
   const S = D.strings, ROWS = D.rows, N = ROWS.length, ROW_PX = 30;
@@ -12,7 +14,6 @@
   const $ = (id) => document.getElementById(id);
   const text = (x) => (typeof x === "number" ? S[x] : x == null ? "" : String(x));
   let view = [];
-  let inline = null;  // per episode: its own (not shared) texts, lower-cased, for the search; built on first use
 
   function el(tag, cls, content) {
     const e = document.createElement(tag);
@@ -52,26 +53,21 @@
     [...counts.keys()].sort().forEach((v) => select.appendChild(new Option(v + " (" + counts.get(v) + ")", v)));
     if (counts.size < 2) select.hidden = true;
   }
-  function searchIndex() {
-    inline = new Array(N);
-    for (let i = 0; i < N; i++) {
-      const ep = D.episodes[i], own = [ROWS[i][C.question]], shared = [];
-      const add = (x) => (typeof x === "number" ? shared.push(x) : own.push(x || ""));
-      (ep.first || []).forEach((m) => add(m.content));
-      (ep.steps || []).forEach((s) => { add(s.action); (s.added || []).forEach((m) => add(m.content)); });
-      if (ep.prediction != null) own.push(String(ep.prediction));
-      inline[i] = [own.join("\n").toLowerCase(), shared];
-    }
-  }
-  function matches(q) {
+  function matches(q) {  // case-insensitive substring search over an episode's texts; shared texts tested once
     if (!q) return null;
-    if (inline === null) searchIndex();
-    const hit = S.map((s) => s.toLowerCase().includes(q));  // each shared text once
-    return (i) => inline[i][0].includes(q) || inline[i][1].some((j) => hit[j]);
+    const re = new RegExp(q.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "i");
+    const hit = S.map((s) => re.test(s));
+    const has = (x) => (typeof x === "number" ? hit[x] : x != null && re.test(x));
+    return (i) => {
+      const ep = D.episodes[i];
+      if (re.test(ROWS[i][C.question]) || has(ep.prediction)) return true;
+      if ((ep.first || []).some((m) => has(m.content))) return true;
+      return (ep.steps || []).some((s) => has(s.action) || (s.added || []).some((m) => has(m.content)));
+    };
   }
   function apply() {
     const t = performance.now();
-    const q = state.q.trim().toLowerCase(), found = matches(q);
+    const found = matches(state.q.trim());
     const succ = state.success;
     view = [];
     for (let i = 0; i < N; i++) {
@@ -286,6 +282,8 @@
   openEpisode();
   drawRows();
   const perf = $("perf");
+  perf.dataset.htmlMs = T0.toFixed(1);
+  perf.dataset.jsonMs = (T1 - T0).toFixed(1);
   perf.dataset.filterMs = filterMs.toFixed(1);
   perf.dataset.readyMs = performance.now().toFixed(1);  // since navigation start: parse, JSON, first render
 
