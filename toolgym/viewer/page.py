@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
@@ -96,8 +97,9 @@ def curves(log: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]
             if key not in ("step", "epoch") and isinstance(value, (int, float)) and not isinstance(value, bool):
                 series.setdefault(key, {})[step] = float(value)
     ordered = [k for k in CURVE_KEYS if k in series] + sorted(k for k in series if k not in CURVE_KEYS)
+    moving = [k for k in ordered if len(series[k]) >= 2 and len(set(series[k].values())) > 1]  # a flat line says little
     out = [{"name": k, "x": sorted(series[k]), "y": [series[k][s] for s in sorted(series[k])]}
-           for k in ordered if len(series[k]) >= 2][:MAX_CURVES]
+           for k in moving][:MAX_CURVES]
     by_step: dict[int, list[Mapping[str, Any]]] = {}
     for r in records:
         if r.get("source") == "train" and r.get("mode", "train") == "train":
@@ -112,8 +114,10 @@ def curves(log: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]
 
 
 def _question(first: Sequence[Mapping[str, Any]]) -> str:
+    """The question as the table shows it: the last user message, without a leading label ("Question: ")."""
     users = [m.get("content", "") for m in first if m.get("role") in ("user", "text")]
-    return str(users[-1] if users else (first[-1].get("content", "") if first else ""))
+    text = str(users[-1] if users else (first[-1].get("content", "") if first else ""))
+    return re.sub(r"^(Question|Problem|Task): ", "", text)
 
 
 def _row(r: Mapping[str, Any], question: str) -> list[Any]:

@@ -115,7 +115,7 @@
       row.dataset.i = i;
       const st = el("span", "c-st"); st.appendChild(badge(i));
       row.append(st, el("span", "c-env", r[C.env]), el("span", "c-who", who(i)), el("span", "c-q", r[C.question]),
-        el("span", "c-num", fmt(r[C.score])), el("span", "c-num", fmt(r[C.turns])), el("span", "c-num", r[C.time] == null ? "–" : fmt(r[C.time], 2) + "s"));
+        el("span", "c-num", fmt(r[C.score])), el("span", "c-num", fmt(r[C.turns])), el("span", "c-num c-time", r[C.time] == null ? "–" : fmt(r[C.time], 2) + "s"));
       frag.appendChild(row);
     }
     spacer.replaceChildren(frag);
@@ -240,12 +240,13 @@
     const j = state.cmp === "" ? null : +state.cmp;
     if (j != null && j >= 0 && j < N && j !== i) parts.push(conversation(j));
     detail.replaceChildren(...parts);
+    document.querySelector("main").classList.toggle("comparing", parts.length > 1);
     detail.scrollTop = 0;
   }
 
   // -- training curves ---------------------------------------------------------------------------
   function curve(c) {
-    const W = 230, H = 110, L = 34, B = 16, NS = "http://www.w3.org/2000/svg";
+    const W = 210, H = 92, L = 40, B = 16, NS = "http://www.w3.org/2000/svg";
     const svg = document.createElementNS(NS, "svg");
     svg.setAttribute("width", W); svg.setAttribute("height", H); svg.setAttribute("class", "curve");
     const xs = c.x, ys = c.y, x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
