@@ -124,6 +124,14 @@ def test_added_messages_skip_the_action_and_see_a_replaced_context():
     assert added_messages("s q", "s q a r") == ([{"role": "text", "content": " a r"}], False)
 
 
+def test_the_module_examples_run():
+    import doctest
+
+    from toolgym.envs import record
+
+    assert doctest.testmod(record).failed == 0
+
+
 def test_best_and_spread_keeps_the_extremes():
     values = [0.3, -1.0, 2.0, 0.5, 0.0, 1.0]
     kept = best_and_spread(values, 3)

@@ -75,6 +75,7 @@ def test_filters_narrow_the_table(page, records, fragment):
     assert shown(dump_dom(page, fragment)) == (len(expected), len(records))
 
 
+@pytest.mark.slow
 @browser
 def test_text_search_finds_words_of_questions_and_of_tool_results(page, records):
     question = records[0]["first"][-1]["content"]
