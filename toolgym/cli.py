@@ -22,6 +22,7 @@ _SUBCOMMANDS = [
     "toolgym.envs.retrieval.cli",
     "toolgym.generation.pypi_models",
     "toolgym.benchmarks.cli",
+    "toolgym.viewer.cli",
 ]
 
 USAGE_ERROR = 2  # exit status of a user error, as argparse uses for a bad flag

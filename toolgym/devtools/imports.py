@@ -1,7 +1,7 @@
 """The import graph of the toolgym package, read with ``ast`` (nothing is imported), and the rules
 its layers keep:
 
-- direction: ``envs <- generation <- trainers | benchmarks <- integrations <- cli`` (the ``toolgym``
+- direction: ``envs <- generation <- trainers | benchmarks <- integrations | viewer <- cli`` (the ``toolgym``
   command); trainers and benchmarks do not import each other;
 - inside envs: ``core <- retrieval <- one task family each``: retrieval knows no task, and the task
   families (math, multihop_qa, sql, wordle) do not import each other;
@@ -30,7 +30,7 @@ from pathlib import Path
 
 # Layers, lowest first: a module may import modules of its own layer and of lower ranks only;
 # two layers of one rank (trainers, benchmarks) do not import each other.
-RANKS = {"envs": 0, "generation": 1, "trainers": 2, "benchmarks": 2, "integrations": 3, "cli": 4, "devtools": 5}
+RANKS = {"envs": 0, "generation": 1, "trainers": 2, "benchmarks": 2, "integrations": 3, "viewer": 3, "cli": 4, "devtools": 5}
 # Inside envs: the core (spaces, tools, formats, ToolEnv) <- retrieval <- the task families <- the
 # modules that gather every task (the package itself, registration, the envs CLI).
 ENVS_RANKS = {"core": 0, "retrieval": 1, "task": 2, "gather": 3}
@@ -73,7 +73,7 @@ LAZY_EXTRA_MODULES = {
 }
 
 # The layers held to the top-of-module rule (all of them).
-LAZY_RULE_LAYERS = {"envs", "generation", "trainers", "benchmarks", "integrations", "cli", "devtools"}
+LAZY_RULE_LAYERS = {"envs", "generation", "trainers", "benchmarks", "integrations", "viewer", "cli", "devtools"}
 
 
 @dataclass(frozen=True)
@@ -367,7 +367,7 @@ def report(graph: Graph, *, modules: bool = False) -> tuple[str, bool]:
         f"{graph.package} import graph: {len(graph.modules)} modules, {len(internal)} imports between them "
         f"({sum(i.lazy for i in internal)} of them inside functions), read with ast",
         "layers (each imports only its own and those to its left):",
-        "  envs <- generation <- trainers | benchmarks <- integrations <- cli",
+        "  envs <- generation <- trainers | benchmarks <- integrations | viewer <- cli",
         "  inside envs: core <- retrieval <- task families (each on its own) <- registration, envs cli",
         "",
     ]

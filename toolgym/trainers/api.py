@@ -41,6 +41,7 @@ def build_trainer(config: TrainConfig, **grpo_overrides):
     peft_config = None if hasattr(model, "peft_config") else config.lora.peft_config()
     return make_trainer(
         config.settings(), model, envs=list(config.envs), args=args, max_turn_tokens=config.max_turn_tokens, num_tasks=config.num_tasks,
+        log_episodes=config.log_episodes,
         processing_class=tok, peft_config=peft_config,
         chat_template_kwargs=config.chat_template_kwargs or None)
 
@@ -70,6 +71,7 @@ def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None =
     out.mkdir(parents=True, exist_ok=True)
     (out / "toolgym_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()  # trainer_state.json: the logged metrics, which `toolgym view` draws as curves
     trainer.save_model(str(out / "final"))
     trainer.processing_class.save_pretrained(str(out / "final"))
     if trainer.is_world_process_zero():

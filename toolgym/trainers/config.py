@@ -93,6 +93,9 @@ class TrainConfig:
     max_turn_tokens: int = _help("most tokens sampled per turn (grpo.max_completion_length bounds the episode)",
                                  default=256)
     num_tasks: int = _help("training tasks drawn (rows of the dataset TRL iterates)", default=100_000)
+    log_episodes: int = _help("episodes of each generation step stored whole in OUTPUT_DIR/episodes.jsonl, best "
+                              "and worst by return included (`toolgym view OUTPUT_DIR` shows them); 0: none",
+                              default=4)
     lora: LoraSettings = _help("the LoRA adapter", default_factory=LoraSettings)
     model_kwargs: dict[str, Any] = _help("from_pretrained kwargs, e.g. {dtype: bfloat16}", default_factory=dict)
     chat_template: str | None = _help("a chat template for a model that has none (a base model's GGUF): TRL's "
@@ -115,6 +118,9 @@ class TrainConfig:
             self.lora = _build(LoraSettings, self.lora, "lora")
         if self.max_turn_tokens < 1 or self.num_tasks < 1:
             raise ValueError(f"max_turn_tokens and num_tasks must be >= 1, got {self.max_turn_tokens}, {self.num_tasks}")
+        if not isinstance(self.log_episodes, int) or self.log_episodes < 0:
+            raise ValueError(f"log_episodes must be an integer >= 0 (0 turns the episode records off), got "
+                             f"{self.log_episodes!r}")
         self.grpo = {k: _number(v) if isinstance(v, str) else v for k, v in self.grpo.items()}
         _check_keys(self.grpo, _grpo_types(), "grpo")
         check_types(self.grpo, _grpo_types(), "grpo.")
