@@ -66,6 +66,13 @@ def test_a_bench_episode_of_the_tool_call_agent_stores_what_it_did(smollm2, shar
         assert r["status"] in ("terminated", "truncated") and r["tokens_out"] > 0 and r["seconds"] > 0
 
 
+def _tokens_sampled(completion_ids, **_):
+    """A reward that varies between the samples of a group whatever the untrained model writes (its
+    episodes' returns are all the same format penalty, whose advantages are 0): this test is about
+    the update's mechanics on the real model, not what it learns."""
+    return [float(len(c)) for c in completion_ids]
+
+
 def test_a_grpo_step_with_lora_changes_only_the_adapter(smollm2, shared_data, tmp_path):
     from peft import LoraConfig
     from trl import GRPOConfig
@@ -80,7 +87,7 @@ def test_a_grpo_step_with_lora_changes_only_the_adapter(smollm2, shared_data, tm
                       save_strategy="no", report_to="none", use_cpu=True, bf16=False, seed=0, beta=0.0,
                       disable_tqdm=True)
     trainer = ToolGRPOTrainer(model, envs=[EnvSpec("HotpotQA-v0", _hotpot_kwargs(shared_data))], args=args,
-                              max_turn_tokens=12, processing_class=tok, num_tasks=9,
+                              max_turn_tokens=12, processing_class=tok, num_tasks=9, reward_funcs=[_tokens_sampled],
                               peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear",
                                                      task_type="CAUSAL_LM"))
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
