@@ -211,7 +211,8 @@ class NoSearchAgent(_Scripted):
 def build_chat_model(*, model: Any, engine: str = "auto", tokenizer: Any = None, base_url: str | None = None,
                      api_key: str | None = None, temperature: float = 0.0, max_new_tokens: int = 256,
                      batch_size: int | None = None, native_tools: bool = True, max_retries: int = 2,
-                     request_timeout: float = 120.0, chat_template_kwargs: dict | None = None, **_: Any):
+                     request_timeout: float = 120.0, chat_template: str | None = None,
+                     chat_template_kwargs: dict | None = None, **_: Any):
     """A :class:`~toolgym.benchmarks.models.ChatModel`: ``engine="openai"`` calls an endpoint, any
     other engine loads ``model`` locally (``"hf"``, ``"vllm"``, ``"auto"``)."""
     if hasattr(model, "chat") and not isinstance(model, str):
@@ -222,7 +223,7 @@ def build_chat_model(*, model: Any, engine: str = "auto", tokenizer: Any = None,
                                       max_retries=max_retries, request_timeout=request_timeout,
                                       concurrency=batch_size or 8)
     return models.LocalChatModel(model, tokenizer, engine=engine, temperature=temperature,
-                                 max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                 max_new_tokens=max_new_tokens, chat_template=chat_template,
                                  chat_template_kwargs=chat_template_kwargs, native_tools=native_tools)
 
 

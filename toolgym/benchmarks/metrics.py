@@ -18,7 +18,7 @@ from toolgym.envs.multihop_qa.metrics import normalize_answer
 
 #: Metrics summarised when episodes carry them, in table order.
 SCORE_KEYS = ("em", "f1", "subem", "success", "return", "evidence_recall")
-COST_KEYS = ("tool_calls", "turns", "tokens_in", "tokens_out", "wall_time")
+COST_KEYS = ("tool_calls", "turns", "tokens_in", "tokens_out", "wall_time", "seconds")
 #: The headline metric of a (agent, env) cell: the first of these the episodes carry.
 PRIMARY_ORDER = ("em", "success", "return")
 

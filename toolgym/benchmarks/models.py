@@ -30,6 +30,7 @@ from toolgym.envs.deps import require
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.formats import HermesFormat
 from toolgym.generation import ChatTemplate, Generation, HFBackend, NativeFormat
+from toolgym.generation.models import load_model, load_tokenizer, resolve_model
 
 
 @dataclass
@@ -55,13 +56,16 @@ class LocalChatModel:
     its base model is loaded and the adapter applied).
 
     Args:
-        model: path or hub id, or an already loaded model (then pass ``tokenizer``).
+        model: a ``.gguf`` file or a directory holding one, a saved model, a LoRA adapter directory,
+            a hub id (:func:`toolgym.generation.models.load_model`), or an already loaded model (then
+            pass ``tokenizer``).
         tokenizer: defaults to the one saved with ``model``.
         engine: ``"hf"`` (transformers ``generate``), ``"vllm"``, or ``"auto"`` (vLLM when it is
             installed and a GPU is present, else hf).
         temperature: 0 decodes greedily.
         max_new_tokens: tokens per reply.
-        batch_size: prompts per ``generate`` call (None: the whole batch).
+        chat_template: TRL's template name or a ``.jinja`` file, for a model without one (a base
+            model's GGUF) or to replace its own.
         chat_template_kwargs: passed to ``apply_chat_template`` (e.g. ``{"enable_thinking": False}``).
         native_tools: render past ``<tool_call>`` blocks as structured calls and read replies in the
             model family's own call syntax (where the template has one); False keeps hermes text
@@ -73,7 +77,7 @@ class LocalChatModel:
     """
 
     def __init__(self, model: Any, tokenizer: Any = None, *, engine: str = "auto", temperature: float = 0.0,
-                 max_new_tokens: int = 256, batch_size: int | None = None,
+                 max_new_tokens: int = 256, chat_template: str | None = None,
                  chat_template_kwargs: Mapping[str, Any] | None = None, native_tools: bool = True):
         if engine not in ("auto", "hf", "vllm"):
             raise unknown_name_error("engine", engine, ("auto", "hf", "vllm"))
@@ -85,17 +89,17 @@ class LocalChatModel:
             engine = "vllm" if isinstance(model, (str, Path)) and _vllm_usable() else "hf"
         self.engine = engine
         if engine == "vllm":
-            self.model, self.tokenizer = None, tokenizer or _load_tokenizer(model)
-            self.backend = VLLMEngineBackend(str(model), temperature=temperature)
+            self.model, self.tokenizer = None, tokenizer or load_tokenizer(model, chat_template=chat_template)
+            self.backend = VLLMEngineBackend(resolve_model(model), temperature=temperature)
         else:
             if isinstance(model, (str, Path)):
-                model, loaded_tok = load_model(model)
+                model, loaded_tok = load_model(model, chat_template=chat_template, merge_adapter=True)
                 tokenizer = tokenizer or loaded_tok
             if tokenizer is None:
                 raise ValueError("pass tokenizer= with an already loaded model")
             model.eval()
             self.model, self.tokenizer = model, tokenizer
-            self.backend = HFBackend(model, tokenizer, temperature=temperature, top_k=0, batch_size=batch_size)
+            self.backend = HFBackend(model, tokenizer, temperature=temperature, top_k=0)
         self.template = ChatTemplate(self.tokenizer, self.chat_template_kwargs)
         self.stop_ids = self.template.stop_ids
         self.native = NativeFormat(self.tokenizer, self.chat_template_kwargs) if native_tools else None
@@ -162,31 +166,6 @@ def _hermes_calls(text: str) -> tuple[str, list[tuple[str, Any]]]:
     that need structured calls (gpt-oss)."""
     calls = HermesFormat().parse(text, []).calls
     return _TOOL_CALL.sub("", text).strip(), [(c.name, c.arguments) for c in calls]
-
-
-def load_model(path_or_id: str | Path):
-    """``(model, tokenizer)`` from a saved model, a hub id, or a LoRA adapter directory."""
-    require("torch", "train")
-    from transformers import AutoModelForCausalLM  # extra train
-
-    path = Path(path_or_id)
-    if (path / "adapter_config.json").is_file():
-        peft = require("peft", "train")
-        model = peft.AutoPeftModelForCausalLM.from_pretrained(str(path))
-        model = model.merge_and_unload()  # plain forward passes generate faster
-    else:
-        model = AutoModelForCausalLM.from_pretrained(str(path_or_id))
-    return model, _load_tokenizer(path_or_id)
-
-
-def _load_tokenizer(path_or_id):
-    from transformers import AutoTokenizer  # extra train
-
-    tok = AutoTokenizer.from_pretrained(str(path_or_id))
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    tok.padding_side = "left"
-    return tok
 
 
 def _vllm_usable() -> bool:

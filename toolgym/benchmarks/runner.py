@@ -65,13 +65,17 @@ class BenchConfig:
     max_new_tokens: int = _help("tokens per model reply", default=256)
     native_tools: bool = _help("send tool schemas and read structured tool calls (openai); local models: render "
                                "and read calls in the model family's own syntax", default=True)
+    chat_template: str | None = _help("local models: a chat template (TRL's name such as gemma, or a .jinja file) "
+                                      "for a model that has none, e.g. a base model's GGUF", default=None)
     chat_template_kwargs: dict[str, Any] = _help("local models: apply_chat_template kwargs (e.g. enable_thinking=true)",
                                                  default_factory=dict)
     max_retries: int = _help("openai: retries of a failed request (429, 5xx, connection)", default=2)
     seed: int = _help("episode i is reset with seed + i; also seeds random agents and the bootstrap", default=0)
     batch_size: int = _help("episodes stepped together (one batched agent call per turn)", default=16)
-    time_limit: float | None = _help("seconds an episode may take before it ends with status 'timeout'",
-                                     default=300.0)
+    time_limit: float | None = _help(
+        "seconds of an episode's own time (the model calls it waited on and its tool calls; not the wait for a "
+        "batch slot or for other episodes' tools) after which it ends with status 'timeout', keeping what it did",
+        default=900.0)
     env_kwargs: dict[str, Any] = _help(
         "gym.make keyword arguments for every env; a key 'ENV_ID:name' applies to that env only",
         default_factory=dict)
@@ -146,6 +150,7 @@ class _Live:
     dataset: str | None
     gold: frozenset  # normalised titles of the gold supporting passages
     ret: float = 0.0
+    seconds: float = 0.0  # the episode's own time: its model calls and its tool calls
     tokens_in: int = 0
     tokens_out: int = 0
     turn_rewards: list = field(default_factory=list)
@@ -174,7 +179,7 @@ def run_benchmark(config: BenchConfig, agent: Agent | None = None) -> dict[str, 
                            api_key=config.api_key, temperature=config.temperature,
                            max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                            native_tools=config.native_tools, max_retries=config.max_retries,
-                           chat_template_kwargs=config.chat_template_kwargs)
+                           chat_template=config.chat_template, chat_template_kwargs=config.chat_template_kwargs)
     label = config.label
     _check_manifest(out, label, {**agent.describe(), "seed": config.seed, "env_kwargs": config.env_kwargs})
     store = EpisodeStore(out / "episodes.jsonl")
@@ -212,16 +217,21 @@ def _run_env(env_id: str, config: BenchConfig, agent: Agent, label: str, store: 
                 if live is None and queue:
                     slots[k] = _start(envs[k], queue.popleft(), config, indexed)
             active = [k for k, live in enumerate(slots) if live is not None]
+            for k in active:
+                slots[k].slot.deadline = _deadline(slots[k], config)
             if getattr(agent, "streams", False):  # each env steps as its reply arrives
                 actions, outs = _act_and_step_as_completed(agent, label, [envs[k] for k in active],
-                                                           [slots[k] for k in active])
+                                                           [slots[k] for k in active], config)
             else:
+                began = time.monotonic()
                 actions = agent.act([slots[k].slot for k in active])
                 if len(actions) != len(active):
                     raise ValueError(f"agent {label!r} returned {len(actions)} actions for {len(active)} episodes")
                 stepped = [(envs[k], a if isinstance(a, str) else a.text) for k, a in zip(active, actions)
                            if isinstance(a, str) or a.error is None]
                 run_ahead([env for env, _ in stepped], [text for _, text in stepped])  # the turn's searches: one batch
+                for k in active:  # each waited on the one batched model call and the turn's one batch of searches
+                    slots[k].seconds += time.monotonic() - began
                 outs = [None] * len(active)
             for k, action, out in zip(active, actions, outs):
                 record = _advance(envs[k], slots[k], action, config, label, env_id, out)
@@ -245,26 +255,27 @@ def _start(env, index: int, config: BenchConfig, indexed: bool) -> _Live:
     obs, info = env.reset(seed=seed, options={"index": index} if indexed else None)
     base = env.unwrapped
     example = getattr(base, "example", None)
-    deadline = start + config.time_limit if config.time_limit is not None else None
-    slot = Slot(env=base, observation=obs, index=index, rng=np.random.default_rng([config.seed, index]),
-                deadline=deadline)
+    slot = Slot(env=base, observation=obs, index=index, rng=np.random.default_rng([config.seed, index]))
     return _Live(slot=slot, seed=seed, start=start, info=dict(info), dataset=getattr(base, "dataset", None),
                  gold=normalized_titles(getattr(example, "supporting_titles", None)))
 
 
-def _act_and_step_as_completed(agent: Agent, label: str, envs: list, lives: list[_Live]) -> tuple[list, list]:
+def _act_and_step_as_completed(agent: Agent, label: str, envs: list, lives: list[_Live],
+                               config: BenchConfig) -> tuple[list, list]:
     """The agent's actions for ``lives`` and the step outputs of the envs, each env stepped as its
     action arrives (the tool calls of what has arrived meanwhile run together); an output is None
     where the action is not stepped (an error, the time limit passed: ``_advance`` records it)."""
     actions: list[Action | None] = [None] * len(lives)
+    began = time.monotonic()
 
     def arrivals():
         for j, action in agent.act_as_completed([live.slot for live in lives]):
+            lives[j].seconds += time.monotonic() - began  # its own request, sent with the others
             if not (isinstance(j, int) and 0 <= j < len(lives)) or actions[j] is not None:
                 raise ValueError(f"agent {label!r} gave an action for slot {j!r} twice or out of range "
                                  f"(0-{len(lives) - 1}); give one per slot")
             actions[j] = Action(action) if isinstance(action, str) else action
-            if actions[j].error is None and not _late(lives[j]):
+            if actions[j].error is None and not _late(lives[j], config):
                 yield j, actions[j].text
 
     outs = step_as_completed(envs, arrivals())
@@ -274,8 +285,13 @@ def _act_and_step_as_completed(agent: Agent, label: str, envs: list, lives: list
     return actions, outs
 
 
-def _late(live: _Live) -> bool:
-    return live.slot.deadline is not None and time.monotonic() > live.slot.deadline
+def _deadline(live: _Live, config: BenchConfig) -> float | None:
+    """When the episode's next model call must be done by: what is left of its own time from now."""
+    return None if config.time_limit is None else time.monotonic() + config.time_limit - live.seconds
+
+
+def _late(live: _Live, config: BenchConfig) -> bool:
+    return config.time_limit is not None and live.seconds > config.time_limit
 
 
 def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label: str, env_id: str,
@@ -286,12 +302,14 @@ def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label:
         action = Action(action)
     live.tokens_in += action.tokens_in
     live.tokens_out += action.tokens_out
-    if out is None and _late(live):
-        reason = f"the episode took longer than {config.time_limit} s"
+    if out is None and _late(live, config):
+        reason = f"the episode's own time passed {config.time_limit} s"
         return _record(live, label, env_id, "timeout", f"{reason}: {action.error}" if action.error else reason)
     if out is None and action.error is not None:
         return _record(live, label, env_id, "error", action.error)
+    began = time.monotonic()
     obs, reward, terminated, truncated, info = env.step(action.text) if out is None else out
+    live.seconds += time.monotonic() - began
     live.ret += float(reward)
     live.info = dict(info)
     live.slot.observation = obs
@@ -302,8 +320,8 @@ def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label:
         live.turn_recall.append(recall)
     if terminated or truncated:
         return _record(live, label, env_id, "terminated" if terminated else "truncated", None)
-    if _late(live):
-        return _record(live, label, env_id, "timeout", f"the episode took longer than {config.time_limit} s")
+    if _late(live, config):
+        return _record(live, label, env_id, "timeout", f"the episode's own time passed {config.time_limit} s")
     return None
 
 
@@ -332,6 +350,7 @@ def _record(live: _Live, label: str, env_id: str, status: str, error: str | None
         "tokens_in": live.tokens_in,
         "tokens_out": live.tokens_out,
         "wall_time": time.monotonic() - live.start,
+        "seconds": live.seconds,
         "status": status,
         "truncated_by": info.get("truncated_by"),
         "error": error,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from toolgym.generation.models import load_model
 from toolgym.trainers.algorithms import AlgorithmSettings, GRPOSettings
 from toolgym.trainers.config import DEFAULT_OUTPUT_DIR, TrainConfig, apply_overrides
 from toolgym.trainers.warm_start import policy_dir, warm_start
@@ -36,16 +37,13 @@ def build_trainer(config: TrainConfig, **grpo_overrides):
     """A ready trainer for ``config`` (model loaded, LoRA set): the trainer of its algorithm's
     settings (:meth:`TrainConfig.settings`), :class:`~toolgym.trainers.grpo.ToolGRPOTrainer` for
     ``algorithm: grpo``, :class:`~toolgym.trainers.ppo.ToolPPOTrainer` for ppo and the other estimators."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     args = config.grpo_config(**grpo_overrides)
-    tok = AutoTokenizer.from_pretrained(config.model)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    model = AutoModelForCausalLM.from_pretrained(config.model, **config.model_kwargs)
+    model, tok = load_model(config.model, chat_template=config.chat_template, **config.model_kwargs)
+    # a LoRA adapter (a warm start's) is trained on as it is; otherwise the config's LoRA is added
+    peft_config = None if hasattr(model, "peft_config") else config.lora.peft_config()
     return make_trainer(
         config.settings(), model, envs=list(config.envs), args=args, max_turn_tokens=config.max_turn_tokens, num_tasks=config.num_tasks,
-        processing_class=tok, peft_config=config.lora.peft_config(),
+        processing_class=tok, peft_config=peft_config,
         chat_template_kwargs=config.chat_template_kwargs or None)
 
 

@@ -118,7 +118,8 @@ class WarmStartConfig:
 class TrainConfig:
     """Everything ``toolgym train`` needs. ``grpo`` holds trl.GRPOConfig fields, unchanged."""
 
-    model: str = _help("the policy: a local path or a hub id")
+    model: str = _help("the policy: a .gguf file or a directory holding one, a saved model or LoRA adapter "
+                       "directory (training continues that adapter), or a hub id")
     envs: list[EnvSpec] = _help("the env mix", default_factory=list)
     algorithm: str = _help("grpo (ToolGRPOTrainer: TRL's GRPO), ppo (a critic with GAE over turns), or the "
                            "critic-free rloo, reinforce_pp, reinforce_pp_baseline on the same rollouts "
@@ -136,6 +137,8 @@ class TrainConfig:
         "(n_episodes, epochs, lr, lora, ...); written to <grpo.output_dir>/warm_start, reused when complete",
         default=None)
     model_kwargs: dict[str, Any] = _help("from_pretrained kwargs, e.g. {dtype: bfloat16}", default_factory=dict)
+    chat_template: str | None = _help("a chat template for a model that has none (a base model's GGUF): TRL's "
+                                      "template name (gemma, qwen2_5, ...) or a .jinja file", default=None)
     chat_template_kwargs: dict[str, Any] = _help("apply_chat_template kwargs", default_factory=dict)
     grpo: dict[str, Any] = _help("trl.GRPOConfig fields (output_dir, learning_rate, num_generations, ...), for "
                                  "every algorithm; those an algorithm does not read are refused",

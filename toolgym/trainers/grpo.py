@@ -41,6 +41,7 @@ import os
 import warnings
 from collections.abc import Sequence
 
+from toolgym.generation.models import load_tokenizer
 from toolgym.trainers._deps import require, silence_checkpointing_aliases
 from toolgym.trainers.algorithms import GRPOSettings
 from toolgym.trainers.rollout import Episode, HFBackend, RolloutEngine, VLLMBackend
@@ -236,10 +237,7 @@ class ToolGRPOTrainer(GRPOTrainer):
                                           chat_template_kwargs=chat_template_kwargs)
         self.env_rollout.tokenizer = kwargs.get("processing_class")
         if self.env_rollout.tokenizer is None and any(s.kwargs.get("format") == "native" for s in envs):
-            from transformers import AutoTokenizer
-
-            self.env_rollout.tokenizer = AutoTokenizer.from_pretrained(model if isinstance(model, str)
-                                                                       else model.name_or_path)
+            self.env_rollout.tokenizer = load_tokenizer(model if isinstance(model, str) else model.name_or_path)
         if train_dataset is None:
             train_dataset = task_dataset(envs, num_tasks, seed=args.seed)
         # one row per episode, or (a windowed context in the mix) one row per sample: see _score_sample_rows

@@ -209,6 +209,9 @@ class RolloutEngine:
                                     samples=[] if append_only else [Sample(list(ids), [], [], [])]))
             context_ids.append(list(ids))
 
+        reset = getattr(self.backend, "reset", None)
+        if reset is not None:  # cached states of earlier runs were computed with older weights
+            reset()
         alive = list(range(n))
         stream = getattr(self.backend, "generate_as_completed", None)
         while self.backend.any_alive(bool(alive)):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from toolgym.envs.errors import unknown_name_error
 from toolgym.generation.chat import END_OF_TURN_TOKENS, shipped_templates
+from toolgym.generation.models import load_model
 from toolgym.trainers._deps import require
 
 # Qwen2.5's control tokens. Special ones are skipped by ``decode(skip_special_tokens=True)``; the
@@ -168,8 +169,5 @@ def save_tiny(model, tokenizer, path: str | Path) -> Path:
 
 
 def load_tiny(path: str | Path):
-    """Load what :func:`save_tiny` wrote: ``(model, tokenizer)``."""
-    require("transformers", "train")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    """Load what :func:`save_tiny` wrote: ``(model, tokenizer)``, through the one model loader."""
+    return load_model(path, progress=False)
