@@ -98,5 +98,6 @@ def run_warm_start(config: TrainConfig, out: Path) -> str:
     cfg = config.warm_start
     if not cfg.output_dir:
         cfg = dataclasses.replace(cfg, output_dir=str(out / "warm_start"))
-    metrics = warm_start(config.model, config.envs, cfg, chat_template_kwargs=config.chat_template_kwargs or None)
+    metrics = warm_start(config.model, config.envs, cfg, chat_template=config.chat_template,
+                         chat_template_kwargs=config.chat_template_kwargs or None)
     return str(policy_dir(cfg.output_dir, metrics))

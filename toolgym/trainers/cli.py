@@ -28,8 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Fine-tune MODEL on oracle episodes of ENV rendered in its own chat "
                                           "template, loss on the assistant tokens only; writes the adapter, the "
                                           "tokenizer, merged/ and metrics.json to OUT (a complete OUT is reused).")
-    w.add_argument("--model", help="the model: a directory or hub id")
+    w.add_argument("--model", help="the model: a .gguf file or a directory holding one, a model or adapter "
+                                   "directory, or a hub id")
     w.add_argument("--env", help="a registered env id, e.g. HotpotQA-v0")
+    w.add_argument("--chat-template", default=None,
+                   help="for a model without one (a base model's GGUF): TRL's template name or a .jinja file")
     w.add_argument("--kwargs", nargs="*", metavar="KEY=VALUE", default=[],
                    help="env constructor arguments, e.g. data_files=dev.json corpus=example limit=120")
     w.add_argument("--system-prompt", default=None, help="replace the env's system message")
@@ -103,7 +106,7 @@ def _warm_start(args) -> int:
         lora["enabled"] = False
     cfg = WarmStartConfig(**kw, lora=lora, output_dir=args.out)  # everything is checked before the model loads
     spec = EnvSpec(args.env, parse_overrides(args.kwargs), system_prompt=args.system_prompt)
-    warm_start(args.model, [spec], cfg)
+    warm_start(args.model, [spec], cfg, chat_template=args.chat_template)
     return 0
 
 

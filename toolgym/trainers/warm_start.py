@@ -39,6 +39,7 @@ from toolgym.envs.result import EpisodeResult
 from toolgym.envs.scripted import OracleAgent
 from toolgym.generation.backend import Generation
 from toolgym.generation.chat import ChatTemplate
+from toolgym.generation.models import load_model
 from toolgym.trainers._deps import silence_checkpointing_aliases
 from toolgym.trainers.config import WarmStartConfig
 from toolgym.trainers.rollout import Episode, RolloutEngine
@@ -250,8 +251,10 @@ def train_on_samples(model, tokenizer, rows: Sequence[tuple[list[int], list[int]
 
     data = Dataset.from_dict({"input_ids": [list(p) + list(c) for p, c, _ in rows],
                               "assistant_masks": [[0] * len(p) + list(m) for p, _, m in rows]})
+    # a model that is already a LoRA adapter (a saved warm start) trains on that adapter
+    peft_config = None if hasattr(model, "peft_config") else cfg.lora.peft_config()
     trainer = _sft_trainer_class()(model, args=_sft_args(cfg, output_dir, progress), train_dataset=data,
-                         processing_class=tokenizer, peft_config=cfg.lora.peft_config(), callbacks=list(callbacks))
+                                   processing_class=tokenizer, peft_config=peft_config, callbacks=list(callbacks))
     trainer.train()
     trainer.model.eval()
     return trainer
@@ -263,16 +266,6 @@ def loss_curve(log_history: Sequence[dict]) -> list[dict[str, float]]:
 
 
 # -- the whole stage -----------------------------------------------------------------------------------
-def load_model(spec: str):
-    """``(model, tokenizer)`` of a model directory or hub id; the pad token defaults to eos."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(spec)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return AutoModelForCausalLM.from_pretrained(spec), tokenizer
-
-
 def completed(output_dir: str | Path) -> dict | None:
     """The metrics of a complete warm start in ``output_dir``, else None."""
     path = Path(output_dir) / METRICS_FILE
@@ -286,11 +279,13 @@ def policy_dir(output_dir: str | Path, metrics: dict) -> Path:
 
 
 def warm_start(model: str, envs: Sequence[EnvSpec | str | dict], cfg: WarmStartConfig | None = None, *,
-               chat_template_kwargs: dict | None = None, progress: bool = True,
+               chat_template: str | None = None, chat_template_kwargs: dict | None = None, progress: bool = True,
                log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Warm-start ``model`` (a directory or hub id) on oracle episodes of ``envs``; save the adapter
-    (or full model), the tokenizer, ``merged/`` (``cfg.merge``) and ``metrics.json`` in
-    ``cfg.output_dir``; return the metrics. A complete ``cfg.output_dir`` is reused as it is."""
+    """Warm-start ``model`` (anything :func:`toolgym.generation.models.load_model` takes: a .gguf, a
+    model or adapter directory, a hub id; ``chat_template`` for a model without one) on oracle
+    episodes of ``envs``; save the adapter (or full model), the tokenizer, ``merged/``
+    (``cfg.merge``) and ``metrics.json`` in ``cfg.output_dir``; return the metrics. A complete
+    ``cfg.output_dir`` is reused as it is."""
     cfg = cfg or WarmStartConfig()
     if not cfg.output_dir:
         raise ValueError("warm_start: output_dir is empty; give the directory to write (--out DIR)")
@@ -301,7 +296,7 @@ def warm_start(model: str, envs: Sequence[EnvSpec | str | dict], cfg: WarmStartC
     if not specs:
         raise ValueError("warm_start: no envs given; name at least one, e.g. --env MultiHopQA-v0")
     t0 = time.time()
-    policy, tokenizer = load_model(model)
+    policy, tokenizer = load_model(model, chat_template=chat_template)
     data = oracle_samples(specs, tokenizer, cfg, chat_template_kwargs=chat_template_kwargs)
     rows = data.rows()
     t_data = time.time() - t0
@@ -309,7 +304,7 @@ def warm_start(model: str, envs: Sequence[EnvSpec | str | dict], cfg: WarmStartC
     trainer = train_on_samples(policy, tokenizer, rows, cfg, output_dir=str(out / "trainer"), progress=progress)
     trainer.save_model(str(out))
     tokenizer.save_pretrained(str(out))
-    merged = cfg.lora.enabled and cfg.merge
+    merged = hasattr(trainer.model, "merge_and_unload") and cfg.merge
     if merged:
         full = trainer.model.merge_and_unload()
         full.save_pretrained(str(out / MERGED_DIR))
@@ -324,7 +319,7 @@ def warm_start(model: str, envs: Sequence[EnvSpec | str | dict], cfg: WarmStartC
         "steps": trainer.state.global_step, "loss_first": curve[0]["loss"] if curve else None,
         "loss_last": curve[-1]["loss"] if curve else None, "loss_curve": curve,
         "data_seconds": round(t_data, 1), "seconds": round(time.time() - t0, 1),
-        "adapter": cfg.lora.enabled, "merged": merged,
+        "adapter": hasattr(trainer.model, "peft_config"), "merged": merged,
     }
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=str))
     log(summary_line(metrics, out))
