@@ -155,6 +155,8 @@ def test_warm_start_command_round_trip(tiny_dir, tmp_path, capsys):
     assert AutoTokenizer.from_pretrained(str(out)).chat_template
     assert main(argv) == 0  # complete: reused, not trained again
     assert "reusing" in capsys.readouterr().out
+    assert main([*argv, "--seed", "1"]) == 2  # not with another setting
+    assert "holds a complete warm start with another config" in capsys.readouterr().err
     assert main(["warm-start", "--model", str(tiny_dir), "--env", "MultiHopQA-v0", "--out", str(out), "--n", "0"]) == 2
     assert "n_episodes must be >= 1" in capsys.readouterr().err
 

@@ -289,12 +289,17 @@ def warm_start(model: str, envs: Sequence[EnvSpec | str | dict], cfg: WarmStartC
     cfg = cfg or WarmStartConfig()
     if not cfg.output_dir:
         raise ValueError("warm_start: output_dir is empty; give the directory to write (--out DIR)")
-    if (done := completed(cfg.output_dir)) is not None:
-        log(f"warm start: reusing the complete one in {cfg.output_dir} (delete it to train again)")
-        return done
     specs = [e if isinstance(e, EnvSpec) else EnvSpec(e) if isinstance(e, str) else EnvSpec(**e) for e in envs]
     if not specs:
         raise ValueError("warm_start: no envs given; name at least one, e.g. --env MultiHopQA-v0")
+    setting = {"model": str(model), "envs": [asdict(s) for s in specs], "config": asdict(cfg)}
+    if (done := completed(cfg.output_dir)) is not None:
+        differs = [k for k, v in setting.items() if json.loads(json.dumps(v, default=str)) != done.get(k)]
+        if differs:
+            raise ValueError(f"{cfg.output_dir} holds a complete warm start with another {', '.join(differs)}; "
+                             "give another output directory, or delete it to train again")
+        log(f"warm start: reusing the complete one in {cfg.output_dir} (delete it to train again)")
+        return done
     t0 = time.time()
     policy, tokenizer = load_model(model, chat_template=chat_template)
     data = oracle_samples(specs, tokenizer, cfg, chat_template_kwargs=chat_template_kwargs)
@@ -312,7 +317,7 @@ def warm_start(model: str, envs: Sequence[EnvSpec | str | dict], cfg: WarmStartC
     curve = loss_curve(trainer.state.log_history)
     per_pass = sum(sum(m) for _, _, m in rows)
     metrics = {
-        "model": model, "envs": [asdict(s) for s in specs], "config": asdict(cfg),
+        **setting,
         "episodes": len(data.episodes), "dropped_failed": data.failed, "dropped_too_long": data.too_long,
         "samples": len(rows), "tokens_per_pass": per_pass,
         "tokens_trained": round(per_pass * float(trainer.state.epoch or 0)),
