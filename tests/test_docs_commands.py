@@ -149,9 +149,11 @@ def workdir(tmp_path_factory, shared_data_root):
             (root / "shared" / "eval").symlink_to(shared_data_root.parent / "eval")
     bin_dir = root / "bin"
     bin_dir.mkdir()
-    (bin_dir / "toolgym").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m toolgym.cli "$@"\n')
-    (bin_dir / "toolgym").chmod(0o755)
-    (bin_dir / "python").symlink_to(sys.executable)
+    # scripts that exec this interpreter by its own path, not symlinks to it: a venv's python reached
+    # through a link outside the venv finds no pyvenv.cfg beside it and loses the venv's packages
+    for name, args in {"toolgym": "-m toolgym.cli ", "python": "", "python3": ""}.items():
+        (bin_dir / name).write_text(f'#!/bin/sh\nexec "{sys.executable}" {args}"$@"\n')
+        (bin_dir / name).chmod(0o755)
     (work / "corpus.jsonl").write_text("".join(
         f'{{"id": "p{i}", "title": "T{i}", "text": "passage {i} about paris and rome"}}\n' for i in range(20)))
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO),

@@ -43,6 +43,7 @@ SMOKE: dict[str, list[str]] = {
     "suite_envs.py": ["--episodes", "3"],
     "synthetic_world.py": ["--n-people", "60"],
     "train_step.py": ["--smoke", "--steps", "1"],
+    "view_scale.py": ["--episodes", "40", "--repeats", "1"],
     "warm_start_step.py": ["--smoke", "--steps", "1", "--batch", "2", "--threads", "1"],
 }
 # Scripts that need an optional extra: skipped, with the reason, where it is absent.

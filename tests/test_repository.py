@@ -27,15 +27,23 @@ def test_citation_cff_is_valid_cff_1_2_0():
     assert any("Gymnasium" in ref["title"] for ref in citation["references"])
 
 
-def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one():
+def test_readme_opens_with_the_two_commands_and_ci_runs_the_test_one_in_a_fresh_venv():
     readme = (REPO / "README.md").read_text()
     blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", readme, re.DOTALL)
-    assert len(blocks) >= 2
-    main_job, tests = blocks[0].strip(), blocks[1].strip()
+    assert len(blocks) >= 3
+    venv, main_job, tests = (block.strip() for block in blocks[:3])
+    assert re.fullmatch(r"python3 -m venv (\S+) && \. \1/bin/activate", venv), "README opens with the venv step"
     assert "pip install" in main_job and "toolgym" in main_job
     assert "pip install" in tests and "pytest" in tests
     ci = (REPO / ".ci" / "run").read_text()
     assert tests in ci, ".ci/run must run the README's test command as written"
+    # ... inside a virtualenv it makes fresh, without the system's packages, and has activated
+    made = re.search(r'^python3 -m venv --clear "?([^"\s]+)"?$', ci, re.M)
+    assert made, ".ci/run must make a fresh virtualenv with `python3 -m venv --clear DIR`"
+    assert "--system-site-packages" not in ci
+    activated = re.search(rf'^\. "?{re.escape(made.group(1))}/bin/activate"?$', ci, re.M)
+    assert activated and made.start() < activated.start() < ci.index(tests), \
+        ".ci/run must activate its venv before the test command"
 
 
 def test_every_registered_id_is_in_the_readme():

@@ -20,7 +20,9 @@ _SUBCOMMANDS = [
     "toolgym.envs.cli",
     "toolgym.trainers.cli",
     "toolgym.envs.retrieval.cli",
+    "toolgym.generation.pypi_models",
     "toolgym.benchmarks.cli",
+    "toolgym.viewer.cli",
 ]
 
 USAGE_ERROR = 2  # exit status of a user error, as argparse uses for a bad flag

@@ -6,21 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.devtools.made_up import write_package
 from toolgym.devtools import imports
-
-
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 @pytest.fixture
 def clean(tmp_path) -> Path:
     """A package that keeps every rule: toolgym/{envs, generation, benchmarks, trainers}."""
-    return _write(tmp_path / "toolgym", {
+    return write_package(tmp_path / "toolgym", {
         "__init__.py": "from toolgym.envs import core\n",
         "envs/__init__.py": "from toolgym.envs.core import Env\n",
         "envs/core.py": "import json\nclass Env: pass\n",
@@ -59,14 +52,14 @@ def test_a_clean_package_passes_every_rule(clean, capsys):
 
 
 def test_a_cycle_is_found_with_its_path(clean):
-    _write(clean, {"benchmarks/reports.py": "def f():\n    from toolgym.benchmarks import plots\n",
+    write_package(clean, {"benchmarks/reports.py": "def f():\n    from toolgym.benchmarks import plots\n",
                    "benchmarks/plots.py": "from toolgym.benchmarks.reports import f\n"})
     found = imports.cycles(imports.scan(clean))
     assert found == [["toolgym.benchmarks.plots", "toolgym.benchmarks.reports", "toolgym.benchmarks.plots"]]
 
 
 def test_layer_violations_name_the_rule(clean):
-    _write(clean, {
+    write_package(clean, {
         "envs/bad.py": "from toolgym.generation import backend\n",          # envs -> a higher layer
         "trainers/bench.py": "from toolgym.benchmarks import runner\n",     # one rank, two layers
         "envs/retrieval/cli.py": "from toolgym.envs.qa import env\n",       # retrieval -> a task
@@ -81,7 +74,7 @@ def test_layer_violations_name_the_rule(clean):
 
 
 def test_private_modules_and_names_of_another_layer_are_found(clean):
-    _write(clean, {"generation/_deps.py": "def require(): pass\n",
+    write_package(clean, {"generation/_deps.py": "def require(): pass\n",
                    "benchmarks/models.py": "from toolgym.generation._deps import require\n"
                                            "from toolgym.envs.core import _hidden\n"})
     found = {(i.target, i.names) for i in imports.private_imports(imports.scan(clean))}
@@ -90,7 +83,7 @@ def test_private_modules_and_names_of_another_layer_are_found(clean):
 
 def test_imports_inside_functions_must_be_optional_or_slow(clean):
     lazy_yaml = "def parse():\n    from toolgym.envs import yaml_values\n"
-    _write(clean, {"benchmarks/cli.py": "def run():\n    import shutil\n    from toolgym.benchmarks import runner\n"
+    write_package(clean, {"benchmarks/cli.py": "def run():\n    import shutil\n    from toolgym.benchmarks import runner\n"
                                         "    import matplotlib.pyplot\n",
                    "trainers/demo.py": "def run():\n    import copy\n",
                    "envs/yaml_values.py": "import yaml\n",
@@ -102,7 +95,7 @@ def test_imports_inside_functions_must_be_optional_or_slow(clean):
 
 
 def test_the_command_exits_1_and_lists_what_is_wrong(clean, capsys):
-    _write(clean, {"envs/bad.py": "def f():\n    import shutil\n"})
+    write_package(clean, {"envs/bad.py": "def f():\n    import shutil\n"})
     assert imports.main(["--root", str(clean)]) == 1
     out = capsys.readouterr().out
     assert "toolgym/envs/bad.py:2: shutil" in out and "layer violations: 1" in out
@@ -111,6 +104,6 @@ def test_the_command_exits_1_and_lists_what_is_wrong(clean, capsys):
 
 
 def test_a_module_outside_the_layers_is_an_error_naming_the_fix(clean):
-    _write(clean, {"extras/thing.py": "import json\n"})
+    write_package(clean, {"extras/thing.py": "import json\n"})
     with pytest.raises(ValueError, match="'extras' is not one of .* add it to RANKS"):
         imports.layer_violations(imports.scan(clean))

@@ -32,6 +32,7 @@ from toolgym.benchmarks.store import EpisodeStore, episode_key
 from toolgym.benchmarks.suites import suite_envs
 from toolgym.envs.batch import run_ahead, step_as_completed
 from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.record import EpisodeLog, record_fields, result_fields
 from toolgym.envs.registration import env_ids
 from toolgym.envs.result import EpisodeResult
 
@@ -155,6 +156,8 @@ class _Live:
     tokens_out: int = 0
     turn_rewards: list = field(default_factory=list)
     turn_recall: list = field(default_factory=list)
+    log: EpisodeLog = field(default_factory=EpisodeLog)  # the conversation, step by step (envs/record.py)
+    pending: Action | None = None  # the action of this turn until the env has stepped it
 
 
 def _episodes_for(env, n: int) -> tuple[int, bool]:
@@ -302,6 +305,7 @@ def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label:
         action = Action(action)
     live.tokens_in += action.tokens_in
     live.tokens_out += action.tokens_out
+    live.pending = action  # stored as an unstepped action if the episode ends before its step
     if out is None and _late(live, config):
         reason = f"the episode's own time passed {config.time_limit} s"
         return _record(live, label, env_id, "timeout", f"{reason}: {action.error}" if action.error else reason)
@@ -310,6 +314,9 @@ def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label:
     began = time.monotonic()
     obs, reward, terminated, truncated, info = env.step(action.text) if out is None else out
     live.seconds += time.monotonic() - began
+    live.log.step(env, live.slot.observation, action.text, obs, reward, info, tokens_in=action.tokens_in,
+                  tokens_out=action.tokens_out, agent_seconds=getattr(action, "seconds", None))
+    live.pending = None
     live.ret += float(reward)
     live.info = dict(info)
     live.slot.observation = obs
@@ -328,20 +335,19 @@ def _advance(env, live: _Live, action: Action | str, config: BenchConfig, label:
 def _record(live: _Live, label: str, env_id: str, status: str, error: str | None) -> dict[str, Any]:
     info = live.info
     result = EpisodeResult.from_info(info)  # None: the episode was stopped from outside (timeout, error)
-    scores = result.metrics() if result is not None else {}
+    if live.pending is not None:
+        action, live.pending = live.pending, None
+        live.log.unstepped(live.slot.observation, action.text, error, tokens_in=action.tokens_in,
+                           tokens_out=action.tokens_out, agent_seconds=getattr(action, "seconds", None))
     return {
+        **record_fields("bench"),
         "agent": label,
         "env": env_id,
         "index": live.slot.index,
         "seed": live.seed,
         "dataset": live.dataset,
         "id": info.get("question_id", next((v for k, v in info.items() if k.endswith("_id")), None)),
-        "prediction": result.answer if result is not None else None,
-        "gold": result.gold if result is not None else None,
-        "em": scores.get("em"),  # the QA extras; None for other tasks
-        "f1": scores.get("f1"),
-        "subem": scores.get("subem"),
-        "success": scores.get("success"),
+        **result_fields(result),  # result, prediction, gold, em, f1, subem (the QA extras), success
         "return": live.ret,
         "evidence_recall": live.turn_recall[-1] if live.turn_recall else recall_of(None, live.gold),
         "found_supporting": info.get("found_supporting"),
@@ -357,6 +363,7 @@ def _record(live: _Live, label: str, env_id: str, status: str, error: str | None
         "turn_rewards": live.turn_rewards,
         "turn_recall": live.turn_recall,
         **official.episode_fields(live.slot.env, info),
+        **live.log.fields(live.slot.observation),
     }
 
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from toolgym.envs.record import RecordWriter
+
 
 def episode_key(agent: str, env: str, index: int) -> str:
     return f"{agent}\t{env}\t{index}"
@@ -27,7 +29,7 @@ class EpisodeStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair()
-        self._fh = None
+        self._writer = RecordWriter(self.path)
 
     def _repair(self) -> None:
         if not self.path.exists():
@@ -56,12 +58,7 @@ class EpisodeStore:
         return records
 
     def append(self, record: Mapping[str, Any]) -> None:
-        if self._fh is None:
-            self._fh = open(self.path, "a", encoding="utf-8")
-        self._fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._fh.flush()
+        self._writer.append(record)
 
     def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        self._writer.close()

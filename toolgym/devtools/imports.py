@@ -1,7 +1,7 @@
 """The import graph of the toolgym package, read with ``ast`` (nothing is imported), and the rules
 its layers keep:
 
-- direction: ``envs <- generation <- trainers | benchmarks <- integrations <- cli`` (the ``toolgym``
+- direction: ``envs <- generation <- trainers | benchmarks <- integrations | viewer <- cli`` (the ``toolgym``
   command); trainers and benchmarks do not import each other;
 - inside envs: ``core <- retrieval <- one task family each``: retrieval knows no task, and the task
   families (math, multihop_qa, sql, wordle) do not import each other;
@@ -30,7 +30,7 @@ from pathlib import Path
 
 # Layers, lowest first: a module may import modules of its own layer and of lower ranks only;
 # two layers of one rank (trainers, benchmarks) do not import each other.
-RANKS = {"envs": 0, "generation": 1, "trainers": 2, "benchmarks": 2, "integrations": 3, "cli": 4, "devtools": 5}
+RANKS = {"envs": 0, "generation": 1, "trainers": 2, "benchmarks": 2, "integrations": 3, "viewer": 3, "cli": 4, "devtools": 5}
 # Inside envs: the core (spaces, tools, formats, ToolEnv) <- retrieval <- the task families <- the
 # modules that gather every task (the package itself, registration, the envs CLI).
 ENVS_RANKS = {"core": 0, "retrieval": 1, "task": 2, "gather": 3}
@@ -74,13 +74,14 @@ LAZY_EXTRA_MODULES = {
 }
 
 # The layers held to the top-of-module rule (all of them).
-LAZY_RULE_LAYERS = {"envs", "generation", "trainers", "benchmarks", "integrations", "cli", "devtools"}
+LAZY_RULE_LAYERS = {"envs", "generation", "trainers", "benchmarks", "integrations", "viewer", "cli", "devtools"}
 
 
 @dataclass(frozen=True)
 class Import:
     """One import statement's edge: ``source`` imports ``target`` (a module of the package, or an
-    external top-level module) at ``line``; ``lazy`` inside a function, ``typing`` under TYPE_CHECKING."""
+    external top-level module) at ``line``; ``lazy`` inside a function, ``typing`` under TYPE_CHECKING,
+    ``guarded`` in the body of a ``try`` that catches ImportError (an optional import)."""
 
     source: str
     target: str
@@ -88,6 +89,7 @@ class Import:
     lazy: bool = False
     typing: bool = False
     names: tuple[str, ...] = ()
+    guarded: bool = False
 
     @property
     def internal(self) -> bool:
@@ -132,25 +134,36 @@ def scan(root: str | Path) -> Graph:
     for name, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         is_package = path.name == "__init__.py"
-        for node, lazy, typing_only in _import_nodes(tree):
-            graph.imports.extend(_resolve(node, name, is_package, modules, lazy, typing_only))
+        for node, lazy, typing_only, guarded in _import_nodes(tree):
+            graph.imports.extend(_resolve(node, name, is_package, modules, lazy, typing_only, guarded))
     return graph
 
 
-def _import_nodes(tree: ast.AST) -> Iterable[tuple[ast.Import | ast.ImportFrom, bool, bool]]:
-    """Every import statement with whether it runs inside a function and under ``if TYPE_CHECKING``."""
-    stack: list[tuple[ast.AST, bool, bool]] = [(tree, False, False)]
+def _import_nodes(tree: ast.AST) -> Iterable[tuple[ast.Import | ast.ImportFrom, bool, bool, bool]]:
+    """Every import statement with whether it runs inside a function, under ``if TYPE_CHECKING``, and
+    in a ``try`` that catches ImportError."""
+    stack: list[tuple[ast.AST, bool, bool, bool]] = [(tree, False, False, False)]
     while stack:
-        node, lazy, typing_only = stack.pop()
+        node, lazy, typing_only, guarded = stack.pop()
         if isinstance(node, ast.Import | ast.ImportFrom):
-            yield node, lazy, typing_only
+            yield node, lazy, typing_only, guarded
             continue
         if isinstance(node, ast.If) and _is_type_checking(node.test):
-            stack.extend((c, lazy, True) for c in node.body)
-            stack.extend((c, lazy, typing_only) for c in node.orelse)
+            stack.extend((c, lazy, True, guarded) for c in node.body)
+            stack.extend((c, lazy, typing_only, guarded) for c in node.orelse)
+            continue
+        if isinstance(node, ast.Try) and any(_catches_import_error(h.type) for h in node.handlers):
+            stack.extend((c, lazy, typing_only, True) for c in node.body)
+            stack.extend((c, lazy, typing_only, guarded) for c in [*node.handlers, *node.orelse, *node.finalbody])
             continue
         inside = lazy or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
-        stack.extend((child, inside, typing_only) for child in ast.iter_child_nodes(node))
+        stack.extend((child, inside, typing_only, guarded) for child in ast.iter_child_nodes(node))
+
+
+def _catches_import_error(handler_type: ast.expr | None) -> bool:
+    """Whether an ``except`` clause of this type catches ImportError (named alone or in a tuple)."""
+    names = handler_type.elts if isinstance(handler_type, ast.Tuple) else [handler_type]
+    return any(isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError") for n in names)
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -159,9 +172,9 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 def _resolve(node, source: str, is_package: bool, modules: dict[str, Path], lazy: bool,
-             typing_only: bool) -> list[Import]:
+             typing_only: bool, guarded: bool) -> list[Import]:
     def edge(target: str, names: tuple[str, ...] = ()) -> Import:
-        return Import(source, target, node.lineno, lazy, typing_only, names)
+        return Import(source, target, node.lineno, lazy, typing_only, names, guarded)
 
     if isinstance(node, ast.Import):
         return [edge(_known(alias.name, modules)) for alias in node.names]
@@ -355,7 +368,7 @@ def report(graph: Graph, *, modules: bool = False) -> tuple[str, bool]:
         f"{graph.package} import graph: {len(graph.modules)} modules, {len(internal)} imports between them "
         f"({sum(i.lazy for i in internal)} of them inside functions), read with ast",
         "layers (each imports only its own and those to its left):",
-        "  envs <- generation <- trainers | benchmarks <- integrations <- cli",
+        "  envs <- generation <- trainers | benchmarks <- integrations | viewer <- cli",
         "  inside envs: core <- retrieval <- task families (each on its own) <- registration, envs cli",
         "",
     ]

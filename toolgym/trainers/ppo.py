@@ -191,10 +191,10 @@ class ToolPPOTrainer(ToolGRPOTrainer):
         return self.state.global_step < self.ppo.critic_warmup_steps
 
     # -- advantages ----------------------------------------------------------------------------------
-    def _generate_and_score_completions(self, inputs):
+    def _score(self, inputs):
         if self.rows_per_sample:  # critic-free estimators only; their advantages come through _estimator
-            return super()._generate_and_score_completions(inputs)
-        output = super()._generate_and_score_completions(inputs)
+            return super()._score(inputs)
+        output = super()._score(inputs)
         if self.ppo.algorithm != "ppo":  # the estimator of _estimator, on each step's tokens as GRPO's step credit
             output["advantages"] = self._per_token_advantages(inputs, output["completion_ids"].shape)
             return output

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolgym.envs.batch import iter_as_completed, run_ahead
+from toolgym.envs.record import EpisodeLog, read_action
 from toolgym.generation.backend import Generation, GenerationBackend, HFBackend
 from toolgym.generation.chat import ChatTemplate
 from toolgym.trainers._deps import require
@@ -89,6 +90,7 @@ class Episode:
     info: dict[str, Any] = field(default_factory=dict)
     messages: list[dict] = field(default_factory=list)
     append_only: bool = True
+    log: EpisodeLog = field(default_factory=EpisodeLog)  # the conversation as text, for episode records
 
     @property
     def ret(self) -> float:
@@ -284,6 +286,7 @@ class RolloutEngine:
         env = self.envs[i]
         before = ep.messages
         obs, reward, terminated, truncated, info = env.step(text) if out is None else out
+        ep.log.step(env, before, text, obs, reward, info, tokens_in=len(context_ids[i]), tokens_out=len(ids))
         seq = ep if ep.append_only else ep.samples[-1]  # the token sequence this turn extends
         start = len(seq.completion_ids)
         seq.completion_ids += ids
@@ -333,15 +336,8 @@ class RolloutEngine:
 
 def _calls(env, text: str) -> tuple[str, list[tuple[str, Any]]]:
     """``text`` as (content, [(tool, arguments)...]) read with the env's own format."""
-    base = env.unwrapped
-    fmt, tools = getattr(base, "format", None), getattr(base, "tools", ())
-    if fmt is None:
-        return text, []
-    if hasattr(fmt, "parse_message"):
-        message = fmt.parse_message(text, tools)
-        calls = [(c["function"]["name"], c["function"].get("arguments", {})) for c in message.get("tool_calls") or []]
-        return message.get("content") or "", calls
-    return text, [(c.name, c.arguments) for c in fmt.parse(text, tools).calls]
+    content, calls = read_action(env, text)
+    return content, [(c["name"], c["arguments"]) for c in calls]
 
 
 def _mismatch_message(held: list[dict], now: list[dict]) -> str:

@@ -7,6 +7,7 @@ import json
 import sys
 import types
 
+import gymnasium as gym
 import pytest
 
 from toolgym.envs import records
@@ -381,3 +382,17 @@ def test_error_position_is_the_same_whatever_the_read_size(shared_data, tmp_path
     monkeypatch.setattr(records, "_CHUNK", chunk)
     with pytest.raises(DatasetFormatError, match=rf"record 20 is not valid JSON \(.*: line {line} column {column}\)"):
         load_examples("hotpotqa", data_files=path)
+
+
+def test_offset_and_limit_split_the_records_into_disjoint_parts(shared_data):
+    path = shared_data / "hotpotqa_dev_distractor.sample.json"
+    train = gym.make("HotpotQA-v0", data_files=str(path), corpus="example", limit=120).unwrapped
+    held_out = gym.make("HotpotQA-v0", data_files=str(path), corpus="example", offset=120).unwrapped
+    everything = gym.make("HotpotQA-v0", data_files=str(path), corpus="example").unwrapped
+    ids = lambda env: [e.id for e in env.examples]  # noqa: E731
+    assert ids(train) + ids(held_out) == ids(everything)
+    assert len(train.examples) == 120 and not set(ids(train)) & set(ids(held_out))
+    with pytest.raises(ValueError, match="offset must be a non-negative integer"):
+        gym.make("HotpotQA-v0", data_files=str(path), offset=-1)
+    with pytest.raises(ValueError, match="does not apply to dataset='synthetic'"):
+        gym.make("MultiHopQA-v0", offset=3)

@@ -83,6 +83,8 @@ class MultiHopQAEnv(ToolEnv):
     ``data_files``: local files: the official format, FlashRAG JSONL, Search-R1 parquet or
     question/answer JSONL (real datasets only: an error on the synthetic one).
     ``limit``: load at most this many examples (real datasets only).
+    ``offset``: skip this many examples first (real datasets only): ``limit=120`` trains on the
+    first 120 records and ``offset=120`` evaluates on the rest.
     ``corpus``: ``"world"`` (the whole synthetic world; its default), ``"example"`` (each
     example's own paragraphs), ``"pooled"`` (all paragraphs of the split; the default for real
     data), or a path to a JSONL corpus or a Lucene index (real datasets only; required for
@@ -120,6 +122,7 @@ class MultiHopQAEnv(ToolEnv):
         *,
         data_files: str | Path | Sequence[str | Path] | None = None,
         limit: int | None = None,
+        offset: int = 0,
         corpus: str | Path | None = None,
         retriever: str = "bm25",
         retriever_options: Mapping[str, Any] | None = None,
@@ -140,12 +143,14 @@ class MultiHopQAEnv(ToolEnv):
         if dataset != "synthetic" and world is not None:
             raise ValueError(f"world= configures the synthetic dataset only, got dataset={dataset!r}.")
         if dataset == "synthetic":
-            _check_synthetic_kwargs(data_files, limit, corpus)
+            _check_synthetic_kwargs(data_files, limit, corpus, offset)
         self.dataset, self.split, self.reward_metric, self.top_k = dataset, split, reward, top_k
         self._metrics = metrics_for(dataset)  # F1 under the dataset's official rule
         if corpus is None and dataset in QA_ONLY_DATASETS and retriever == "http":
             corpus = "remote"  # the server holds the corpus
-        source = _source_key(dataset, split, data_files, limit, corpus, dict(world or {}))
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValueError(f"offset must be a non-negative integer, got {offset!r} (for example offset=120).")
+        source = _source_key(dataset, split, data_files, limit, corpus, dict(world or {}), offset)
         examples, passages, self.corpus_mode = _load_source(*source)
         self.examples, self.passages = list(examples), list(passages)
         if not self.examples:
@@ -258,7 +263,7 @@ def _gold_count(example: QAExample) -> int:
     return len(example.supporting_idxs) or len({" ".join(t.casefold().split()) for t in example.supporting_titles})
 
 
-def _check_synthetic_kwargs(data_files, limit, corpus) -> None:
+def _check_synthetic_kwargs(data_files, limit, corpus, offset=0) -> None:
     """Arguments of real datasets given to the synthetic one are errors, never silently ignored."""
     if data_files is not None:
         raise ValueError(
@@ -266,7 +271,8 @@ def _check_synthetic_kwargs(data_files, limit, corpus) -> None:
             "file, name its dataset: dataset='hotpotqa', '2wikimultihopqa', 'musique', 'nq', 'triviaqa', "
             "'popqa', 'bamboogle', or 'qa' for any questions with answers."
         )
-    if limit is not None:
+    if limit is not None or offset:
+        limit = limit if limit is not None else f"{offset}, offset={offset}"
         raise ValueError(f"limit={limit!r} does not apply to dataset='synthetic': set the world's size with world=.")
     if corpus is not None and str(corpus) not in CORPUS_MODES:
         raise ValueError(
@@ -277,17 +283,17 @@ def _check_synthetic_kwargs(data_files, limit, corpus) -> None:
 
 
 # -- data sources, loaded once per process and shared by every env that asks for them ---------
-def _source_key(dataset, split, data_files, limit, corpus, world) -> tuple:
+def _source_key(dataset, split, data_files, limit, corpus, world, offset=0) -> tuple:
     """The hashable identity of a data source: what ``_load_source`` and the retrievers key on."""
     files = None
     if data_files is not None:
         files = tuple(str(f) for f in check_data_files(data_files))
     items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in world.items()))
-    return dataset, split, files, limit, str(corpus) if corpus is not None else None, items
+    return dataset, split, files, limit, str(corpus) if corpus is not None else None, items, offset
 
 
 @lru_cache(maxsize=16)
-def _load_source(dataset, split, data_files, limit, corpus, world_items):
+def _load_source(dataset, split, data_files, limit, corpus, world_items, offset=0):
     """``(examples, passages, corpus mode)``; passages are empty for per-example corpora and indexes."""
     if dataset == "synthetic":
         world = build_world(**dict(world_items))
@@ -296,7 +302,8 @@ def _load_source(dataset, split, data_files, limit, corpus, world_items):
         if corpus == "world":
             return tuple(examples), tuple(world.passages), "world"
     else:
-        examples = load_examples(dataset, split, data_files=data_files, limit=limit)
+        examples = load_examples(dataset, split, data_files=data_files,
+                                 limit=None if limit is None else offset + limit)[offset:]
         if corpus in (None, "pooled", "example") and examples and not any(e.context for e in examples):
             shown = "" if corpus is None else f"corpus={corpus!r}: "
             raise ValueError(
