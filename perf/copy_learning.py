@@ -105,8 +105,8 @@ def main() -> None:
         extra = f" {per_position()} |" if args.task == "pure" else ""
         print(f"| {step} | {time.time() - start:.0f} | {shown} |{extra}", flush=True)
 
-    D.supervised_warm_start(model, pool, steps=args.steps, batch=args.batch, lr=args.lr, seed=0,
-                            pad_id=tok.pad_token_id, progress=False, callback=report, every=args.every)
+    D.supervised_warm_start(model, pool, tokenizer=tok, steps=args.steps, batch=args.batch, lr=args.lr, seed=0,
+                            progress=False, callback=report, every=args.every)
 
 
 if __name__ == "__main__":

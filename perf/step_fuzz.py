@@ -62,8 +62,8 @@ def main(argv=None) -> None:
     from toolgym.envs.registration import env_ids
 
     tests = _load("registry_tests", ROOT / "tests" / "envs" / "test_registry.py")
-    conftest = _load("envs_conftest", ROOT / "tests" / "envs" / "conftest.py")
-    data = _load("root_conftest", ROOT / "tests" / "conftest.py").shared_data_dir()
+    conftest = _load("root_conftest", ROOT / "tests" / "conftest.py")
+    data = conftest.shared_data_dir()
 
     rows = []
     for env_id in args.ids.split(",") if args.ids else env_ids():

@@ -1,7 +1,7 @@
 """Time of one demo warm-start step (batch of scripted episodes, demo-size model, the demo's world).
 
-Compares the loss the demo uses (``sampled_token_loss``: the LM head only on labelled tokens) with
-HF's ``model(labels=...).loss`` on the same batches, for each ``--threads`` value, and times the
+Times the demo's supervised pass (``supervised_warm_start``: TRL's ``SFTTrainer`` with its fused LM
+head, which runs the head only on labelled tokens) for each ``--threads`` value, and times the
 rollout engine's encode of an env reply through the tokenizer's Rust core against ``tokenizer()``.
 Prints Markdown tables.
 
@@ -40,21 +40,14 @@ def main() -> None:
     print(f"{len(pool)} scripted episodes, {np.mean([len(p) + len(c) for p, c, _ in pool]):.0f} tokens each, "
           f"{np.mean([sum(m) for _, _, m in pool]):.0f} of them labelled; batch {args.batch}, {args.steps} steps\n")
 
-    losses = {"sampled_token_loss (the demo's)": D.sampled_token_loss,
-              "model(labels=...).loss": lambda m, i, a, labels: m(input_ids=i, attention_mask=a, labels=labels).loss}
-    print("| loss | threads | s / step |\n|---|---:|---:|")
+    print("| warm start | threads | s / step |\n|---|---:|---:|")
     for threads in args.threads:
         torch.set_num_threads(threads)
-        for name, loss in losses.items():
-            D.sampled_token_loss, kept = loss, D.sampled_token_loss  # what supervised_warm_start calls
-            try:
-                model = build_model(tok, **DEMO_SIZE, seed=0)
-                start = time.perf_counter()
-                D.supervised_warm_start(model, pool, steps=args.steps, batch=args.batch, lr=1e-3, seed=0,
-                                        pad_id=tok.pad_token_id, progress=False)
-                print(f"| {name} | {threads} | {(time.perf_counter() - start) / args.steps:.3f} |", flush=True)
-            finally:
-                D.sampled_token_loss = kept
+        model = build_model(tok, **DEMO_SIZE, seed=0)
+        start = time.perf_counter()
+        D.supervised_warm_start(model, pool, tokenizer=tok, steps=args.steps, batch=args.batch, lr=1e-3, seed=0,
+                                progress=False)
+        print(f"| SFTTrainer, fused head | {threads} | {(time.perf_counter() - start) / args.steps:.3f} |", flush=True)
 
     engine = RolloutEngine(fresh[0][:1], tok, backend=None)
     reply = ('<|im_end|>\n<|im_start|>user\n<information>Doc 1 (Title: "Zano") Zano is a 2008 documentary '

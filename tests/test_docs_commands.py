@@ -40,6 +40,9 @@ SKIP = {
     "toolgym bench --agent policy": "HotpotQA from the hub",
     "toolgym bench --agent openai": "a hosted endpoint and an API key",
     "toolgym serve-retriever": "serves until stopped; tests/envs/retrieval/test_cli.py starts, queries and stops one",
+    "toolgym warm-start --model pypi:": "a real model (SmolLM2-135M-Instruct, fetched from PyPI) and ~11 minutes "
+                                             "on 2 cores; tests/trainers/test_warm_start.py runs the command on the "
+                                             "tiny model",
     "toolgym demo --compare all": "five RL runs; tests/trainers/test_demo.py runs the comparison small",
     "toolgym demo --compare credit": "RL runs of every credit arm for each seed; tests/trainers/test_demo.py "
                                      "runs the comparison small",

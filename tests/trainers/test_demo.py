@@ -12,7 +12,6 @@ from toolgym.trainers.demo import (
     rl_env_specs,
     run_demo,
     sampled_spans,
-    sampled_token_loss,
     warm_trajectories,
 )
 
@@ -299,23 +298,6 @@ one, two = (warm_trajectories(tok, worlds, 24, (0.4, 0.35, 0.25), np.random.defa
 assert one == two and len({{len(c) for _, c, _ in one}}) > 1  # several kinds of episode
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
-
-
-def test_sampled_token_loss_equals_the_models_own_loss(tiny):
-    import torch
-
-    model, tok = tiny
-    torch.manual_seed(0)
-    ids = torch.randint(3, len(tok), (3, 12))
-    att = torch.ones_like(ids)
-    att[1, 9:] = 0  # a padded row
-    labels = torch.full_like(ids, -100)
-    labels[0, 4:8], labels[1, 2:9], labels[2, 10:] = ids[0, 4:8], ids[1, 2:9], ids[2, 10:]
-    expected = model(input_ids=ids, attention_mask=att, labels=labels).loss
-    assert torch.allclose(sampled_token_loss(model, ids, att, labels), expected, atol=1e-5)
-    labels[2, 10:] = -100  # fewer labelled tokens: a different loss, still the same as the model's
-    assert torch.allclose(sampled_token_loss(model, ids, att, labels),
-                          model(input_ids=ids, attention_mask=att, labels=labels).loss, atol=1e-5)
 
 
 def _fake_run(arm, seed, ems, rl_s=100.0):

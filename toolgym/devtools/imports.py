@@ -63,6 +63,7 @@ LAZY_OK = {
                                "`toolgym --help` and the env and bench commands never load them",
     "toolgym.trainers.api": "the train command's modules, as above",
     "toolgym.trainers.demo": "the demo command's modules, as above",
+    "toolgym.trainers.warm_start": "the warm-start command's modules, as above",
 }
 
 # The package's own modules that import an optional extra at their top: they may be imported

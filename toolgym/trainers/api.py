@@ -7,13 +7,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import yaml
 
 from toolgym.generation.models import load_model
 from toolgym.trainers.algorithms import AlgorithmSettings, GRPOSettings
-from toolgym.trainers.config import TrainConfig, apply_overrides
+from toolgym.trainers.config import DEFAULT_OUTPUT_DIR, TrainConfig, apply_overrides
+from toolgym.trainers.warm_start import policy_dir, warm_start
 
 
 def make_trainer(settings: AlgorithmSettings, model, **kwargs):
@@ -58,6 +60,9 @@ def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None =
 
     The adapter (or the full model when LoRA is off) and the tokenizer are saved to
     ``<output_dir>/final``; checkpoints (adapter + trainer state) to ``<output_dir>/checkpoint-N``.
+
+    With ``warm_start:`` the supervised warm start runs first (:func:`run_warm_start`) and RL starts
+    from its model.
     """
     if isinstance(config, (str, Path)):
         config = TrainConfig.from_yaml(config, overrides)
@@ -66,10 +71,11 @@ def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None =
     elif overrides:
         config = TrainConfig.from_dict(apply_overrides(config.to_dict(), overrides))
     config.check_startable(resume)  # before the model loads or anything is written
-    trainer = build_trainer(config)
-    out = Path(trainer.args.output_dir)
+    out = Path(config.grpo.get("output_dir", DEFAULT_OUTPUT_DIR))
     out.mkdir(parents=True, exist_ok=True)
     (out / "toolgym_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    policy = config if config.warm_start is None else dataclasses.replace(config, model=run_warm_start(config, out))
+    trainer = build_trainer(policy)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()  # trainer_state.json: the logged metrics, which `toolgym view` draws as curves
     trainer.save_model(str(out / "final"))
@@ -80,3 +86,20 @@ def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None =
               f"checkpoints: {', '.join(p.name for p in checkpoints) or 'none'} in {out}; config: "
               f"{out / 'toolgym_config.yaml'}", flush=True)
     return trainer
+
+
+def run_warm_start(config: TrainConfig, out: Path) -> str:
+    """The ``warm_start:`` stage of ``config`` on its envs (reused when ``<out>/warm_start`` is
+    complete); returns the directory RL starts from.
+
+    With LoRA the warm adapter is merged into the model and RL trains a new adapter (``lora:``) on
+    the merged model, rather than continuing the warm one: the reference policy of GRPO's KL term
+    (the model with its adapter off) is then the warm policy, not the model from before the warm
+    start that could not call a tool, and the RL adapter keeps its own rank and alpha.
+    """
+    cfg = config.warm_start
+    if not cfg.output_dir:
+        cfg = dataclasses.replace(cfg, output_dir=str(out / "warm_start"))
+    metrics = warm_start(config.model, config.envs, cfg, chat_template=config.chat_template,
+                         chat_template_kwargs=config.chat_template_kwargs or None)
+    return str(policy_dir(cfg.output_dir, metrics))

@@ -1,10 +1,11 @@
-"""``toolgym train`` and ``toolgym demo``."""
+"""``toolgym train``, ``toolgym warm-start`` and ``toolgym demo``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 
+from toolgym.envs.cli import parse_overrides  # loaded by the `toolgym` command in any case
 from toolgym.envs.errors import did_you_mean
 from toolgym.trainers.names import ALGORITHMS, CREDITS  # no torch or trl: the parser stays light
 
@@ -21,6 +22,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="continue from the last checkpoint in output_dir (or from CHECKPOINT)")
     p.add_argument("--help-config", action="store_true", help="list the config keys and exit")
     p.set_defaults(handler=_train)
+
+    w = subparsers.add_parser("warm-start", help="supervised warm start on an env's oracle trajectories (LoRA), "
+                                                 "before RL",
+                              description="Fine-tune MODEL on oracle episodes of ENV rendered in its own chat "
+                                          "template, loss on the assistant tokens only; writes the adapter, the "
+                                          "tokenizer, merged/ and metrics.json to OUT (a complete OUT is reused).")
+    w.add_argument("--model", help="the model: a .gguf file or a directory holding one, a model or adapter "
+                                   "directory, or a hub id")
+    w.add_argument("--env", help="a registered env id, e.g. HotpotQA-v0")
+    w.add_argument("--chat-template", default=None,
+                   help="for a model without one (a base model's GGUF): TRL's template name or a .jinja file")
+    w.add_argument("--kwargs", nargs="*", metavar="KEY=VALUE", default=[],
+                   help="env constructor arguments, e.g. data_files=dev.json corpus=example limit=120")
+    w.add_argument("--system-prompt", default=None, help="replace the env's system message")
+    w.add_argument("--out", help="output directory")
+    _warm_start_flags(w)
+    w.set_defaults(handler=_warm_start)
 
     d = subparsers.add_parser("demo", help="tiny model -> warm start -> GRPO on CPU; prints and plots before/after",
                               description="The CPU demo on the synthetic MultiHopQA world. Overrides: key=value "
@@ -49,6 +67,46 @@ def _train(args) -> int:
     from toolgym.trainers.api import train
 
     train(args.config, overrides=args.overrides, resume=args.resume)  # validates everything before the model loads
+    return 0
+
+
+# The WarmStartConfig fields that are flags of `toolgym warm-start`, with their types (the config
+# module is not imported to build the parser: `toolgym --help` stays light).
+_WARM_FLAGS = {"n_episodes": int, "epochs": float, "steps": int, "lr": float, "scheduler": str, "batch": int,
+               "max_completion_tokens": int, "rollout_batch": int, "seed": int, "logging_steps": int}
+
+
+def _warm_start_flags(parser: argparse.ArgumentParser) -> None:
+    for name, kind in _WARM_FLAGS.items():
+        flags = ["--" + name.replace("_", "-")] + (["--n"] if name == "n_episodes" else [])
+        parser.add_argument(*flags, type=kind, default=None, dest=name,
+                            help=f"warm_start.{name} (--help-config: what each means and its default)")
+    parser.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16)")
+    parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 32)")
+    parser.add_argument("--no-lora", action="store_true", help="train all weights instead of a LoRA adapter")
+    parser.add_argument("--no-merge", action="store_true", help="with LoRA, do not save <out>/merged")
+    parser.add_argument("--help-config", action="store_true", help="list the warm-start settings and exit")
+
+
+def _warm_start(args) -> int:
+    from toolgym.trainers.config import EnvSpec, WarmStartConfig, describe_fields
+    from toolgym.trainers.warm_start import warm_start
+
+    if args.help_config:
+        print("\n".join(describe_fields(WarmStartConfig, "", defaults=True)))
+        return 0
+    if not (args.model and args.env and args.out):
+        raise ValueError("--model, --env and --out are required, e.g. toolgym warm-start --model DIR "
+                         "--env MultiHopQA-v0 --out runs/warm_start")
+    kw = {name: getattr(args, name) for name in _WARM_FLAGS if getattr(args, name) is not None}
+    if args.no_merge:
+        kw["merge"] = False
+    lora = {k: v for k, v in (("r", args.lora_r), ("alpha", args.lora_alpha)) if v is not None}
+    if args.no_lora:
+        lora["enabled"] = False
+    cfg = WarmStartConfig(**kw, lora=lora, output_dir=args.out)  # everything is checked before the model loads
+    spec = EnvSpec(args.env, parse_overrides(args.kwargs), system_prompt=args.system_prompt)
+    warm_start(args.model, [spec], cfg, chat_template=args.chat_template)
     return 0
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from toolgym.trainers.tasks import EnvSpec
 
 DEFAULT_OUTPUT_DIR = "runs/train"
 WARM_DIR = "warm"  # `toolgym demo` saves its warm-started model in <output_dir>/warm
+WARM_START_SCHEDULERS = ("cosine", "linear", "constant")
 # The settings every algorithm shares, held at the top level of a config (not under ppo:).
 _SHARED = {f.name: f for f in dataclasses.fields(AlgorithmSettings)}
 
@@ -77,6 +79,42 @@ class LoraSettings:
 
 
 @dataclass
+class WarmStartConfig:
+    """Settings of the supervised warm start (:mod:`toolgym.trainers.warm_start`): ``toolgym
+    warm-start`` and ``warm_start:`` in a train config."""
+
+    n_episodes: int = _help("oracle episodes generated (spread over the envs by weight); dataset envs go through "
+                            "their records in order, so n = the record count trains each record once", default=120)
+    epochs: float = _help("passes over the episodes (ignored when steps > 0)", default=1.0)
+    steps: int = _help("optimiser steps; 0: as many as epochs take", default=0)
+    lr: float = _help("peak learning rate", default=3e-4)
+    scheduler: str = _help("learning-rate schedule: cosine, linear or constant (no warm-up)", default="cosine")
+    batch: int = _help("episodes per optimiser step", default=1)
+    lora: LoraSettings = _help("the LoRA adapter (enabled: false trains all weights)", default_factory=LoraSettings)
+    max_completion_tokens: int = _help("completion tokens per episode at most (turns and env tokens); longer "
+                                       "oracle episodes are dropped, not cut", default=4096)
+    rollout_batch: int = _help("oracle episodes stepped together (one batched tool call per turn)", default=16)
+    seed: int = _help("seed of the episodes, the data order and the adapter init", default=0)
+    output_dir: str = _help("where the adapter, tokenizer and metrics go ('' in a train config: "
+                            "<grpo.output_dir>/warm_start)", default="")
+    merge: bool = _help("with LoRA, also save the adapter merged into the model in <output_dir>/merged (RL "
+                        "starts from it)", default=True)
+    logging_steps: int = _help("optimiser steps between loss records of the curve", default=1)
+
+    def __post_init__(self):
+        if isinstance(self.lora, dict):
+            self.lora = _build(LoraSettings, self.lora, "warm_start.lora")
+        for name in ("n_episodes", "batch", "max_completion_tokens", "rollout_batch", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"warm_start.{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps < 0 or (self.steps == 0 and not self.epochs > 0):
+            raise ValueError(f"warm_start needs steps > 0 or epochs > 0, got steps={self.steps}, epochs={self.epochs}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"warm_start.lr must be a positive number, got {self.lr}")
+        check_choice("warm_start.scheduler", self.scheduler, WARM_START_SCHEDULERS)
+
+
+@dataclass
 class TrainConfig:
     """Everything ``toolgym train`` needs. ``grpo`` holds trl.GRPOConfig fields, unchanged."""
 
@@ -97,6 +135,10 @@ class TrainConfig:
                               "and worst by return included (`toolgym view OUTPUT_DIR` shows them); 0: none",
                               default=4)
     lora: LoraSettings = _help("the LoRA adapter", default_factory=LoraSettings)
+    warm_start: WarmStartConfig | None = _help(
+        "a supervised warm start on the envs' oracle episodes before RL (null: none): WarmStartConfig fields "
+        "(n_episodes, epochs, lr, lora, ...); written to <grpo.output_dir>/warm_start, reused when complete",
+        default=None)
     model_kwargs: dict[str, Any] = _help("from_pretrained kwargs, e.g. {dtype: bfloat16}", default_factory=dict)
     chat_template: str | None = _help("a chat template for a model that has none (a base model's GGUF): TRL's "
                                       "template name (gemma, qwen2_5, ...) or a .jinja file", default=None)
@@ -116,6 +158,11 @@ class TrainConfig:
         self.envs = [e if isinstance(e, EnvSpec) else _build(EnvSpec, e, "envs[]") for e in self.envs]
         if isinstance(self.lora, dict):
             self.lora = _build(LoraSettings, self.lora, "lora")
+        if isinstance(self.warm_start, dict):
+            self.warm_start = _build(WarmStartConfig, self.warm_start, "warm_start")
+        if self.warm_start is not None and self.warm_start.lora.enabled and not self.warm_start.merge:
+            raise ValueError("warm_start.merge is false, but RL starts from the merged warm model: set "
+                             "warm_start.merge=true (or warm_start.lora.enabled=false)")
         if self.max_turn_tokens < 1 or self.num_tasks < 1:
             raise ValueError(f"max_turn_tokens and num_tasks must be >= 1, got {self.max_turn_tokens}, {self.num_tasks}")
         if not isinstance(self.log_episodes, int) or self.log_episodes < 0:
@@ -317,14 +364,24 @@ def _number(text: str):
         return text
 
 
+def describe_fields(cls, prefix: str, names=None, defaults: bool = False) -> list[str]:
+    """``  <prefix><field>: <help>`` for the fields of dataclass ``cls`` (``names``: only those),
+    with the field's default when ``defaults``."""
+    lines = []
+    for f in dataclasses.fields(cls):
+        if names is None or f.name in names:
+            default = "" if not defaults or f.default is dataclasses.MISSING else f" (default {f.default!r})"
+            lines.append(f"  {prefix}{f.name}{default}: {f.metadata.get('help', '')}")
+    return lines
+
+
 def describe() -> str:
     """The config keys with their help, for ``toolgym train --help-config``."""
     lines = []
     for cls, prefix, names in ((TrainConfig, "", None), (EnvSpec, "envs[].", None), (LoraSettings, "lora.", None),
+                               (WarmStartConfig, "warm_start.", None),
                                (PPOSettings, "ppo.", [f.name for f in PPOSettings.own_fields() if f.name != "algorithm"])):
-        for f in dataclasses.fields(cls):
-            if names is None or f.name in names:
-                lines.append(f"  {prefix}{f.name}: {f.metadata.get('help', '')}")
+        lines += describe_fields(cls, prefix, names)
     lines.append("  grpo.<field>: any trl.GRPOConfig field (see TRL's docs), passed through unchanged unless the "
                  "algorithm does not read it")
     return "\n".join(lines)

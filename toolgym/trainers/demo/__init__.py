@@ -40,18 +40,17 @@ from toolgym.trainers.demo.pipeline import WarmStart, held_out_eval, reinforce, 
 from toolgym.trainers.demo.plots import plot, plot_credit, plot_curves
 from toolgym.trainers.demo.reports import credit_markdown, credit_table, em_interval, summary
 from toolgym.trainers.demo.supervised import (
-    sampled_token_loss,
     supervised_warm_start,
     tok_template_text,
     tokenizer_texts,
 )
-from toolgym.trainers.demo.warm_pool import ScriptedBackend, can_fork, scripted_plan, warm_trajectories
+from toolgym.trainers.demo.warm_pool import PlanAgent, can_fork, scripted_plan, warm_trajectories
 
 __all__ = [
     "CREDIT_ARMS", "FRESH_WORLD_SEED", "RENAMED_SETTINGS", "RL_WORLD_SEED", "SHORT_PROMPT", "TEMPLATE", "DemoConfig",
-    "ScriptedBackend", "WarmStart", "can_fork", "compare_algorithms", "compare_credit", "copy_accuracy",
+    "PlanAgent", "WarmStart", "can_fork", "compare_algorithms", "compare_credit", "copy_accuracy",
     "credit_markdown", "credit_table", "em_interval", "env_kwargs", "env_spec", "evaluate", "held_out_episodes",
     "held_out_eval", "make_env", "naive_rag", "plot", "plot_credit", "plot_curves", "reinforce",
-    "renamed_setting_error", "rl_env_specs", "run_demo", "sampled_spans", "sampled_token_loss", "scripted_plan",
+    "renamed_setting_error", "rl_env_specs", "run_demo", "sampled_spans", "scripted_plan",
     "summary", "supervised_warm_start", "tok_template_text", "tokenizer_texts", "warm_start", "warm_trajectories",
 ]

@@ -102,8 +102,8 @@ def warm_start(cfg: DemoConfig, progress: bool = True) -> WarmStart:
                                  first_share=cfg.warm_world_share, processes=processes,
                                  chat_template_kwargs=cfg.chat_template_kwargs)
         log(f"pool built in {time.time() - t:.0f} s")
-        supervised_warm_start(model, pool, steps=cfg.warm_steps, batch=cfg.warm_batch, lr=cfg.warm_lr, seed=cfg.seed,
-                              pad_id=tok.pad_token_id, progress=progress)
+        supervised_warm_start(model, pool, tokenizer=tok, steps=cfg.warm_steps, batch=cfg.warm_batch, lr=cfg.warm_lr,
+                              seed=cfg.seed, progress=progress)
         timings["warm_start_s"] = time.time() - t
         save_tiny(model, tok, out / "warm")
     heldout = warm_trajectories(tok, [scripted_test], 2 * min(cfg.eval_questions, 32), (1.0, 0.0, 0.0),

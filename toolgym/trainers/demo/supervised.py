@@ -1,12 +1,14 @@
-"""The supervised warm start: the tiny tokenizer's training text, and next-token training on the
-sampled tokens of scripted episodes (a random model never emits a tool call, so RL starts from
-here)."""
+"""The demo's supervised warm start: the tiny tokenizer's training text, and next-token training on
+the sampled tokens of scripted episodes (a random model never emits a tool call, so RL starts from
+here) through the general warm start's trainer."""
 
 from __future__ import annotations
 
-import math
+import tempfile
 
+from toolgym.trainers.config import WarmStartConfig
 from toolgym.trainers.tiny_model import qwen_chat_template
+from toolgym.trainers.warm_start import train_on_samples
 
 
 def tok_template_text(messages) -> str:
@@ -30,53 +32,23 @@ def tokenizer_texts(envs) -> list[str]:
     return texts
 
 
-def sampled_token_loss(model, input_ids, attention_mask, labels):
-    """``model(..., labels=labels).loss`` (mean next-token loss over labelled tokens), with the LM
-    head run only where a label is: most tokens of an episode are the env's, and the head over the
-    vocabulary is a large share of this tiny model's compute."""
-    import torch
-
-    hidden = model.base_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    target = labels[:, 1:]
-    keep = target != -100
-    logits = model.get_output_embeddings()(hidden[:, :-1][keep])
-    return torch.nn.functional.cross_entropy(logits.float(), target[keep])
-
-
-def supervised_warm_start(model, samples, *, steps: int, batch: int, lr: float, seed: int, pad_id: int,
+def supervised_warm_start(model, samples, *, tokenizer, steps: int, batch: int, lr: float, seed: int,
                           progress: bool = True, callback=None, every: int = 0):
-    """Next-token loss on the sampled (env_mask 1) tokens of scripted episodes; AdamW, cosine."""
-    import torch
-    from tqdm.auto import tqdm
+    """Next-token loss on the sampled (env_mask 1) tokens of scripted episodes, all weights (the tiny
+    model has no pretrained weights to keep), AdamW with a cosine schedule: the demo's settings of
+    :func:`toolgym.trainers.warm_start.train_on_samples`. ``callback(step)`` runs every ``every``
+    steps, the model in eval mode."""
+    from transformers import TrainerCallback
 
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / steps, 1.0))))
-    model.train()
-    bar = tqdm(range(steps), desc="warm start", disable=not progress)
-    for step in bar:
-        pick = torch.randint(len(samples), (batch,), generator=g).tolist()
-        seqs = [samples[k][0] + samples[k][1] for k in pick]
-        width = max(len(s) for s in seqs)
-        ids = torch.full((batch, width), pad_id)
-        att = torch.zeros((batch, width), dtype=torch.long)
-        labels = torch.full((batch, width), -100)
-        for r, k in enumerate(pick):
-            p, c, m = samples[k]
-            n = len(p) + len(c)
-            ids[r, :n] = torch.tensor(p + c)
-            att[r, :n] = 1
-            labels[r, len(p):n] = torch.tensor([t if keep else -100 for t, keep in zip(c, m, strict=True)])
-        loss = sampled_token_loss(model, ids, att, labels)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        if callback is not None and every and (step + 1) % every == 0:
-            model.eval()
-            callback(step + 1)
-            model.train()
-    model.eval()
+    class Every(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if callback is not None and every and state.global_step % every == 0:
+                model.eval()
+                callback(state.global_step)
+                model.train()
+
+    cfg = WarmStartConfig(steps=steps, batch=batch, lr=lr, seed=seed, scheduler="cosine", lora={"enabled": False},
+                          logging_steps=max(steps // 40, 1))
+    with tempfile.TemporaryDirectory() as scratch:  # the trainer saves nothing; its output_dir stays empty
+        train_on_samples(model, tokenizer, samples, cfg, output_dir=scratch, progress=progress, callbacks=[Every()])
     return model

@@ -1,37 +1,25 @@
-"""The warm start's data: scripted episodes (expert, one search short, an immediate answer) rolled
-out through the real env and rollout engine, so their tokens are exactly what RL later samples;
-built in forked worker processes when that is safe."""
+"""The demo's warm-start data: scripted episodes (expert, one search short, an immediate answer)
+rolled out through the real env and rollout engine by :func:`toolgym.trainers.warm_start.scripted_episodes`,
+so their tokens are exactly what RL later samples; built in forked worker processes when that is safe."""
 
 from __future__ import annotations
 
 import multiprocessing
 import threading
 
-from toolgym.generation.backend import Generation
-from toolgym.trainers.rollout import RolloutEngine
+from toolgym.trainers.warm_start import scripted_episodes
 
 
-class ScriptedBackend:
-    """A generation backend that 'samples' scripted texts: plans[question] = list of turn texts."""
+class PlanAgent:
+    """A scripted agent of the demo's ``kind`` (:func:`scripted_plan`): turn ``k`` writes the plan's
+    ``k``-th text (its last one from then on)."""
 
-    def __init__(self, tokenizer, plans: dict[str, list[str]]):
-        self.tok, self.plans = tokenizer, plans
+    def __init__(self, kind: str):
+        self.kind = kind
 
-    def any_alive(self, alive):
-        return alive
-
-    def generate(self, prompts, max_new_tokens):
-        out = []
-        for p in prompts:
-            text = self.tok.decode(p[-400:])
-            asked = text[text.rindex("Question: "):]
-            q = max((k for k in self.plans if asked.startswith(k)), key=len)
-            turn = asked.count("<information>")  # one search result per past turn, whatever the chat template
-            plan = self.plans[q]
-            ids = self.tok(plan[min(turn, len(plan) - 1)], add_special_tokens=False)["input_ids"]
-            ids = ids + [self.tok.eos_token_id]
-            out.append(Generation(ids, [0.0] * len(ids)))
-        return out
+    def act(self, env, observation) -> str:
+        plan = scripted_plan(self.kind, env.example)
+        return plan[min(env.turn, len(plan) - 1)]
 
 
 def scripted_plan(kind: str, example) -> list[str]:
@@ -95,12 +83,9 @@ def _scripted_batch(job) -> list[tuple]:
     tokenizer, envs_by_world, max_completion_length, chat_template_kwargs = _SCRIPTED
     w, drawn = job
     envs = envs_by_world[w]
-    examples = envs[0].unwrapped.examples
-    # one plan per question in this batch: duplicate questions share the last one drawn
-    plans = {f"Question: {examples[i].question}": scripted_plan(kind, examples[i]) for i, kind in drawn}
-    engine = RolloutEngine(envs[:len(drawn)], tokenizer, ScriptedBackend(tokenizer, plans),
-                           max_completion_tokens=max_completion_length, max_turn_tokens=64,
-                           chat_template_kwargs=chat_template_kwargs)
-    episodes = engine.run([0] * len(drawn), options=[{"index": i} for i, _ in drawn])
-    return [(e.prompt_ids, e.completion_ids, e.env_mask) for e in episodes]
-
+    episodes = scripted_episodes(envs, tokenizer, [PlanAgent(kind) for _, kind in drawn], seeds=[0] * len(drawn),
+                                 options=[{"index": i} for i, _ in drawn], chat_template_kwargs=chat_template_kwargs)
+    # the demo's 3-turn episodes stay far below the budget (~120 of 320 tiny-model tokens); one over it
+    # would keep its first max_completion_length completion tokens
+    return [(e.prompt_ids, e.completion_ids[:max_completion_length], e.env_mask[:max_completion_length])
+            for e in episodes]
