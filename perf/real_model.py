@@ -174,11 +174,11 @@ def phase_vocab151k(args) -> list[dict]:
     tok.add_tokens([f"<extra_{k}>" for k in range(151_646 - len(tok))])
     model = build_model(tok, **TEST_SIZE)
     model.eval()
-    envs = [gym.make("MultiHopQA-v0") for _ in range(64)]
+    envs = [gym.make("MultiHopQA-v0") for _ in range(args.vocab_batch)]
     engine = RolloutEngine(envs, tok, HFBackend(model, tok), max_completion_tokens=512, max_turn_tokens=64)
     t = time.perf_counter()
-    episodes = engine.run(list(range(64)))
-    return [{"phase": "vocab151k", "setting": f"rollout of 64 episodes, vocabulary {len(tok):,}",
+    episodes = engine.run(list(range(args.vocab_batch)))
+    return [{"phase": "vocab151k", "setting": f"rollout of {args.vocab_batch} episodes, vocabulary {len(tok):,}",
              "figure": f"{time.perf_counter() - t:.0f} s, {sum(e.sampled_tokens for e in episodes):,} tokens sampled"}]
 
 
@@ -195,6 +195,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=32, help="grpo: episodes a step")
     p.add_argument("--steps", type=int, default=1)
     p.add_argument("--warm", default=None, help="grpo: start from this warm-started adapter or model (default --model)")
+    p.add_argument("--vocab-batch", type=int, default=64, help="vocab151k: episodes in the rollout")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:

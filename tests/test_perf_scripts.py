@@ -33,6 +33,7 @@ SMOKE: dict[str, list[str]] = {
     "env_step.py": ["--sizes", "1k", "--repeats", "5"],
     "ppo_step.py": ["--smoke", "--repeats", "1", "--steps", "1", "--algorithms", "grpo", "ppo"],
     "qa_loading.py": ["--n", "100", "--repeats", "1"],
+    "real_model.py": ["--phases", "vocab151k", "--vocab-batch", "2"],
     "retrieval.py": ["--sizes", "1k", "--backends", "bm25", "--queries", "20", "--http-size", ""],
     "retrieval_quality.py": ["--data", "{data}", "--backends", "bm25"],
     "retrieval_server.py": ["--size", "1k", "--servers", "stdlib"],
@@ -48,7 +49,7 @@ SMOKE: dict[str, list[str]] = {
 }
 # Scripts that need an optional extra: skipped, with the reason, where it is absent.
 EXTRAS = {name: "trl" for name in ("copy_learning.py", "credit_step.py", "demo_failures.py", "ppo_step.py",
-                                   "rollout.py", "train_step.py", "warm_start_step.py")}
+                                   "real_model.py", "rollout.py", "train_step.py", "warm_start_step.py")}
 TABLE = re.compile(r"^\|.*\|\n\|(?: *:?-+:? *\|)+$", re.M)
 
 
