@@ -91,3 +91,34 @@ def test_bench_chat_template_kwargs_reach_the_local_model(monkeypatch, tmp_path,
                  "--chat-template-kwargs", "enable_thinking=true", "reasoning_effort=low", "--progress", "false"]) == 2
     assert "stop before loading" in capsys.readouterr().err
     assert seen["chat_template_kwargs"] == {"enable_thinking": True, "reasoning_effort": "low"}
+
+
+def test_bench_config_file_with_flags_winning(tmp_path, capsys):
+    """--config reads bench fields from YAML (or a train config's bench: section); flags win over it
+    and --env-kwargs adds to its env_kwargs."""
+    bench = {"agent": "no-search", "n": 3, "progress": False, "out": str(tmp_path / "from-file"),
+             "env_kwargs": {"format": "tags", "max_turns": 3}}
+    plain = tmp_path / "bench.yaml"
+    plain.write_text(json.dumps(bench))  # JSON is YAML
+    assert main(["bench", "--config", str(plain)]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "from-file" / "episodes.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and {r["agent"] for r in rows} == {"no-search"}
+
+    train = tmp_path / "train.yaml"
+    train.write_text(json.dumps({"model": "m", "envs": [{"id": "MultiHopQA-v0"}], "bench": bench}))
+    out = tmp_path / "flags"
+    assert main(["bench", "--config", str(train), "--agent", "oracle", "--n", "2", "--out", str(out),
+                 "--env-kwargs", "max_turns=5"]) == 0
+    rows = [json.loads(x) for x in (out / "episodes.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and {r["agent"] for r in rows} == {"oracle"} and all(r["em"] == 1.0 for r in rows)
+    manifest = json.loads((out / "manifest.json").read_text())["oracle"]
+    assert manifest["env_kwargs"] == {"format": "tags", "max_turns": 5}
+    capsys.readouterr()
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("agent: oracle\nnn: 3\n")
+    for argv, message in ((["bench", "--config", str(bad)], "Did you mean 'n'"),
+                          (["bench", "--config", str(tmp_path / "missing.yaml")], "cannot read it")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

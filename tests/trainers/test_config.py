@@ -7,11 +7,33 @@ from toolgym.trainers.config import TrainConfig, apply_overrides
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("name", ["demo_cpu.yaml", "grpo_qwen2.5-3b_hotpotqa_2wiki.yaml"])
+@pytest.mark.parametrize("name", ["demo_cpu.yaml", "grpo_qwen2.5-3b_hotpotqa_2wiki.yaml", "smollm2_hotpotqa.yaml",
+                                  "smollm2_agent_r1.yaml"])
 def test_shipped_configs_load(name):
     cfg = TrainConfig.from_yaml(CONFIGS / name)
     assert cfg.envs and cfg.grpo["output_dir"]
     assert isinstance(cfg.grpo["learning_rate"], float)
+
+
+def test_agent_r1_recipe_benchmarks_records_it_did_not_train_on():
+    """The bench: section of the SmolLM2 recipe is a valid bench config whose records start where each
+    env's training records end, over the same files and env settings."""
+    from toolgym.benchmarks.cli import file_values
+    from toolgym.benchmarks.runner import BenchConfig
+
+    path = CONFIGS / "smollm2_agent_r1.yaml"
+    train, bench = TrainConfig.from_yaml(path), BenchConfig(**file_values(str(path)))
+    assert sorted(bench.envs) == sorted(spec.id for spec in train.envs)
+    for spec in train.envs:
+        held_out = bench.kwargs_for(spec.id)
+        assert held_out.pop("offset") == spec.kwargs["limit"], spec.id
+        assert held_out == {k: v for k, v in spec.kwargs.items() if k != "limit"}, spec.id
+    assert sum(spec.kwargs["limit"] for spec in train.envs) == train.warm_start.n_episodes
+
+
+def test_bench_section_must_be_a_mapping():
+    with pytest.raises(ValueError, match="bench must be a mapping"):
+        TrainConfig.from_dict({"model": "m", "envs": [{"id": "MultiHopQA-v0"}], "bench": ["n=3"]})
 
 
 def test_demo_cpu_config_trains_on_the_demo_world():

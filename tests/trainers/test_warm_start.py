@@ -207,3 +207,13 @@ def test_sampled_token_loss_equals_the_models_own_loss(tiny, lora):
     n = int((labels[:, 1:] != -100).sum())
     assert torch.allclose(sampled_token_loss(model, ids, att, labels, num_items=2 * n), expected.new_tensor(0) +
                           model(input_ids=ids, attention_mask=att, labels=labels).loss / 2, atol=1e-5)
+
+
+def test_bf16_follows_the_hardware_unless_set(tmp_path, monkeypatch):
+    """bf16: null turns autocast on exactly where the machine multiplies bf16 natively; true/false win."""
+    from toolgym.trainers import warm_start as ws
+
+    for native in (True, False):
+        monkeypatch.setattr(ws, "native_bf16", lambda native=native: native)
+        assert ws._sft_args(WarmStartConfig(), str(tmp_path), False).bf16 is native
+    assert ws._sft_args(WarmStartConfig(bf16=False), str(tmp_path), False).bf16 is False

@@ -2,8 +2,12 @@
 
     toolgym bench --agent naive-rag --model Qwen/Qwen2.5-3B-Instruct --envs HotpotQA-v0,MuSiQue-v0 --n 500 --out results/
     toolgym bench --agent naive-rag --model Qwen/Qwen2.5-3B-Instruct --suite search-r1 --corpus wiki18/ --out results/
+    toolgym bench --config configs/smollm2_agent_r1.yaml --agent policy --model runs/smollm2_agent_r1/final
     toolgym bench report results/
     toolgym bench compare results/A results/B
+
+--config FILE reads the fields from a YAML file (a bench config, or a train config's bench: section);
+flags given on the command line win over it, and --env-kwargs adds to its env_kwargs.
 
 Plots need matplotlib (pip install 'toolgym[bench]'); without it everything else is written.
 """
@@ -11,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from toolgym.benchmarks.agents import AGENTS
 from toolgym.benchmarks.plots import available
@@ -21,6 +26,7 @@ from toolgym.envs.errors import unknown_name_error
 from toolgym.envs.registration import check_env_args
 
 ACTIONS = ("run", "compare", "report")
+_UNSET = object()  # --time-limit's "not given" (None is its "no limit")
 
 
 def _bool(text: str) -> bool:
@@ -40,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("action", nargs="*", metavar="[compare A B | report DIR]",
                    help="no action: run the benchmark; 'compare DIR_A DIR_B': differences with 95%% intervals; "
                         "'report DIR': rewrite results.json/.md, plots and predictions from episodes.jsonl")
+    p.add_argument("--config", default=None, metavar="FILE.yaml",
+                   help="read these fields from a YAML file (a bench config, or the bench: section of a train "
+                        "config); flags given here win over it")
+    # every field's flag defaults to None, so that a flag given wins over --config and an absent one does not
     for name, default, help_text in config_fields():
         flag = "--" + name.replace("_", "-")
         help_text = help_text.replace("%", "%%")
@@ -49,24 +59,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             help_text += f" (default: {shown})"
         if name == "agent":
             agents = ", ".join(f"{k} ({v[2]})" for k, v in AGENTS.items())
-            p.add_argument(flag, default=default, help=f"one of: {agents}")
+            p.add_argument(flag, help=f"one of: {agents} (default: {default})")
         elif name == "envs":
-            p.add_argument(flag, default=",".join(default), help=help_text + "; comma-separated")
+            p.add_argument(flag, help=help_text + "; comma-separated")
         elif name == "env_kwargs":
-            p.add_argument(flag, nargs="*", metavar="[ENV_ID:]KEY=VALUE", default=[],
+            p.add_argument(flag, nargs="*", metavar="[ENV_ID:]KEY=VALUE",
                            help="gym.make arguments, values in YAML (e.g. corpus=example "
                                 "HotpotQA-v0:data_files=dev.json); a ENV_ID: prefix applies to that env only")
         elif name == "chat_template_kwargs":
-            p.add_argument(flag, nargs="*", metavar="KEY=VALUE", default=[],
-                           help=help_text + "; values in YAML")
+            p.add_argument(flag, nargs="*", metavar="KEY=VALUE", help=help_text + "; values in YAML")
         elif isinstance(default, bool):
-            p.add_argument(flag, type=_bool, default=default, metavar="true|false", help=help_text)
+            p.add_argument(flag, type=_bool, metavar="true|false", help=help_text)
         elif name == "time_limit":
-            p.add_argument(flag, type=lambda s: None if s.lower() == "none" else float(s), default=default,
+            p.add_argument(flag, type=lambda s: None if s.lower() == "none" else float(s), default=_UNSET,
                            help=help_text + "; 'none' for no limit")
         else:
             kind = type(default) if default is not None else str
-            p.add_argument(flag, type=kind, default=default, help=help_text)
+            p.add_argument(flag, type=kind, help=help_text)
     p.set_defaults(handler=_handle)
 
 
@@ -98,10 +107,36 @@ def _plots_or_say_why() -> bool:
     return True
 
 
+def file_values(path: str) -> dict:
+    """The BenchConfig fields of a YAML file: a bench config, or the ``bench:`` section of a train
+    config; an unknown key is an error naming the closest field."""
+    from toolgym.envs.yaml_values import load_yaml
+
+    try:
+        data = load_yaml(Path(path).read_text())
+    except OSError as e:
+        raise FileNotFoundError(f"--config {path}: cannot read it ({e.strerror}); give a YAML file of bench fields "
+                                "or a train config with a bench: section") from None
+    if isinstance(data, dict) and "bench" in data and "model" in data and "envs" in data:
+        data = data["bench"]  # a train config: its benchmark section
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {path}: expected a mapping of bench fields (agent, envs, n, ...), got "
+                         f"{type(data).__name__}")
+    names = [name for name, _, _ in config_fields()]
+    for key in data:
+        if key not in names:
+            raise unknown_name_error(f"bench field in {path}", key, names)
+    return data
+
+
 def _run(args: argparse.Namespace) -> int:
-    values = {name: getattr(args, name) for name, _, _ in config_fields()}
-    values["env_kwargs"] = parse_overrides(args.env_kwargs)
-    values["chat_template_kwargs"] = parse_overrides(args.chat_template_kwargs)
+    values = file_values(args.config) if args.config else {}
+    for name, _, _ in config_fields():
+        given = getattr(args, name)
+        if name in ("env_kwargs", "chat_template_kwargs"):  # the flag's pairs add to the file's mapping
+            values[name] = {**values.get(name, {}), **parse_overrides(given)}
+        elif given is not None and given is not _UNSET:
+            values[name] = given
     config = BenchConfig(**values)
     for env_id in config.envs:  # an unknown id or kwarg: one line now, not after the first env ran
         check_env_args(env_id, config.kwargs_for(env_id))

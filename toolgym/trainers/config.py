@@ -44,6 +44,17 @@ WARM_START_SCHEDULERS = ("cosine", "linear", "constant")
 _SHARED = {f.name: f for f in dataclasses.fields(AlgorithmSettings)}
 
 
+def native_bf16() -> bool:
+    """Whether this machine multiplies bfloat16 natively (a GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX, where oneDNN's bf16 matmul is about twice float32's), so that bf16
+    autocast speeds training up rather than emulating it."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def _help(text: str, **kw) -> Any:
     return field(metadata={"help": text}, **kw)
 
@@ -100,6 +111,9 @@ class WarmStartConfig:
     merge: bool = _help("with LoRA, also save the adapter merged into the model in <output_dir>/merged (RL "
                         "starts from it)", default=True)
     logging_steps: int = _help("optimiser steps between loss records of the curve", default=1)
+    bf16: bool | None = _help("bfloat16 autocast in training; null: on where the hardware multiplies bf16 natively "
+                              "(a GPU that supports it, a CPU with AVX512-BF16 or AMX: 2.2x the float32 matmul "
+                              "speed on this project's 2-core test machine)", default=None)
 
     def __post_init__(self):
         if isinstance(self.lora, dict):
@@ -149,6 +163,9 @@ class TrainConfig:
     ppo: dict[str, Any] = _help("PPOSettings fields for algorithm ppo/rloo/reinforce_pp/... (lam, cliprange, "
                                 "vf_coef, critic_warmup_steps, ...); credit, gamma, step_weight stay top-level",
                                 default_factory=dict)
+    bench: dict[str, Any] = _help("the benchmark of this run (e.g. on held-out records): `toolgym bench` fields "
+                                  "(suite, n, env_kwargs, ...) read by `toolgym bench --config THIS_FILE`; training "
+                                  "does not read it", default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.model, str) or not self.model:
@@ -168,6 +185,9 @@ class TrainConfig:
         if not isinstance(self.log_episodes, int) or self.log_episodes < 0:
             raise ValueError(f"log_episodes must be an integer >= 0 (0 turns the episode records off), got "
                              f"{self.log_episodes!r}")
+        if not isinstance(self.bench, dict):
+            raise ValueError(f"bench must be a mapping of `toolgym bench` fields (suite, n, env_kwargs, ...), got "
+                             f"{self.bench!r}")
         self.grpo = {k: _number(v) if isinstance(v, str) else v for k, v in self.grpo.items()}
         _check_keys(self.grpo, _grpo_types(), "grpo")
         check_types(self.grpo, _grpo_types(), "grpo.")
@@ -236,7 +256,7 @@ class TrainConfig:
         kw = dict(self.grpo)
         if not torch.cuda.is_available():
             kw.setdefault("use_cpu", True)
-            kw.setdefault("bf16", False)
+            kw.setdefault("bf16", native_bf16())
         kw.setdefault("report_to", "none")
         kw.setdefault("output_dir", DEFAULT_OUTPUT_DIR)
         kw.update(extra)

@@ -41,7 +41,7 @@ from toolgym.generation.backend import Generation
 from toolgym.generation.chat import ChatTemplate
 from toolgym.generation.models import load_model
 from toolgym.trainers._deps import silence_checkpointing_aliases
-from toolgym.trainers.config import WarmStartConfig
+from toolgym.trainers.config import WarmStartConfig, native_bf16
 from toolgym.trainers.rollout import Episode, RolloutEngine
 from toolgym.trainers.rollout import _calls as parse_calls  # the env's own reading of a turn's calls
 from toolgym.trainers.tasks import EnvSpec
@@ -197,7 +197,7 @@ def _sft_args(cfg: WarmStartConfig, output_dir: str, progress: bool):
         per_device_train_batch_size=cfg.batch, learning_rate=cfg.lr, lr_scheduler_type=cfg.scheduler,
         warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, logging_steps=cfg.logging_steps,
         save_strategy="no", report_to="none", seed=cfg.seed, disable_tqdm=not progress,
-        use_cpu=cpu, bf16=not cpu and torch.cuda.is_bf16_supported(),
+        use_cpu=cpu, bf16=native_bf16() if cfg.bf16 is None else cfg.bf16,
         gradient_checkpointing=False,  # SFTConfig turns it on; these episodes fit without it, and it costs time
         max_length=None,  # episodes are bounded by max_completion_tokens; never cut one
         completion_only_loss=False, assistant_only_loss=False,  # the mask is the assistant_masks column

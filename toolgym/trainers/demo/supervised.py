@@ -48,7 +48,7 @@ def supervised_warm_start(model, samples, *, tokenizer, steps: int, batch: int, 
                 model.train()
 
     cfg = WarmStartConfig(steps=steps, batch=batch, lr=lr, seed=seed, scheduler="cosine", lora={"enabled": False},
-                          logging_steps=max(steps // 40, 1))
+                          logging_steps=max(steps // 40, 1), bf16=False)  # hidden 64: too small for bf16 to pay
     with tempfile.TemporaryDirectory() as scratch:  # the trainer saves nothing; its output_dir stays empty
         train_on_samples(model, tokenizer, samples, cfg, output_dir=scratch, progress=progress, callbacks=[Every()])
     return model
