@@ -11,8 +11,10 @@ Each phase runs in a process of its own, so its peak RSS is its own. Phases:
 - ``bench``: the ``tool-call`` agent on the first ``--questions`` HotpotQA questions (the shared
   sample, ``corpus=example``, 4 turns): seconds an episode (wall / questions), time-outs; with the
   cache kept between turns and, for comparison, with every turn prefilled whole again.
-- ``grpo``: ``--steps`` GRPO steps of ``--episodes`` episodes with LoRA (4 turns): seconds an
-  episode for the rollout and for the whole step.
+- ``grpo``: ``--steps`` GRPO steps of ``--episodes`` episodes with LoRA (4 turns), with the
+  settings of ``configs/smollm2_agent_r1.yaml`` (its micro-batches, bf16 where native): seconds an
+  episode for the rollout and for the whole step. Give ``--warm`` a warm-started model: an
+  untrained one writes no tool call, so its episodes are one short turn.
 - ``vocab151k``: the rollout loop at batch 64 with a model built from config with Qwen2.5's
   151,646-token vocabulary (hidden 64, 2 layers): peak RSS (logits of one step are 39 MB).
 """
@@ -116,18 +118,23 @@ def phase_bench(args) -> list[dict]:
 
 
 def phase_grpo(args) -> list[dict]:
-    from transformers import TrainerCallback
-
     import yaml
+    from transformers import TrainerCallback
 
     from toolgym.trainers.api import build_trainer
     from toolgym.trainers.config import TrainConfig
 
-    data = yaml.safe_load((REPO / "configs" / "smollm2_hotpotqa.yaml").read_text())
+    data = yaml.safe_load((REPO / "configs" / "smollm2_agent_r1.yaml").read_text())
     data["model"] = args.warm or args.model
-    data["envs"][0]["kwargs"]["data_files"] = str(HOTPOT)
+    data.pop("warm_start")  # --warm gives the warm-started model; the phase times RL steps
+    for env in data["envs"]:
+        env["kwargs"]["data_files"] = str(DATA / Path(env["kwargs"]["data_files"]).name)
+    micro = min(data["grpo"]["per_device_train_batch_size"], args.episodes)
+    if args.episodes % micro:
+        sys.exit(f"--episodes {args.episodes} is not a multiple of the config's micro-batch of {micro}")
     data["grpo"].update(output_dir=tempfile.mkdtemp(prefix="perf-grpo-"), max_steps=args.steps, save_steps=100_000,
-                        per_device_train_batch_size=args.episodes, logging_steps=1)
+                        per_device_train_batch_size=micro, gradient_accumulation_steps=args.episodes // micro,
+                        logging_steps=1)
     trainer = build_trainer(TrainConfig.from_dict(data))
     timings: list[float] = []
     rollout = trainer.env_rollout

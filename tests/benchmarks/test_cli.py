@@ -122,3 +122,19 @@ def test_bench_config_file_with_flags_winning(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_compare_two_agents_of_one_directory_with_a_pooled_row(tmp_path, capsys):
+    out = tmp_path / "table"
+    common = ["--envs", "MultiHopQA-v0,ToolMath-v0", "--n", "4", "--progress", "false", "--out", str(out)]
+    assert main(["bench", "--agent", "oracle", "--name", "oracle: the ceiling", *common]) == 0
+    assert main(["bench", "--agent", "random", *common]) == 0
+    capsys.readouterr()
+    assert main(["bench", "compare", f"{out}:random", f"{out}:oracle: the ceiling"]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if "| success |" in line]
+    assert [row[2] for row in rows] == ["MultiHopQA", "ToolMath", "all"]
+    (_, _, _, _, n, a, b, *_), per_env = rows[-1], rows[:-1]
+    assert n == "8" and b == "1.000" and rows[-1][-1] == "yes |"
+    assert float(a) == sum(float(row[5]) for row in per_env) / 2  # 4 episodes in each env
+    assert main(["bench", "compare", f"{out}:random", f"{out}:orcale"]) == 2
+    assert "Unknown agent label 'orcale'. Valid choices: oracle: the ceiling, random." in capsys.readouterr().err

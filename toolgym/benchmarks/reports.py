@@ -25,6 +25,7 @@ from toolgym.benchmarks.official import OFFICIAL, write_official
 from toolgym.benchmarks.plots import available, plot_results
 from toolgym.benchmarks.store import EpisodeStore
 from toolgym.benchmarks.suites import AGENT_R1, SEARCH_R1_GENERAL, SEARCH_R1_MULTIHOP, short_name
+from toolgym.envs.errors import unknown_name_error
 
 
 def build_results(records: Sequence[Mapping[str, Any]], *, seed: int = 0) -> dict[str, Any]:
@@ -42,6 +43,19 @@ def build_results(records: Sequence[Mapping[str, Any]], *, seed: int = 0) -> dic
             average[agent] = {k: float(np.mean([cells[agent][env]["metrics"][k]["mean"] for env in envs]))
                               for k in sorted(keys)}
     return {"agents": agents, "envs": envs, "cells": cells, "average": average}
+
+
+def _difference(ra, rb, metric: str):
+    """(A's values, B's values, paired) of one env's records: over the indices both ran when they
+    share some (paired), else all of each; None when either lacks the metric."""
+    if metric_values(ra, metric) is None or metric_values(rb, metric) is None:
+        return None
+    a_by, b_by = {r["index"]: r for r in ra}, {r["index"]: r for r in rb}
+    shared = [i for i in a_by if i in b_by]
+    if shared:
+        return ([float(a_by[i].get(metric) or 0.0) for i in shared],
+                [float(b_by[i].get(metric) or 0.0) for i in shared], True)
+    return metric_values(ra, metric), metric_values(rb, metric), False
 
 
 def load_records(out: str | Path) -> list[dict[str, Any]]:
@@ -206,43 +220,53 @@ def write_predictions(records: Sequence[Mapping[str, Any]], root: str | Path) ->
 
 
 # -- compare ----------------------------------------------------------------------------------------------
+def results_ref(text: str | Path) -> tuple[Path, str | None]:
+    """``"DIR"`` -> (DIR, None); ``"DIR:LABEL"`` -> (DIR, LABEL): one agent of a results directory
+    (labels may hold colons, so the directory is the longest prefix before a colon that exists)."""
+    text = str(text)
+    if Path(text).is_dir() or ":" not in text:
+        return Path(text), None
+    for cut in [i for i, ch in enumerate(text) if ch == ":"][::-1]:
+        if Path(text[:cut]).is_dir():
+            return Path(text[:cut]), text[cut + 1:] or None
+    return Path(text), None
+
+
 def compare(dir_a: str | Path, dir_b: str | Path, *, metrics: Sequence[str] = ("em", "f1", "success"),
             seed: int = 0) -> str:
     """A table of ``B - A`` per env and metric with 95% bootstrap intervals: paired over the
-    episodes both ran (same env and index), unpaired when they share none. Agents are matched by
-    label when the directories share labels, else every agent of A is compared with every one of B."""
-    recs_a, recs_b = load_records(dir_a), load_records(dir_b)
+    episodes both ran (same env and index), unpaired when they share none; with several envs, a
+    row "all" pools their episodes. Agents are matched by label when the directories share labels,
+    else every agent of A is compared with every one of B; ``DIR:LABEL`` picks one agent of a
+    directory (two rows of one results directory: ``compare DIR:A DIR:B``)."""
+    (path_a, pick_a), (path_b, pick_b) = results_ref(dir_a), results_ref(dir_b)
+    recs_a, recs_b = load_records(path_a), load_records(path_b)
+    for pick, recs, path in ((pick_a, recs_a, path_a), (pick_b, recs_b, path_b)):
+        if pick is not None and not any(r["agent"] == pick for r in recs):
+            raise ValueError(f"{path}: {unknown_name_error('agent label', pick, {r['agent'] for r in recs})}")
     cells_a, cells_b = group(recs_a), group(recs_b)
-    labels_a = list(dict.fromkeys(r["agent"] for r in recs_a))
-    labels_b = list(dict.fromkeys(r["agent"] for r in recs_b))
+    labels_a = [pick_a] if pick_a else list(dict.fromkeys(r["agent"] for r in recs_a))
+    labels_b = [pick_b] if pick_b else list(dict.fromkeys(r["agent"] for r in recs_b))
     common = [label for label in labels_a if label in labels_b]
-    pairs = [(label, label) for label in common] or [(a, b) for a in labels_a for b in labels_b]
+    pairs = [(label, label) for label in common] if common and not (pick_a or pick_b) else \
+        [(a, b) for a in labels_a for b in labels_b]
     lines = [f"A = {dir_a}", f"B = {dir_b}", "",
              "| A agent | B agent | Env | Metric | n | A | B | B - A | 95% CI | paired |", "|---" * 10 + "|"]
     for a, b in pairs:
         envs = [e for e in dict.fromkeys(r["env"] for r in recs_a) if (a, e) in cells_a and (b, e) in cells_b]
-        for env in envs:
-            ra, rb = cells_a[(a, env)], cells_b[(b, env)]
-            by_index = {r["index"]: r for r in rb}
-            shared = [r["index"] for r in ra if r["index"] in by_index]
-            for metric in metrics:
-                va, vb = metric_values(ra, metric), metric_values(rb, metric)
-                if va is None or vb is None:
-                    continue
-                if shared:
-                    a_by = {r["index"]: r for r in ra}
-                    xa = [float(a_by[i].get(metric) or 0.0) for i in shared]
-                    xb = [float(by_index[i].get(metric) or 0.0) for i in shared]
-                    low, high = paired_bootstrap_ci(xa, xb, seed=seed)
-                    n, paired = len(shared), "yes"
-                else:
-                    xa, xb = va, vb
-                    low, high = unpaired_bootstrap_ci(xa, xb, seed=seed)
-                    n, paired = min(len(xa), len(xb)), "no"
+        for metric in metrics:
+            pooled = [_difference(cells_a[(a, env)], cells_b[(b, env)], metric) for env in envs]
+            rows = [(short_name(env), d) for env, d in zip(envs, pooled, strict=True) if d is not None]
+            if len(rows) > 1:  # every env's episodes together
+                rows.append(("all", ([x for _, d in rows for x in d[0]], [x for _, d in rows for x in d[1]],
+                                     all(d[2] for _, d in rows))))
+            for env_name, (xa, xb, paired) in rows:
+                low, high = (paired_bootstrap_ci if paired else unpaired_bootstrap_ci)(xa, xb, seed=seed)
+                n = len(xa) if paired else min(len(xa), len(xb))
                 ma, mb = float(np.mean(xa)), float(np.mean(xb))
                 flag = " *" if low > 0 or high < 0 else ""
-                lines.append(f"| {a} | {b} | {short_name(env)} | {metric} | {n} | {_fmt(ma)} | {_fmt(mb)} | "
-                             f"{mb - ma:+.3f}{flag} | [{low:+.3f}, {high:+.3f}] | {paired} |")
+                lines.append(f"| {a} | {b} | {env_name} | {metric} | {n} | {_fmt(ma)} | {_fmt(mb)} | "
+                             f"{mb - ma:+.3f}{flag} | [{low:+.3f}, {high:+.3f}] | {'yes' if paired else 'no'} |")
     if len(lines) == 5:
         lines.append("(nothing to compare: no env and metric in common)")
     lines += ["", "* the 95% interval excludes 0."]
