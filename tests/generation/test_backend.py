@@ -82,3 +82,20 @@ def test_common_prefix():
     assert _common_prefix([1, 2], [1, 2, 3]) == 2
     assert _common_prefix([], [1]) == 0
     assert _common_prefix([5] * 1000 + [1], [5] * 1000 + [2]) == 1000
+
+
+def test_decode_steps_skip_the_mixed_precision_wrapper_and_prefills_keep_it(tiny):
+    """A model accelerate prepared for bf16 (a trainer's) has an autocast forward: prefills run in
+    it, decode steps run the forward it wrapped (autocast recasts frozen weights at every step)."""
+    from accelerate import Accelerator
+
+    model, tok = tiny
+    model = Accelerator(mixed_precision="bf16", cpu=True).prepare_model(model).eval()
+    seen = []
+    hook = model.model.layers[0].register_forward_pre_hook(
+        lambda _module, args: seen.append((args[0].shape[1], torch.is_autocast_enabled("cpu"))))
+    try:
+        HFBackend(model, tok, temperature=0.0, stop_ids=[-1]).generate([[5, 6, 7, 8]], 4)
+    finally:
+        hook.remove()
+    assert seen == [(4, True), (1, False), (1, False), (1, False)]
