@@ -9,6 +9,7 @@ where llama-cpp-python (a 15-minute source build) or the GGUF is not available.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
 
@@ -97,6 +98,7 @@ def test_the_command_serves_on_loopback_with_the_given_threads_and_context(tmp_p
     assert cmd[1:3] == ["-m", "llama_cpp.server"] and flags["--host"] == "127.0.0.1" and flags["--port"] == "8123"
     assert flags["--n_threads"] == flags["--n_threads_batch"] == "2" and flags["--n_ctx"] == "8192"
     assert flags["--chat_format"] == "chatml" and flags["--logits_all"] == "false"
+    assert LlamaCppServer(tmp_path / "m.gguf").threads == max(1, (os.cpu_count() or 1) // 2)
     with pytest.raises(ValueError, match="n_ctx must be >= 1"):
         LlamaCppServer(tmp_path / "m.gguf", n_ctx=0)
 
@@ -107,7 +109,7 @@ def test_the_openai_agent_plays_a_bench_episode_against_llama_cpp_serving_smollm
     pytest.importorskip("requests")
     kwargs = {"data_files": str(shared_data / "hotpotqa_dev_distractor.sample.json"), "corpus": "example",
               "max_turns": 2, "top_k": 1, "max_tool_result_chars": 600}
-    with LlamaCppServer(smollm2, threads=2, n_ctx=4096) as server:
+    with LlamaCppServer(smollm2, n_ctx=4096) as server:
         # what `toolgym bench --agent openai --base-url ... --native-tools false --request-options
         # repeat_penalty=1.0` runs
         config = BenchConfig(agent="openai", model="smollm2", base_url=server.base_url, native_tools=False,

@@ -51,8 +51,9 @@ class LlamaCppServer:
     Args:
         gguf_path: the model file (``toolgym get-model smollm2-135m-instruct`` prints one).
         port: default a free port.
-        threads: CPU threads for decode and prefill; default all cores (the server's own default
-            for decode is half of them, made for hyper-threaded machines).
+        threads: CPU threads for decode and prefill; default half the cores. llama.cpp's threads
+            wait for each other every step, so one preempted thread stalls them all: on 2 cores that
+            another process kept busy, 2 threads decoded SmolLM2 at 5 tokens/s and 1 at 56.
         n_ctx: context size in tokens: the longest prompt plus reply it serves (a request over it
             gets HTTP 400). Its key/value cache is allocated at start.
         chat_format: llama-cpp-python's name of a chat format; default the GGUF's own template.
@@ -74,7 +75,7 @@ class LlamaCppServer:
             raise ValueError(f"threads must be >= 1, got {threads}.")
         self.gguf_path = Path(gguf_path)
         self.port = port or free_port()
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or max(1, (os.cpu_count() or 1) // 2)
         self.n_ctx, self.chat_format, self.startup_timeout = n_ctx, chat_format, startup_timeout
         self.extra_args = list(extra_args)
         self.process: subprocess.Popen | None = None
@@ -88,8 +89,8 @@ class LlamaCppServer:
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(self.gguf_path), "--host", "127.0.0.1",
                "--port", str(self.port), "--n_ctx", str(self.n_ctx), "--n_threads", str(self.threads),
                "--n_threads_batch", str(self.threads),
-               # logits of every prompt token (its default) cost n_ctx x vocabulary floats, 805 MB for
-               # SmolLM2 at 4,096, and the benchmark reads no logprobs
+               # logits of every prompt token (its default) keep up to n_ctx x vocabulary floats (805 MB
+               # for SmolLM2 at 4,096) and compute the output layer for each; the benchmark reads no logprobs
                "--logits_all", "false"]
         if self.chat_format:
             cmd += ["--chat_format", self.chat_format]
