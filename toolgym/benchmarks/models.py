@@ -221,7 +221,7 @@ class OpenAIChatModel:
         request_timeout: seconds one request may take (further capped by the episode's deadline).
         concurrency: requests in flight at once.
         extra_body: more fields of every request, for the server's own sampling options (e.g.
-            llama.cpp's ``{"repeat_penalty": 1.0}``: its default 1.1 breaks SmolLM2's tool calls).
+            llama.cpp's ``{"repeat_penalty": 1.0}``: its default 1.1 is a penalty the local engine does not apply).
             The fields toolgym sets itself are refused (:data:`OWN_FIELDS` names their options).
     """
 

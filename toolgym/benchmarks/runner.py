@@ -76,7 +76,7 @@ class BenchConfig:
                                    default=120.0)
     request_options: dict[str, Any] = _help(
         "openai: more fields of every request, for the server's own options (e.g. repeat_penalty=1.0 for "
-        "llama.cpp, whose default 1.1 breaks SmolLM2's tool calls)", default_factory=dict)
+        "llama.cpp, whose default 1.1 the local engine does not apply)", default_factory=dict)
     seed: int = _help("episode i is reset with seed + i; also seeds random agents and the bootstrap", default=0)
     batch_size: int = _help("episodes stepped together (one batched agent call per turn)", default=16)
     time_limit: float | None = _help(
