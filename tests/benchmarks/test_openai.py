@@ -8,6 +8,8 @@ their ids) works; other routes fail with errors, fail once, or answer too slowly
 from __future__ import annotations
 
 import json
+import re
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,6 +71,10 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(500, {"error": {"message": "the model crashed"}})
         if route == "bad":
             return self._send(400, {"error": {"message": "max_tokens is too large"}})
+        if route == "html":  # a web page where the API should be: a base URL without /v1, say
+            return self._send(200, "<html><body>Welcome</body></html>")
+        if route == "error200":  # some servers report a failed generation with status 200
+            return self._send(200, {"error": {"message": "llama_decode returned -1"}})
         if route == "slow":  # answers only once the test releases it: a client that waited would see a reply
             server.release.wait(60)
             with server.lock:
@@ -236,3 +242,70 @@ def test_structured_tool_calls_become_hermes_text():
     c = parse_chat_response(body)
     assert c.text == 'ok<tool_call>{"name": "answer", "arguments": {"answer": "Lyon"}}</tool_call>'
     assert (c.tokens_in, c.tokens_out) == (3, 2)
+
+
+def test_request_options_go_into_every_request(tmp_path, server):
+    cell, _ = _run(tmp_path, server, "tools", n=2, request_options={"repeat_penalty": 1.0, "top_k": 1})
+    assert cell["metrics"]["em"]["mean"] == 1.0
+    assert server.requests and all(p["repeat_penalty"] == 1.0 and p["top_k"] == 1 and p["max_tokens"] == 256
+                                   for _, p in server.requests)
+    manifest = json.loads((tmp_path / "tools" / "manifest.json").read_text())["openai:scripted-model"]
+    assert manifest["request_options"] == {"repeat_penalty": 1.0, "top_k": 1}  # they change the replies
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"temperature": 0.5}, "set them with temperature (--temperature) instead"),
+    ({"max_tokens": 9, "model": "x"}, "['max_tokens', 'model'] are fields toolgym sets itself"),
+    ({"stop": {1, 2}}, "must be JSON values"),
+])
+def test_request_options_that_clash_or_are_not_json_are_refused(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        OpenAIChatModel("m", base_url="http://127.0.0.1:1/v1", extra_body=options)
+    with pytest.raises(ValueError, match="fields toolgym sets|JSON values"):
+        BenchConfig(agent="openai", model="m", request_options=options)
+
+
+def test_bench_config_checks_the_request_fields():
+    with pytest.raises(ValueError, match="request_timeout must be > 0 seconds, got 0"):
+        BenchConfig(agent="openai", model="m", request_timeout=0)
+    with pytest.raises(ValueError, match="runs a local model: use --agent openai"):
+        BenchConfig(agent="tool-call", model="m", request_options={"repeat_penalty": 1.0})
+    assert BenchConfig(agent="tool-call", model="m", engine="openai", request_options={"top_k": 1}).request_options
+
+
+def _reply(server, route):
+    url = server.url(route).removesuffix("/v1") if route == "nowhere" else server.url(route)  # no /v1: 404
+    model = OpenAIChatModel("m", base_url=url, api_key="test-key", max_retries=0)
+    env = gym.make("MultiHopQA-v0")
+    obs, _ = env.reset(seed=0)
+    (completion,) = model.chat([obs], [env.unwrapped.chat_tools], [None])
+    return completion
+
+
+def test_an_unreachable_server_is_named_with_the_reason_and_the_fix():
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    model = OpenAIChatModel("m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    (completion,) = model.chat([[{"role": "user", "content": "hi"}]], [None], [None])
+    error = completion.error
+    assert f"cannot connect to http://127.0.0.1:{port}/v1 (Connection refused)" in error, error
+    assert "llama_cpp.server" in error and "--base-url" in error and "HTTPConnectionPool" not in error
+
+
+@pytest.mark.parametrize("route, expected", [
+    ("html", ["answered HTTP 200 with a body that is not JSON (application/json)", "<html><body>Welcome",
+              "ends in /v1"]),
+    ("error200", ["answered HTTP 200 with an error: llama_decode returned -1"]),
+    ("bad", ["HTTP 400 from", ": max_tokens is too large."]),
+    ("nowhere", ["HTTP 404 from", "no route", "Check --base-url"]),
+])
+def test_error_replies_say_what_came_back_and_the_fix(server, route, expected):
+    completion = _reply(server, route)
+    assert completion.text == "" and all(part in completion.error for part in expected), completion.error
+
+
+def test_a_wrong_key_says_how_to_pass_one(server):
+    completion = OpenAIChatModel("m", base_url=server.url("tools"), api_key="wrong", max_retries=0).chat(
+        [[{"role": "user", "content": "q"}]], [None], [None])[0]
+    assert "HTTP 401" in completion.error and "bad key" in completion.error and "--api-key" in completion.error

@@ -211,17 +211,18 @@ class NoSearchAgent(_Scripted):
 def build_chat_model(*, model: Any, engine: str = "auto", tokenizer: Any = None, base_url: str | None = None,
                      api_key: str | None = None, temperature: float = 0.0, max_new_tokens: int = 256,
                      batch_size: int | None = None, native_tools: bool = True, max_retries: int = 2,
-                     request_timeout: float = 120.0, chat_template: str | None = None,
-                     chat_template_kwargs: dict | None = None, **_: Any):
-    """A :class:`~toolgym.benchmarks.models.ChatModel`: ``engine="openai"`` calls an endpoint, any
-    other engine loads ``model`` locally (``"hf"``, ``"vllm"``, ``"auto"``)."""
+                     request_timeout: float = 120.0, request_options: dict | None = None,
+                     chat_template: str | None = None, chat_template_kwargs: dict | None = None, **_: Any):
+    """A :class:`~toolgym.benchmarks.models.ChatModel`: ``engine="openai"`` calls an endpoint (with
+    ``request_options`` as more fields of each request), any other engine loads ``model`` locally
+    (``"hf"``, ``"vllm"``, ``"auto"``)."""
     if hasattr(model, "chat") and not isinstance(model, str):
         return model  # already a ChatModel
     if engine == "openai":
         return models.OpenAIChatModel(str(model), base_url=base_url, api_key=api_key, temperature=temperature,
                                       max_tokens=max_new_tokens, native_tools=native_tools,
                                       max_retries=max_retries, request_timeout=request_timeout,
-                                      concurrency=batch_size or 8)
+                                      concurrency=batch_size or 8, extra_body=request_options)
     return models.LocalChatModel(model, tokenizer, engine=engine, temperature=temperature,
                                  max_new_tokens=max_new_tokens, chat_template=chat_template,
                                  chat_template_kwargs=chat_template_kwargs, native_tools=native_tools)
@@ -232,6 +233,8 @@ class ModelAgent(Agent):
 
     def __init__(self, **options: Any):
         self.options = {k: v for k, v in options.items() if k in ("model", "engine", "temperature", "max_new_tokens")}
+        if options.get("request_options"):  # they change the replies (sampling options); absent, old manifests match
+            self.options["request_options"] = dict(options["request_options"])
         if not isinstance(self.options.get("model"), str):
             self.options["model"] = type(options.get("model")).__name__
         self.chat_model = build_chat_model(**options)

@@ -9,6 +9,9 @@
 --config FILE reads the fields from a YAML file (a bench config, or a train config's bench: section);
 flags given on the command line win over it, and --env-kwargs adds to its env_kwargs.
 
+--request-options KEY=VALUE adds fields to every request of the openai agent: a server's own sampling options,
+e.g. repeat_penalty=1.0 for llama-cpp-python's server (python -m llama_cpp.server --model FILE.gguf).
+
 Plots need matplotlib (pip install 'toolgym[bench]'); without it everything else is written.
 """
 from __future__ import annotations
@@ -68,6 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                 "HotpotQA-v0:data_files=dev.json); a ENV_ID: prefix applies to that env only")
         elif name == "chat_template_kwargs":
             p.add_argument(flag, nargs="*", metavar="KEY=VALUE", help=help_text + "; values in YAML")
+        elif name == "request_options":  # repeatable: each use adds its pairs
+            p.add_argument(flag, nargs="*", action="extend", metavar="KEY=VALUE", help=help_text + "; values in YAML")
         elif isinstance(default, bool):
             p.add_argument(flag, type=_bool, metavar="true|false", help=help_text)
         elif name == "time_limit":
@@ -133,7 +138,7 @@ def _run(args: argparse.Namespace) -> int:
     values = file_values(args.config) if args.config else {}
     for name, _, _ in config_fields():
         given = getattr(args, name)
-        if name in ("env_kwargs", "chat_template_kwargs"):  # the flag's pairs add to the file's mapping
+        if name in ("env_kwargs", "chat_template_kwargs", "request_options"):  # the flag's pairs add to the file's
             values[name] = {**values.get(name, {}), **parse_overrides(given)}
         elif given is not None and given is not _UNSET:
             values[name] = given

@@ -220,13 +220,19 @@ class OpenAIChatModel:
             connection error, with exponential back-off, within the episode's deadline.
         request_timeout: seconds one request may take (further capped by the episode's deadline).
         concurrency: requests in flight at once.
+        extra_body: more fields of every request, for the server's own sampling options (e.g.
+            llama.cpp's ``{"repeat_penalty": 1.0}``: its default 1.1 is a penalty the local engine does not apply).
+            The fields toolgym sets itself are refused (:data:`OWN_FIELDS` names their options).
     """
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  temperature: float = 0.0, max_tokens: int = 256, native_tools: bool = True,
                  max_retries: int = 2, request_timeout: float = 120.0, concurrency: int = 8,
-                 backoff: float = 0.5):
+                 backoff: float = 0.5, extra_body: Mapping[str, Any] | None = None):
         self._requests = require("requests", "bench")
+        self.extra_body = check_extra_body(extra_body)
+        if request_timeout <= 0:
+            raise ValueError(f"request_timeout must be > 0 seconds, got {request_timeout}.")
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
@@ -263,7 +269,7 @@ class OpenAIChatModel:
         }
         if native:
             payload["tools"] = list(schema)
-        return payload
+        return {**payload, **self.extra_body}  # no overlap: check_extra_body refused toolgym's own fields
 
     def _one(self, messages, schema, deadline) -> Completion:
         payload = self._payload(messages, schema)
@@ -281,16 +287,15 @@ class OpenAIChatModel:
                 response = self._session.post(f"{self.base_url}/chat/completions", json=payload, headers=headers,
                                               timeout=timeout)
             except self._requests.Timeout:
-                return Completion("", error=f"no reply within {timeout:.1f} s from {self.base_url}")
+                return Completion("", error=f"no reply within {timeout:.1f} s from {self.base_url} (request_timeout "
+                                            f"{self.request_timeout:g} s, or the episode's time limit): a slow server "
+                                            "needs a larger --request-timeout or --time-limit")
             except self._requests.ConnectionError as err:
-                error = f"cannot connect to {self.base_url}: {err}"
+                error = unreachable_error(self.base_url, err)
             else:
                 if response.status_code == 200:
-                    try:
-                        return parse_chat_response(response.json())
-                    except (ValueError, KeyError, IndexError, TypeError) as err:
-                        return Completion("", error=f"malformed reply from {self.base_url}: {err}: {response.text[:200]!r}")
-                error = f"HTTP {response.status_code} from {self.base_url}: {response.text[:300]}"
+                    return self._parse(response)
+                error = http_error(self.base_url, response.status_code, response.text)
                 if response.status_code not in RETRY_STATUS:
                     return Completion("", error=error)
             if attempt < self.max_retries:
@@ -299,6 +304,74 @@ class OpenAIChatModel:
                     break
                 time.sleep(pause)
         return Completion("", error=f"{error} (after {self.max_retries + 1} attempts)")
+
+    def _parse(self, response) -> Completion:
+        """A 200 reply: a Chat Completions body, or a Completion whose error says what came instead."""
+        try:
+            body = response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type") or "no Content-Type"
+            return Completion("", error=(
+                f"{self.base_url}/chat/completions answered HTTP 200 with a body that is not JSON ({kind}): "
+                f"{response.text[:200]!r}. Is --base-url the API's root (for most servers it ends in /v1)?"))
+        if isinstance(body, Mapping) and "choices" not in body and "error" in body:
+            return Completion("", error=f"{self.base_url} answered HTTP 200 with an error: {_error_message(body)}")
+        try:
+            return parse_chat_response(body)
+        except (KeyError, IndexError, TypeError) as err:
+            return Completion("", error=(
+                f"{self.base_url} answered HTTP 200 without a Chat Completions reply (missing {err}): "
+                f"{response.text[:200]!r}. The server must speak POST /chat/completions."))
+
+
+#: Request fields the client sets itself -> the option that sets them (``extra_body`` may not).
+OWN_FIELDS = {"model": "model (--model)", "messages": "the env's conversation", "tools": "native_tools (--native-tools)",
+              "temperature": "temperature (--temperature)", "max_tokens": "max_tokens (--max-new-tokens)"}
+
+
+def check_extra_body(extra_body: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``extra_body`` as a dict of JSON values, or ValueError saying which field cannot go in it and why."""
+    if extra_body is None:
+        return {}
+    if not isinstance(extra_body, Mapping):
+        raise ValueError(f"request options must be a mapping of request fields, got {type(extra_body).__name__} "
+                         f"{extra_body!r}; e.g. {{'repeat_penalty': 1.0}} (--request-options repeat_penalty=1.0)")
+    clash = sorted(k for k in extra_body if k in OWN_FIELDS)
+    if clash:
+        raise ValueError(f"request options {clash} are fields toolgym sets itself; set them with "
+                         f"{', '.join(OWN_FIELDS[k] for k in clash)} instead.")
+    try:
+        json.dumps(dict(extra_body))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"request options must be JSON values: {err} in {dict(extra_body)!r}") from None
+    return dict(extra_body)
+
+
+def unreachable_error(base_url: str, err: Exception) -> str:
+    """Why the connection failed, in a line (requests nests the OS's reason deep in its message)."""
+    reason = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(err))
+    reason = reason.group(1).strip() if reason else str(err)[:200]
+    return (f"cannot connect to {base_url} ({reason}): is the server running and listening there? Start it "
+            "(e.g. python -m llama_cpp.server --model FILE.gguf --port 8000) or pass its address as --base-url.")
+
+
+def http_error(base_url: str, status: int, text: str) -> str:
+    """An error reply in a line: the server's own message and, where the status tells, the fix."""
+    try:
+        message = _error_message(json.loads(text))
+    except ValueError:
+        message = text[:300]
+    hint = {401: " Pass --api-key or set $OPENAI_API_KEY.", 403: " Check the API key's permissions.",
+            404: " Check --base-url: the server's API root, usually ending in /v1."}.get(status, "")
+    return f"HTTP {status} from {base_url}: {message.rstrip('.')}.{hint}"
+
+
+def _error_message(body: Any) -> str:
+    """The message of an OpenAI-style error body (``{"error": {"message": ...}}``), else the body."""
+    error = body.get("error", body) if isinstance(body, Mapping) else body
+    if isinstance(error, Mapping) and error.get("message"):
+        return str(error["message"])[:300]
+    return json.dumps(error)[:300] if not isinstance(error, str) else error[:300]
 
 
 def to_openai_messages(messages: Sequence[Mapping[str, str]], *, native: bool) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ import numpy as np
 from toolgym.benchmarks import official
 from toolgym.benchmarks.agents import AGENTS, Action, Agent, Slot, make_agent
 from toolgym.benchmarks.metrics import metric_values, normalized_titles, recall_of
+from toolgym.benchmarks.models import check_extra_body
 from toolgym.benchmarks.reports import build_results, write_reports
 from toolgym.benchmarks.store import EpisodeStore, episode_key
 from toolgym.benchmarks.suites import suite_envs
@@ -71,6 +72,11 @@ class BenchConfig:
     chat_template_kwargs: dict[str, Any] = _help("local models: apply_chat_template kwargs (e.g. enable_thinking=true)",
                                                  default_factory=dict)
     max_retries: int = _help("openai: retries of a failed request (429, 5xx, connection)", default=2)
+    request_timeout: float = _help("openai: seconds one request may take (the episode's time limit caps it too)",
+                                   default=120.0)
+    request_options: dict[str, Any] = _help(
+        "openai: more fields of every request, for the server's own options (e.g. repeat_penalty=1.0 for "
+        "llama.cpp, whose default 1.1 the local engine does not apply)", default_factory=dict)
     seed: int = _help("episode i is reset with seed + i; also seeds random agents and the bootstrap", default=0)
     batch_size: int = _help("episodes stepped together (one batched agent call per turn)", default=16)
     time_limit: float | None = _help(
@@ -108,6 +114,13 @@ class BenchConfig:
             raise ValueError(f"time_limit must be > 0 seconds (or None for no limit), got {self.time_limit}.")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}.")
+        if self.request_timeout <= 0:
+            raise ValueError(f"request_timeout must be > 0 seconds, got {self.request_timeout}.")
+        self.request_options = check_extra_body(self.request_options)
+        if self.request_options and "openai" not in (self.agent, self.engine):
+            raise ValueError(f"request_options {self.request_options} go to an OpenAI-compatible endpoint, but agent "
+                             f"{self.agent!r} with engine {self.engine!r} runs a local model: use --agent openai (or "
+                             "--engine openai), or drop them.")
 
     @property
     def label(self) -> str:
@@ -182,6 +195,7 @@ def run_benchmark(config: BenchConfig, agent: Agent | None = None) -> dict[str, 
                            api_key=config.api_key, temperature=config.temperature,
                            max_new_tokens=config.max_new_tokens, batch_size=config.batch_size,
                            native_tools=config.native_tools, max_retries=config.max_retries,
+                           request_timeout=config.request_timeout, request_options=config.request_options,
                            chat_template=config.chat_template, chat_template_kwargs=config.chat_template_kwargs)
     label = config.label
     _check_manifest(out, label, {**agent.describe(), "seed": config.seed, "env_kwargs": config.env_kwargs})
