@@ -110,3 +110,36 @@ def test_shipped_demo_config_without_its_warm_model_says_how_to_build_it(capsys,
     monkeypatch.chdir(tmp_path)  # a fresh clone: no runs/
     err = _one_line_error(capsys, ["train", "--config", str(REPO / "configs" / "demo_cpu.yaml"), "grpo.max_steps=2"])
     assert "toolgym demo rl_steps=0 --output-dir runs/demo" in err
+
+
+def test_ctrl_c_saves_a_checkpoint_at_the_step_end_and_resume_continues(tiny_dir, tmp_path, monkeypatch):
+    """The first SIGINT of a run (here raised as step 2 begins) lets the step finish, saves
+    checkpoint-2 and stops before step 3, with no final/; --resume runs on from it."""
+    import signal
+
+    from transformers import TrainerCallback
+
+    from toolgym.trainers import api
+
+    class CtrlCAtStep2(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                signal.raise_signal(signal.SIGINT)
+
+    build = api.build_trainer
+
+    def build_with_ctrl_c(config, **kwargs):
+        trainer = build(config, **kwargs)
+        trainer.add_callback(CtrlCAtStep2())
+        return trainer
+
+    out = tmp_path / "run"
+    monkeypatch.setattr(api, "build_trainer", build_with_ctrl_c)
+    stopped = api.train(_config(tiny_dir, out, max_steps=4, save_strategy="no"))
+    assert stopped.state.global_step == 2
+    assert (out / "checkpoint-2" / "adapter_model.safetensors").is_file()
+    assert not (out / "final").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the run's handler is gone
+    monkeypatch.setattr(api, "build_trainer", build)
+    resumed = api.train(_config(tiny_dir, out, max_steps=3, save_strategy="no"), resume=True)
+    assert resumed.state.global_step == 3 and (out / "final" / "adapter_config.json").is_file()

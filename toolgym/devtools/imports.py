@@ -71,6 +71,7 @@ LAZY_OK = {
 LAZY_EXTRA_MODULES = {
     "toolgym.trainers.grpo": "imports trl (extra train): trainers.api builds it only when a run starts",
     "toolgym.trainers.ppo": "imports trl and torch (extra train): as trainers.grpo",
+    "toolgym.trainers.interrupt": "imports transformers (extra train): trainers.api adds it when a run starts",
 }
 
 # The layers held to the top-of-module rule (all of them).

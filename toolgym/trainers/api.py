@@ -60,6 +60,8 @@ def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None =
 
     The adapter (or the full model when LoRA is off) and the tokenizer are saved to
     ``<output_dir>/final``; checkpoints (adapter + trainer state) to ``<output_dir>/checkpoint-N``.
+    Ctrl-C saves a checkpoint at the end of the current step and stops there (no ``final``; a
+    second Ctrl-C stops at once).
 
     With ``warm_start:`` the supervised warm start runs first (:func:`run_warm_start`) and RL starts
     from its model.
@@ -76,8 +78,17 @@ def train(config: TrainConfig | str | Path | dict, overrides: list[str] | None =
     (out / "toolgym_config.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     policy = config if config.warm_start is None else dataclasses.replace(config, model=run_warm_start(config, out))
     trainer = build_trainer(policy)
+    from toolgym.trainers.interrupt import StopOnInterrupt  # transformers: the train extra
+
+    interrupt = StopOnInterrupt()
+    trainer.add_callback(interrupt)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_state()  # trainer_state.json: the logged metrics, which `toolgym view` draws as curves
+    if interrupt.interrupted:
+        if trainer.is_world_process_zero():
+            print(f"stopped at step {trainer.state.global_step}: checkpoint-{trainer.state.global_step} in "
+                  f"{out}; continue with the same command and --resume", flush=True)
+        return trainer
     trainer.save_model(str(out / "final"))
     trainer.processing_class.save_pretrained(str(out / "final"))
     if trainer.is_world_process_zero():
