@@ -53,6 +53,14 @@ SKIP = {
     "toolgym warm-start --model pypi:": "a real model (SmolLM2-135M-Instruct, fetched from PyPI) and ~11 minutes "
                                              "on 2 cores; tests/trainers/test_warm_start.py runs the command on the "
                                              "tiny model",
+    "toolgym train --config configs/smollm2_agent_r1.yaml": "the real-model recipe: warm start and GRPO on "
+                                                            "SmolLM2, hours on 2 cores; tests/test_real_model.py "
+                                                            "takes a real-model GRPO step",
+    "toolgym bench --config configs/smollm2_agent_r1.yaml": "149 SmolLM2 episodes a row (minutes each), some from "
+                                                            "the recipe's trained models; tests/benchmarks/test_cli.py "
+                                                            "runs bench --config",
+    'toolgym bench compare "runs/smollm2_agent_r1': "the recipe's result rows; tests/benchmarks/test_cli.py "
+                                                     "compares DIR:LABEL rows",
     "toolgym demo --compare all": "five RL runs; tests/trainers/test_demo.py runs the comparison small",
     "toolgym demo --compare credit": "RL runs of every credit arm for each seed; tests/trainers/test_demo.py "
                                      "runs the comparison small",
