@@ -6,8 +6,8 @@
 
 The server is ``python -m llama_cpp.server`` in a subprocess on 127.0.0.1, so the ``openai`` agent
 talks to it over real HTTP, as to any endpoint. llama-cpp-python is a source package (it compiles
-llama.cpp, about 15 minutes on 2 cores) and no toolgym extra: it is only looked for here, never
-imported, since the server runs in its own process.
+llama.cpp, about 12 minutes on 2 cores; toolgym's ``llamacpp`` extra pins it): it is only looked for
+here, never imported, since the server runs in its own process.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def check_installed() -> None:
     missing = [m for m in ("llama_cpp", *SERVER_MODULES) if importlib.util.find_spec(m) is None]
     if missing:
         raise ImportError(f"llama-cpp-python's server is not installed (missing: {', '.join(missing)}). Install it "
-                          f"with: {INSTALL} (it compiles llama.cpp with cmake and a C++ compiler, ~15 minutes on "
+                          f"with: {INSTALL} (it compiles llama.cpp with cmake and a C++ compiler, ~12 minutes on "
                           "2 cores)")
 
 
